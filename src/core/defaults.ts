@@ -1,0 +1,91 @@
+/**
+ * Every default and every hard ceiling, in one place. Schemas (config.ts) reference these; nothing else
+ * hard-codes a limit. Units are in the names: Ms = milliseconds, Mb = mebibytes, Bytes = bytes.
+ */
+
+const MiB = 1024 * 1024;
+
+export const FUNCTION_DEFAULTS = {
+  limits: {
+    timeoutMs: 30_000,
+    cpuMs: 10_000,
+    memoryMb: 128,
+    responseBytes: 6 * MiB,
+    requestBodyBytes: 6 * MiB,
+    subrequests: 50,
+    logBytes: 256 * 1024,
+  },
+  scale: {
+    /** Concurrent invocations one instance serves (isolates multiplex on their event loop). */
+    concurrency: 64,
+    maxInstances: 8,
+    minInstances: 0,
+    idleTimeoutMs: 5 * 60_000,
+    /** How long a request waits for capacity before `overloaded`. */
+    queueTimeoutMs: 10_000,
+    /** Requests that may wait for capacity at once, per function. */
+    maxQueued: 10_000,
+  },
+} as const;
+
+/** What a function may ask for at most; the API rejects anything beyond (catalogue test 28). */
+export const FUNCTION_CEILINGS = {
+  limits: {
+    timeoutMs: 15 * 60_000,
+    cpuMs: 15 * 60_000,
+    memoryMb: 4096,
+    responseBytes: 256 * MiB,
+    requestBodyBytes: 256 * MiB,
+    subrequests: 10_000,
+    logBytes: 16 * MiB,
+  },
+  scale: {
+    concurrency: 1000,
+    maxInstances: 1000,
+    minInstances: 100,
+    idleTimeoutMs: 24 * 3600_000,
+    queueTimeoutMs: 15 * 60_000,
+    maxQueued: 100_000,
+  },
+  routes: 64,
+  envVars: 256,
+  envValueBytes: 32 * 1024,
+} as const;
+
+export const BUILD_DEFAULTS = {
+  /** Largest bundle the builder stores. */
+  maxBundleBytes: 50 * MiB,
+  /** Largest upload accepted (archive or source). */
+  maxUploadBytes: 64 * MiB,
+  /** Total bytes an archive may expand to, per entry and as a ratio of its compressed size. */
+  maxExtractedBytes: 256 * MiB,
+  maxEntryBytes: 64 * MiB,
+  maxCompressionRatio: 200,
+  maxEntries: 20_000,
+  maxPathDepth: 64,
+  maxPathBytes: 1024,
+  /** Time budget for unpacking one archive. */
+  extractTimeoutMs: 20_000,
+} as const;
+
+export const NODE_DEFAULTS = {
+  port: 8080,
+  host: '127.0.0.1',
+  dataDir: '.continuum',
+  /** Isolate host processes; one per core by default (0 = os.availableParallelism()). */
+  isolateWorkers: 0,
+  /** Control API request bodies other than uploads. */
+  maxApiBodyBytes: 1 * MiB,
+  maxJsonDepth: 64,
+  http: {
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 5 * 60_000,
+    keepAliveTimeoutMs: 5_000,
+    maxHeaderBytes: 16 * 1024,
+    maxConnections: 10_000,
+  },
+  records: {
+    maxAgeMs: 7 * 24 * 3600_000,
+    maxRows: 1_000_000,
+  },
+} as const;

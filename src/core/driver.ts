@@ -1,0 +1,110 @@
+/**
+ * The SandboxDriver interface: one per tier of the isolation continuum. The scheduler drives instances
+ * only through this interface; every driver passes the conformance suite in src/drivers/conformance.ts.
+ * Everything here is plain data or async iterables of bytes, so implementations may run the function in
+ * another thread, process, container or VM.
+ */
+import type { ErrorCode } from './errors.ts';
+import type { FunctionConfig } from './config.ts';
+import type { HandlerFormat, LogLevel, Tier } from './types.ts';
+
+export interface DriverStatus {
+  tier: Tier;
+  available: boolean;
+  /** Why the tier is unavailable, or notes on how it runs (e.g. gVisor platform). */
+  reason?: string;
+  instances: number;
+}
+
+/** Everything an instance needs; built by the scheduler from a version record and its bundle. */
+export interface InstanceSpec {
+  instanceId: string;
+  functionName: string;
+  versionId: string;
+  /** The bundled module, as a CommonJS script (see src/build). */
+  code: string;
+  format: HandlerFormat;
+  exportName: string;
+  limits: FunctionConfig['limits'];
+  /** Concurrent invocations this instance must accept. */
+  concurrency: number;
+  env: Record<string, string>;
+}
+
+/** Phases of a cold start, in milliseconds, as measured by the driver. */
+export interface InitTiming {
+  sandboxMs: number;
+  runtimeMs: number;
+  moduleMs: number;
+}
+
+export interface HttpRequestHead {
+  method: string;
+  /** Absolute URL as the function should see it. */
+  url: string;
+  /** Raw header pairs in arrival order (repeated names allowed). */
+  headers: Array<[string, string]>;
+}
+
+export interface InvokeRequest {
+  kind: 'http';
+  invocationId: string;
+  request: HttpRequestHead;
+  /** Request body, streamed; null for no body. The driver stops reading at limits.requestBodyBytes. */
+  body: AsyncIterable<Uint8Array> | null;
+  /** W3C trace context to hand to the function, when present. */
+  traceparent?: string;
+}
+
+export interface CapturedLog {
+  ts: number;
+  level: LogLevel;
+  message: string;
+}
+
+/** How an invocation ended, with its usage; available once the response body has finished. */
+export interface Completion {
+  error: { code: ErrorCode; message: string } | null;
+  cpuMs: number;
+  peakMemoryBytes: number;
+  logs: CapturedLog[];
+  logBytes: number;
+  logsTruncated: boolean;
+}
+
+export type InvokeResult =
+  | {
+      kind: 'response';
+      status: number;
+      headers: Array<[string, string]>;
+      /** Response body, streamed. It ends early (with an error) if a limit is hit mid-stream. */
+      body: AsyncIterable<Uint8Array>;
+      completion: Promise<Completion>;
+    }
+  | { kind: 'error'; completion: Completion };
+
+export type InstanceState = 'ready' | 'draining' | 'stopped';
+
+export interface Instance {
+  readonly id: string;
+  readonly tier: Tier;
+  readonly initTiming: InitTiming;
+  readonly state: InstanceState;
+  /** Never rejects for function failures: those come back as `kind: 'error'` with a code. */
+  invoke(request: InvokeRequest): Promise<InvokeResult>;
+  /** Stop taking new invocations; resolves when in-flight ones have finished. */
+  drain(): Promise<void>;
+  /** Stop now; in-flight invocations end with `instance_crashed`. */
+  stop(): Promise<void>;
+  /** Called once when the instance stops for any reason (crash, limit, stop). */
+  onExit(listener: (reason: { code: ErrorCode | null; message: string }) => void): void;
+}
+
+export interface SandboxDriver {
+  readonly tier: Tier;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): DriverStatus;
+  /** Create and load an instance; rejects with `bad_bundle` if the module cannot load or lacks its handler. */
+  createInstance(spec: InstanceSpec): Promise<Instance>;
+}

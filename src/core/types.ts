@@ -1,0 +1,83 @@
+import type { ErrorCode } from './errors.ts';
+import type { FunctionConfig } from './config.ts';
+
+export const TIERS = ['isolate', 'process', 'container', 'gvisor', 'microvm'] as const;
+export type Tier = (typeof TIERS)[number];
+
+/** How the runtime calls the function. `auto` is resolved at build time from the module's exports. */
+export const HANDLER_FORMATS = ['fetch', 'lambda', 'openwhisk'] as const;
+export type HandlerFormat = (typeof HANDLER_FORMATS)[number];
+
+/** One dependency found in a bundle's metafile. */
+export interface Dependency {
+  name: string;
+  version: string;
+  license: string;
+}
+
+/** The result of a build: immutable, addressed by the hash of bundle + config. */
+export interface VersionRecord {
+  /** `v_` + first 24 hex of sha256(bundle digest + canonical config). */
+  id: string;
+  functionName: string;
+  /** sha256 hex of the bundle bytes; the artifact store key. */
+  bundleDigest: string;
+  bundleBytes: number;
+  format: HandlerFormat;
+  /** Export that holds the handler: `default`, `handler`, `main`, or a configured name. */
+  exportName: string;
+  config: FunctionConfig;
+  dependencies: Dependency[];
+  createdAt: string;
+}
+
+export interface FunctionRecord {
+  name: string;
+  config: FunctionConfig;
+  /** The version new invocations use; null until the first deploy. */
+  activeVersion: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type InvocationOutcome = 'ok' | 'error';
+export type Trigger = 'http' | 'api' | 'queue' | 'cron' | 'event';
+
+/** One execution, as stored and as returned by the API. Durations in milliseconds (fractional). */
+export interface InvocationRecord {
+  id: string;
+  functionName: string;
+  versionId: string;
+  tier: Tier;
+  trigger: Trigger;
+  startedAt: string;
+  coldStart: boolean;
+  phases: {
+    /** Waiting for an instance lease. */
+    queueMs: number;
+    /** Cold start: sandbox creation + runtime init + module load; 0 when warm. */
+    initMs: number;
+    execMs: number;
+  };
+  outcome: InvocationOutcome;
+  status: number | null;
+  errorCode: ErrorCode | null;
+  errorMessage: string | null;
+  cpuMs: number;
+  peakMemoryBytes: number;
+  instanceId: string | null;
+  node: string;
+  logBytes: number;
+  logsTruncated: boolean;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'log';
+
+export interface LogLine {
+  invocationId: string;
+  functionName: string;
+  /** Milliseconds since epoch. */
+  ts: number;
+  level: LogLevel;
+  message: string;
+}
