@@ -1,0 +1,295 @@
+/**
+ * The data-plane side of the isolate tier: runs inside a worker process (see worker.ts), hosts many
+ * sandboxes (one isolate each) and speaks the frame protocol of frames.ts with the driver over fd 3.
+ *
+ * It holds no token and no store handle: everything it knows arrives in `create` frames. Per
+ * invocation it attributes CPU time, samples heap and caps log output (the driver caps again).
+ */
+import { Socket } from 'node:net';
+import { F, FrameReader, FrameWriter, LOG_LEVELS } from './frames.ts';
+import type { ErrorCode } from '../../core/errors.ts';
+import type { LogLevel } from '../../core/types.ts';
+import type { WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
+
+/** What the worker needs from the engine (engine.ts provides it). */
+export interface WorkerSandboxCallbacks {
+  onRespond(invocationId: string, head: { status: number; headers: Array<[string, string]> }): void;
+  onChunk(invocationId: string, bytes: Uint8Array): void;
+  onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
+  onLog(invocationId: string, level: LogLevel, message: string): void;
+}
+
+export interface WorkerSandbox {
+  readonly timing: { sandboxMs: number; runtimeMs: number; moduleMs: number };
+  readonly format: string;
+  readonly exportName: string;
+  readonly disposed: boolean;
+  dispatch(invocationId: string, head: WireRequestHead, hasBody: boolean, traceparent: string | null): void;
+  push(invocationId: string, chunk: Uint8Array | null): void;
+  abort(invocationId: string, reason: string): void;
+  cpuTimeMs(): number;
+  heapUsedBytes(): number;
+  dispose(): void;
+}
+
+export interface WorkerEngine {
+  createSandbox(opts: { code: string; load: WireLoadOptions; callbacks: WorkerSandboxCallbacks }): WorkerSandbox;
+}
+
+/** The `create` frame's payload. */
+export interface CreatePayload {
+  code: string;
+  load: WireLoadOptions;
+  /** Log bytes kept per invocation; output past it is dropped here, before it crosses the pipe. */
+  logBytes: number;
+}
+
+/** The `finish` frame's payload. */
+export interface FinishPayload {
+  e: { code: string; message: string } | null;
+  /** CPU ms attributed to this invocation. */
+  c: number;
+  /** Heap bytes in use when it finished. */
+  m: number;
+}
+
+interface Inv {
+  num: number;
+  id: string;
+  /** Value of the sandbox's per-invocation CPU accumulator at dispatch. */
+  cpuStart: number;
+  logBytes: number;
+  truncated: boolean;
+}
+
+const CHUNK_SPLIT = 1024 * 1024;
+const LEVEL_INDEX = new Map<string, number>(LOG_LEVELS.map((l, i) => [l, i]));
+
+class Slot {
+  readonly num: number;
+  readonly sandbox: WorkerSandbox;
+  readonly logCap: number;
+  readonly byId = new Map<string, Inv>();
+  readonly byNum = new Map<number, Inv>();
+  /** CPU time seen at the last sample, and the running share-per-invocation accumulator. */
+  cpuLast = 0;
+  cpuAcc = 0;
+
+  constructor(num: number, sandbox: WorkerSandbox, logCap: number) {
+    this.num = num;
+    this.sandbox = sandbox;
+    this.logCap = logCap;
+    this.cpuLast = safeNumber(() => sandbox.cpuTimeMs());
+  }
+
+  /** Split CPU used since the last sample evenly over the invocations in flight. */
+  sampleCpu(): void {
+    const now = safeNumber(() => this.sandbox.cpuTimeMs());
+    const delta = now - this.cpuLast;
+    this.cpuLast = now;
+    const n = this.byNum.size;
+    if (delta > 0 && n > 0) this.cpuAcc += delta / n;
+  }
+}
+
+function safeNumber(fn: () => number): number {
+  try {
+    const v = fn();
+    return Number.isFinite(v) ? v : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function toWireError(err: unknown, fallback: ErrorCode): { code: string; message: string } {
+  if (err && typeof err === 'object' && typeof (err as { code?: unknown }).code === 'string') {
+    const e = err as { code: string; message?: unknown };
+    return { code: e.code, message: typeof e.message === 'string' ? e.message : String(e.message) };
+  }
+  return { code: fallback, message: err instanceof Error ? err.message : String(err) };
+}
+
+export interface WorkerHooks {
+  /** Called with a function that reports a catastrophic isolate error (the engine wires it). */
+  onFatal?: (report: (message: string) => void) => void;
+}
+
+/** Serve the driver on fd 3 until it closes the channel. */
+export function runWorker(engine: WorkerEngine, hooks: WorkerHooks = {}): void {
+  const socket = new Socket({ fd: 3, readable: true, writable: true });
+  socket.setNoDelay?.(true);
+  const out = new FrameWriter(socket);
+  const slots = new Map<number, Slot>();
+  let fatal = false;
+
+  const report = (type: number, message: string) => {
+    try {
+      out.text(type, 0, 0, message.slice(0, 4096));
+      out.flush();
+    } catch {
+      // the channel is gone; nothing else to tell
+    }
+  };
+  process.on('uncaughtException', (err) => report(F.workerError, `uncaughtException: ${err?.stack ?? String(err)}`));
+  process.on('unhandledRejection', (err) => report(F.workerError, `unhandledRejection: ${err instanceof Error ? err.stack : String(err)}`));
+  hooks.onFatal?.((message) => {
+    fatal = true;
+    report(F.fatal, message);
+  });
+
+  const finish = (slot: Slot, inv: Inv, error: { code: string; message: string } | null) => {
+    slot.sampleCpu();
+    const cpu = slot.cpuAcc - inv.cpuStart;
+    slot.byId.delete(inv.id);
+    slot.byNum.delete(inv.num);
+    const payload: FinishPayload = { e: error, c: cpu, m: safeNumber(() => slot.sandbox.heapUsedBytes()) };
+    out.text(F.finish, slot.num, inv.num, JSON.stringify(payload));
+    if (slot.sandbox.disposed) dropSlot(slot, error ?? { code: 'instance_crashed', message: 'sandbox disposed' });
+  };
+
+  const dropSlot = (slot: Slot, reason: { code: string; message: string }) => {
+    if (slots.get(slot.num) !== slot) return;
+    slots.delete(slot.num);
+    for (const inv of [...slot.byNum.values()]) {
+      out.text(F.finish, slot.num, inv.num, JSON.stringify({ e: { code: 'instance_crashed', message: reason.message }, c: 0, m: 0 }));
+    }
+    slot.byId.clear();
+    slot.byNum.clear();
+    try {
+      if (!slot.sandbox.disposed) slot.sandbox.dispose();
+    } catch {
+      // already gone
+    }
+    out.text(F.exited, slot.num, 0, JSON.stringify(reason));
+  };
+
+  const create = (num: number, payload: CreatePayload) => {
+    if (fatal) {
+      out.text(F.createFailed, num, 0, JSON.stringify({ code: 'instance_crashed', message: 'worker is shutting down' }));
+      return;
+    }
+    let slot: Slot | undefined;
+    const callbacks: WorkerSandboxCallbacks = {
+      onRespond(id, head) {
+        const inv = slot?.byId.get(id);
+        if (inv) out.text(F.respond, num, inv.num, JSON.stringify(head));
+      },
+      onChunk(id, bytes) {
+        const inv = slot?.byId.get(id);
+        if (!inv) return;
+        for (let off = 0; off < bytes.byteLength; off += CHUNK_SPLIT) {
+          out.bytes(F.chunk, num, inv.num, off === 0 && bytes.byteLength <= CHUNK_SPLIT ? bytes : bytes.subarray(off, off + CHUNK_SPLIT));
+        }
+      },
+      onFinish(id, error) {
+        const inv = slot?.byId.get(id);
+        if (slot && inv) finish(slot, inv, error);
+      },
+      onLog(id, level, message) {
+        const inv = slot?.byId.get(id);
+        if (!slot || !inv || inv.truncated) return;
+        const text = typeof message === 'string' ? message : String(message);
+        const room = slot.logCap - inv.logBytes;
+        let bytes = text.length <= room / 3 ? text.length : Buffer.byteLength(text);
+        let kept = text;
+        if (bytes > room) {
+          kept = Buffer.from(text, 'utf8').subarray(0, Math.max(0, room)).toString('utf8');
+          // A cut multi-byte character decodes as U+FFFD (3 bytes); trim until it fits.
+          while (kept.length > 0 && Buffer.byteLength(kept) > room) kept = kept.slice(0, -1);
+          bytes = Buffer.byteLength(kept);
+          inv.truncated = true;
+        }
+        inv.logBytes += bytes;
+        if (kept.length > 0 || !inv.truncated) out.text(F.log, num, inv.num, kept, LEVEL_INDEX.get(level) ?? 0);
+        if (inv.truncated) out.bytes(F.logTruncated, num, inv.num);
+      },
+    };
+    try {
+      const sandbox = engine.createSandbox({ code: payload.code, load: payload.load, callbacks });
+      slot = new Slot(num, sandbox, Math.max(0, payload.logBytes));
+      slots.set(num, slot);
+      out.text(F.created, num, 0, JSON.stringify({ timing: sandbox.timing, format: sandbox.format, exportName: sandbox.exportName }));
+    } catch (err) {
+      out.text(F.createFailed, num, 0, JSON.stringify(toWireError(err, 'bad_bundle')));
+    }
+  };
+
+  const onFrame = (type: number, a: number, b: number, payload: Buffer) => {
+    switch (type) {
+      case F.dispatch: {
+        const slot = slots.get(a);
+        if (!slot) {
+          out.text(F.finish, a, b, JSON.stringify({ e: { code: 'instance_crashed', message: 'instance is gone' }, c: 0, m: 0 }));
+          return;
+        }
+        const msg = JSON.parse(payload.toString('utf8')) as { i: string; h: WireRequestHead; b: boolean; t: string | null };
+        slot.sampleCpu();
+        const inv: Inv = { num: b, id: msg.i, cpuStart: slot.cpuAcc, logBytes: 0, truncated: false };
+        slot.byId.set(inv.id, inv);
+        slot.byNum.set(b, inv);
+        try {
+          slot.sandbox.dispatch(inv.id, msg.h, msg.b, msg.t);
+        } catch (err) {
+          if (slot.byNum.get(b) === inv) finish(slot, inv, toWireError(err, 'internal'));
+        }
+        return;
+      }
+      case F.push:
+      case F.end: {
+        const slot = slots.get(a);
+        const inv = slot?.byNum.get(b);
+        if (!slot || !inv) return;
+        try {
+          // The engine copies the bytes into the isolate; the view into the read buffer is not kept.
+          slot.sandbox.push(inv.id, type === F.end ? null : payload);
+        } catch (err) {
+          if (slot.byNum.get(b) === inv) finish(slot, inv, toWireError(err, 'internal'));
+        }
+        return;
+      }
+      case F.abort: {
+        const slot = slots.get(a);
+        const inv = slot?.byNum.get(b);
+        if (!slot || !inv) return;
+        // The driver has already answered the caller; from here on the invocation is only cleanup.
+        slot.byId.delete(inv.id);
+        slot.byNum.delete(inv.num);
+        try {
+          slot.sandbox.abort(inv.id, payload.toString('utf8'));
+        } catch {
+          // the sandbox may be disposed by now
+        }
+        if (slot.sandbox.disposed) dropSlot(slot, { code: 'instance_crashed', message: 'sandbox disposed' });
+        return;
+      }
+      case F.create:
+        create(a, JSON.parse(payload.toString('utf8')) as CreatePayload);
+        return;
+      case F.dispose: {
+        const slot = slots.get(a);
+        if (!slot) return;
+        slots.delete(a);
+        try {
+          slot.sandbox.dispose();
+        } catch {
+          // already disposed
+        }
+        return;
+      }
+      case F.ping:
+        out.bytes(F.pong, a, 0);
+        return;
+      default:
+        report(F.workerError, `unknown frame type ${type}`);
+    }
+  };
+
+  const reader = new FrameReader(onFrame);
+  socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  // The driver went away: nothing left to serve.
+  const bye = () => process.exit(0);
+  socket.on('end', bye);
+  socket.on('close', bye);
+  socket.on('error', bye);
+  out.text(F.ready, 0, 0, JSON.stringify({ pid: process.pid }));
+}
