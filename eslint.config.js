@@ -42,5 +42,6 @@ export default tseslint.config(
     },
   },
   { files: ['src/cli/**', 'bin/**', 'bench/**', 'test/**', '**/*.test.ts'], rules: { 'no-restricted-properties': 'off' } },
+  { files: ['test/**', '**/*.test.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
   ...boundaryConfigs,
 );

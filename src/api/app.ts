@@ -1,0 +1,319 @@
+/**
+ * The node's HTTP front: function traffic goes straight to the ingress (no framework on the hot path);
+ * everything else is the control API on Fastify, whose route schemas validate requests and generate the
+ * OpenAPI 3.1 document at /v1/openapi.json.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import swagger from '@fastify/swagger';
+import { ContinuumError, ERROR_CODES, errorBody, type ErrorCode } from '../core/errors.ts';
+import { validate, FunctionConfigInputSchema, type FunctionConfigInput } from '../core/config.ts';
+import { BUILD_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
+import type { LogLine } from '../core/types.ts';
+import type { FunctionService } from './service.ts';
+import * as S from './schemas.ts';
+import { parseJsonBounded } from './json.ts';
+
+export interface AppOptions {
+  service: FunctionService;
+  adminToken: string;
+  /** Function traffic; returns false when the request is not for a function. */
+  ingress: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** Sync invoke through the API: streams the request into the function and its response back. */
+  invoke: (req: http.IncomingMessage, res: http.ServerResponse, functionName: string) => Promise<void>;
+  /** Live log lines for `follow`. */
+  followLogs: (listener: (line: LogLine) => void) => () => void;
+  http?: Partial<(typeof NODE_DEFAULTS)['http']>;
+  maxApiBodyBytes?: number;
+  maxUploadBytes?: number;
+  version: string;
+}
+
+const UPLOAD_TYPES = [
+  'application/javascript',
+  'text/javascript',
+  'application/typescript',
+  'application/x-typescript',
+  'text/typescript',
+  'application/zip',
+  'application/gzip',
+  'application/x-gzip',
+  'application/x-tar',
+  'application/octet-stream',
+];
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const httpLimits = { ...NODE_DEFAULTS.http, ...opts.http };
+  const app = Fastify({
+    logger: false,
+    bodyLimit: opts.maxApiBodyBytes ?? NODE_DEFAULTS.maxApiBodyBytes,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    serverFactory: (handler) => {
+      const server = http.createServer(
+        {
+          headersTimeout: httpLimits.headersTimeoutMs,
+          requestTimeout: httpLimits.requestTimeoutMs,
+          keepAliveTimeout: httpLimits.keepAliveTimeoutMs,
+          maxHeaderSize: httpLimits.maxHeaderBytes,
+          insecureHTTPParser: false,
+          requireHostHeader: true,
+        },
+        (req, res) => {
+          if (!opts.ingress(req, res)) handler(req, res);
+        },
+      );
+      server.maxConnections = httpLimits.maxConnections;
+      return server;
+    },
+  });
+
+  const expectedToken = sha256(opts.adminToken);
+  app.addHook('onRequest', async (req) => {
+    if (!req.url.startsWith('/v1/') || req.url === '/v1/openapi.json') return;
+    const header = req.headers.authorization;
+    const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : '';
+    if (!presented || !timingSafeEqual(sha256(presented), expectedToken)) {
+      throw new ContinuumError('unauthorized', 'missing or invalid admin token (Authorization: Bearer <token>)');
+    }
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBounded(body as string, NODE_DEFAULTS.maxJsonDepth));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError | ContinuumError, _req, reply) => sendApiError(reply, toApiError(err)));
+  app.setNotFoundHandler((req, reply) => sendApiError(reply, new ContinuumError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Continuum control API', version: opts.version, description: 'Deploy, configure and invoke functions. Errors: docs/errors.md.' },
+      components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } },
+      security: [{ admin: [] }],
+    },
+  });
+
+  const errors = Object.fromEntries([400, 401, 404, 409, 413, 415, 500, 503].map((s) => [s, S.ErrorView]));
+  const { service } = opts;
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async () => ({ status: 'ready' }));
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get('/v1/functions', { schema: { summary: 'List functions', response: { 200: S.Items(S.FunctionView), ...errors } } }, async () => ({
+    items: await service.list(),
+  }));
+
+  app.post<{ Body: { name: string; config?: FunctionConfigInput } }>(
+    '/v1/functions',
+    { schema: { summary: 'Create a function (no code yet)', body: S.CreateFunctionBody, response: { 201: S.FunctionView, ...errors } } },
+    async (req, reply) => reply.code(201).send(await service.create(req.body.name, req.body.config)),
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/v1/functions/:name',
+    { schema: { summary: 'Get a function', params: S.NameParams, response: { 200: S.FunctionView, ...errors } } },
+    async (req) => service.get(req.params.name),
+  );
+
+  app.patch<{ Params: { name: string }; Body: { config: FunctionConfigInput } }>(
+    '/v1/functions/:name',
+    { schema: { summary: 'Update configuration (a deployed function gets a new version)', params: S.NameParams, body: S.UpdateFunctionBody, response: { 200: S.FunctionView, ...errors } } },
+    async (req) => service.updateConfig(req.params.name, req.body.config),
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    '/v1/functions/:name',
+    { schema: { summary: 'Delete a function and its versions', params: S.NameParams, response: { 204: { type: 'null' }, ...errors } } },
+    async (req, reply) => {
+      await service.delete(req.params.name);
+      return reply.code(204).send();
+    },
+  );
+
+  await app.register(async (scope) => {
+    scope.addContentTypeParser(UPLOAD_TYPES, { parseAs: 'buffer', bodyLimit: opts.maxUploadBytes ?? BUILD_DEFAULTS.maxUploadBytes }, (_req, body, done) => done(null, body));
+    scope.post<{ Params: { name: string }; Querystring: { filename?: string }; Body: Buffer }>(
+      '/v1/functions/:name/deploy',
+      {
+        schema: {
+          summary: 'Deploy code: a .js/.ts file, a .zip or .tgz of a directory with package.json',
+          description: 'Body is the raw upload. Optional header Continuum-Config carries a FunctionConfigInput as JSON. Creates the function if missing.',
+          params: S.NameParams,
+          querystring: S.DeployQuery,
+          response: { 201: { type: 'object', properties: { function: S.FunctionView, version: S.VersionView } }, ...errors },
+        },
+      },
+      async (req, reply) => {
+        const header = req.headers['continuum-config'];
+        let config: FunctionConfigInput | undefined;
+        if (header !== undefined) {
+          if (typeof header !== 'string') throw new ContinuumError('bad_request', 'Continuum-Config must be given once');
+          config = validate(FunctionConfigInputSchema, parseJsonBounded(header, NODE_DEFAULTS.maxJsonDepth), 'Continuum-Config');
+        }
+        if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new ContinuumError('bad_bundle', 'the upload is empty');
+        const result = await service.deploy(
+          req.params.name,
+          { bytes: req.body, ...(req.query.filename ? { filename: req.query.filename } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) },
+          config,
+        );
+        return reply.code(201).send(result);
+      },
+    );
+  });
+
+  app.get<{ Params: { name: string } }>(
+    '/v1/functions/:name/versions',
+    { schema: { summary: 'List versions, newest first', params: S.NameParams, response: { 200: S.Items(S.VersionView), ...errors } } },
+    async (req) => ({ items: await service.versions(req.params.name) }),
+  );
+
+  app.get<{ Params: { name: string; id: string } }>(
+    '/v1/functions/:name/versions/:id',
+    { schema: { summary: 'Get a version', params: S.VersionParams, response: { 200: S.VersionView, ...errors } } },
+    async (req) => service.version(req.params.name, req.params.id),
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    '/v1/functions/:name/instances',
+    { schema: { summary: 'Scale to zero now (compiled code stays cached)', params: S.NameParams, response: { 200: { type: 'object', properties: { evicted: { type: 'integer' } } }, ...errors } } },
+    async (req) => ({ evicted: await service.evict(req.params.name) }),
+  );
+
+  await app.register(async (scope) => {
+    // The body is the function's, streamed unparsed.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+    scope.post<{ Params: { name: string } }>(
+      '/v1/functions/:name/invoke',
+      {
+        schema: {
+          summary: 'Invoke synchronously',
+          description: 'The request body is passed to the function as a POST to /; the response is the function response.',
+          params: S.NameParams,
+        },
+      },
+      async (req, reply) => {
+        await service.get(req.params.name);
+        reply.hijack();
+        await opts.invoke(req.raw, reply.raw, req.params.name);
+      },
+    );
+  });
+
+  app.get<{ Querystring: { function?: string; outcome?: 'ok' | 'error'; cursor?: string; limit?: string } }>(
+    '/v1/invocations',
+    { schema: { summary: 'List invocation records, newest first', querystring: S.InvocationsQuery, response: { 200: { type: 'object', properties: { items: { type: 'array', items: S.InvocationView }, nextCursor: { type: ['string', 'null'] } } }, ...errors } } },
+    async (req) =>
+      service.invocations({
+        limit: Number(req.query.limit ?? 50),
+        ...(req.query.function ? { functionName: req.query.function } : {}),
+        ...(req.query.outcome ? { outcome: req.query.outcome } : {}),
+        ...(req.query.cursor ? { cursor: req.query.cursor } : {}),
+      }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/invocations/:id',
+    { schema: { summary: 'Get an invocation record', params: S.InvocationParams, response: { 200: S.InvocationView, ...errors } } },
+    async (req) => service.invocation(req.params.id),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/invocations/:id/logs',
+    { schema: { summary: 'Log lines of one invocation', params: S.InvocationParams, response: { 200: S.Items(S.LogLineView), ...errors } } },
+    async (req) => ({ items: await service.logs({ invocationId: req.params.id, limit: 10_000 }) }),
+  );
+
+  app.get<{ Querystring: { function?: string; invocation?: string; text?: string; since?: string; after?: string; follow?: string; limit?: string } }>(
+    '/v1/logs',
+    {
+      schema: {
+        summary: 'Log lines as NDJSON; follow=1 keeps streaming new lines',
+        querystring: S.LogsQuery,
+        produces: ['application/x-ndjson'],
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
+      const follow = q.follow === '1' || q.follow === 'true';
+      const matches = (line: LogLine) =>
+        (!q.function || line.functionName === q.function) &&
+        (!q.invocation || line.invocationId === q.invocation) &&
+        (!q.text || line.message.includes(q.text));
+      // Subscribe before reading the backlog so no line falls between the two.
+      const live: LogLine[] = [];
+      let push: ((line: LogLine) => void) | null = null;
+      const unsubscribe = follow ? opts.followLogs((line) => matches(line) && (push ? push(line) : live.push(line))) : () => {};
+      const backlog = await service.logs({
+        limit: Number(q.limit ?? (follow ? 100 : 1000)),
+        ...(q.function ? { functionName: q.function } : {}),
+        ...(q.invocation ? { invocationId: q.invocation } : {}),
+        ...(q.text ? { text: q.text } : {}),
+        ...(q.since ? { sinceTs: Number(q.since) } : {}),
+        ...(q.after ? { afterSeq: Number(q.after) } : {}),
+      });
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      for (const line of backlog) res.write(JSON.stringify(line) + '\n');
+      if (!follow) {
+        res.end();
+        return;
+      }
+      const seen = new Set(backlog.map((l) => `${l.invocationId}:${l.ts}:${l.message}`));
+      push = (line) => res.write(JSON.stringify(line) + '\n');
+      for (const line of live) if (!seen.has(`${line.invocationId}:${line.ts}:${line.message}`)) push(line);
+      const heartbeat = setInterval(() => res.write('\n'), 15_000);
+      res.on('close', () => {
+        clearInterval(heartbeat);
+        unsubscribe();
+      });
+    },
+  );
+
+  return app;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function toApiError(err: FastifyError | ContinuumError): ContinuumError {
+  if (err instanceof ContinuumError) return err;
+  const fe = err as FastifyError;
+  if (fe.validation && fe.validation.length > 0) {
+    const first = fe.validation[0]!;
+    const extra = (first.params as { additionalProperty?: string } | undefined)?.additionalProperty;
+    const pointer = `/${fe.validationContext ?? 'body'}${first.instancePath ?? ''}${extra ? `/${extra}` : ''}`;
+    const isName = fe.validationContext === 'params' && /\/name$/.test(first.instancePath ?? '');
+    const message = extra ? 'is not a known field' : (first.message ?? 'is invalid');
+    return new ContinuumError(isName ? 'bad_name' : 'bad_request', `${pointer} ${message}`, { pointer });
+  }
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ContinuumError('payload_too_large', 'request body exceeds the size limit');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ContinuumError('unsupported_media_type', `unsupported content type; use ${['application/json', ...UPLOAD_TYPES].join(', ')}`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ContinuumError('bad_request', fe.message);
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const code: ErrorCode = fe.statusCode === 404 ? 'not_found' : fe.statusCode === 405 ? 'method_not_allowed' : fe.statusCode === 413 ? 'payload_too_large' : fe.statusCode === 415 ? 'unsupported_media_type' : 'bad_request';
+    return new ContinuumError(code, fe.message);
+  }
+  return new ContinuumError('internal', 'internal error', undefined, { cause: err });
+}
+
+function sendApiError(reply: FastifyReply, err: ContinuumError): FastifyReply {
+  return reply.code(ERROR_CODES[err.code].status).type('application/json').send(errorBody(err.code, err.message, err.details));
+}
+

@@ -1,0 +1,117 @@
+/** Request and response schemas of the control API: they validate requests and generate /v1/openapi.json. */
+import { Type } from '@sinclair/typebox';
+import { FunctionConfigInputSchema, NameSchema, TierSchema } from '../core/config.ts';
+import { ERROR_CODES, type ErrorCode } from '../core/errors.ts';
+import { HANDLER_FORMATS } from '../core/types.ts';
+
+const strict = { additionalProperties: false } as const;
+
+export const NameParams = Type.Object({ name: NameSchema }, strict);
+export const VersionParams = Type.Object({ name: NameSchema, id: Type.String({ pattern: '^v_[0-9a-f]{24}$' }) }, strict);
+export const InvocationParams = Type.Object({ id: Type.String({ format: 'uuid', maxLength: 36 }) }, strict);
+
+export const CreateFunctionBody = Type.Object({ name: NameSchema, config: Type.Optional(FunctionConfigInputSchema) }, strict);
+export const UpdateFunctionBody = Type.Object({ config: FunctionConfigInputSchema }, strict);
+
+const LimitQuery = Type.String({ pattern: '^[1-9][0-9]{0,3}$', description: 'Page size, 1-1000' });
+
+export const InvocationsQuery = Type.Object(
+  {
+    function: Type.Optional(NameSchema),
+    outcome: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('error')])),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    limit: Type.Optional(LimitQuery),
+  },
+  strict,
+);
+
+export const LogsQuery = Type.Object(
+  {
+    function: Type.Optional(NameSchema),
+    invocation: Type.Optional(Type.String({ format: 'uuid', maxLength: 36 })),
+    text: Type.Optional(Type.String({ maxLength: 200 })),
+    since: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'Epoch milliseconds' })),
+    after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'Only lines with a higher sequence number' })),
+    follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])),
+    limit: Type.Optional(LimitQuery),
+  },
+  strict,
+);
+
+export const DeployQuery = Type.Object(
+  { filename: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$', description: 'Original file name (decides the loader)' })) },
+  strict,
+);
+
+const Limits = Type.Record(Type.String(), Type.Integer());
+export const FunctionConfigView = Type.Object({
+  tier: TierSchema,
+  handler: Type.Object({ format: Type.String(), export: Type.Union([Type.String(), Type.Null()]) }),
+  limits: Limits,
+  scale: Limits,
+  routes: Type.Array(Type.Object({ path: Type.String(), methods: Type.Optional(Type.Array(Type.String())), host: Type.Optional(Type.String()) })),
+  env: Type.Record(Type.String(), Type.String()),
+});
+
+export const FunctionView = Type.Object({
+  name: Type.String(),
+  tier: TierSchema,
+  activeVersion: Type.Union([Type.String(), Type.Null()]),
+  config: FunctionConfigView,
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  instances: Type.Integer(),
+});
+
+export const VersionView = Type.Object({
+  id: Type.String(),
+  functionName: Type.String(),
+  bundleDigest: Type.String(),
+  bundleBytes: Type.Integer(),
+  format: Type.Union(HANDLER_FORMATS.map((f) => Type.Literal(f))),
+  exportName: Type.String(),
+  config: FunctionConfigView,
+  dependencies: Type.Array(Type.Object({ name: Type.String(), version: Type.String(), license: Type.String() })),
+  createdAt: Type.String(),
+});
+
+export const InvocationView = Type.Object({
+  id: Type.String(),
+  functionName: Type.String(),
+  versionId: Type.String(),
+  tier: TierSchema,
+  trigger: Type.String(),
+  startedAt: Type.String(),
+  coldStart: Type.Boolean(),
+  phases: Type.Object({ queueMs: Type.Number(), initMs: Type.Number(), execMs: Type.Number() }),
+  outcome: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
+  status: Type.Union([Type.Integer(), Type.Null()]),
+  errorCode: Type.Union([Type.String(), Type.Null()]),
+  errorMessage: Type.Union([Type.String(), Type.Null()]),
+  cpuMs: Type.Number(),
+  peakMemoryBytes: Type.Number(),
+  instanceId: Type.Union([Type.String(), Type.Null()]),
+  node: Type.String(),
+  logBytes: Type.Integer(),
+  logsTruncated: Type.Boolean(),
+});
+
+export const LogLineView = Type.Object({
+  seq: Type.Integer(),
+  invocationId: Type.String(),
+  functionName: Type.String(),
+  ts: Type.Number(),
+  level: Type.String(),
+  message: Type.String(),
+});
+
+export const ErrorView = Type.Object({
+  error: Type.Object({
+    code: Type.Union((Object.keys(ERROR_CODES) as ErrorCode[]).map((c) => Type.Literal(c))),
+    message: Type.String(),
+    retryable: Type.Boolean(),
+    details: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))),
+  }),
+});
+
+export const Items = <T extends Parameters<typeof Type.Array>[0]>(item: T) => Type.Object({ items: Type.Array(item) });

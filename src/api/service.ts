@@ -1,0 +1,241 @@
+/**
+ * The service layer: every control-plane command (from the HTTP API, the CLI through it, or the node's
+ * own start-up) goes through here. A deploy is all-or-nothing: build → start one instance of the new
+ * version (proves the module loads) → store the bundle durably → record version and function → route.
+ */
+import { ContinuumError } from '../core/errors.ts';
+import { assertName } from '../core/names.ts';
+import { resolveFunctionConfig, type FunctionConfig, type FunctionConfigInput } from '../core/config.ts';
+import type { FunctionRecord, VersionRecord } from '../core/types.ts';
+import type { ArtifactStore, InvocationQuery, LogQuery, RecordStore, StateStore } from '../store/contract.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { RecordSink } from '../telemetry/sink.ts';
+import { build, detectUploadKind, versionId, type BuildInput } from '../build/index.ts';
+
+export interface FunctionView {
+  name: string;
+  tier: FunctionConfig['tier'];
+  activeVersion: string | null;
+  config: FunctionConfig;
+  createdAt: string;
+  updatedAt: string;
+  instances: number;
+}
+
+export interface Upload {
+  bytes: Uint8Array;
+  filename?: string;
+  contentType?: string;
+}
+
+export interface ServiceDeps {
+  state: StateStore;
+  artifacts: ArtifactStore;
+  records: RecordStore;
+  scheduler: Scheduler;
+  sink: RecordSink;
+  /** Called after any change that affects routing, with every function. */
+  onFunctionsChanged: (functions: FunctionRecord[]) => void;
+}
+
+export class FunctionService {
+  private readonly deps: ServiceDeps;
+  /** Serialises commands per function name so concurrent deploys cannot interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(deps: ServiceDeps) {
+    this.deps = deps;
+  }
+
+  /** Route every function with an active version (instances start lazily, on first request). */
+  async restore(): Promise<void> {
+    const functions = await this.deps.state.listFunctions();
+    for (const fn of functions) {
+      if (!fn.activeVersion) continue;
+      const version = await this.deps.state.getVersion(fn.name, fn.activeVersion);
+      if (version) await this.deps.scheduler.activate(version);
+    }
+    this.deps.onFunctionsChanged(functions);
+  }
+
+  async list(): Promise<FunctionView[]> {
+    return (await this.deps.state.listFunctions()).map((f) => this.view(f));
+  }
+
+  async get(name: string): Promise<FunctionView> {
+    return this.view(await this.mustGet(name));
+  }
+
+  create(name: string, input: FunctionConfigInput = {}): Promise<FunctionView> {
+    assertName(name, 'function name');
+    return this.locked(name, async () => {
+      const now = new Date().toISOString();
+      const record: FunctionRecord = { name, config: resolveFunctionConfig(input), activeVersion: null, createdAt: now, updatedAt: now };
+      await this.deps.state.createFunction(record);
+      await this.changed();
+      return this.view(record);
+    });
+  }
+
+  /** Change configuration; a deployed function gets a new version with the same bundle. */
+  updateConfig(name: string, input: FunctionConfigInput): Promise<FunctionView> {
+    assertName(name, 'function name');
+    return this.locked(name, async () => {
+      const fn = await this.mustGet(name);
+      const config = resolveFunctionConfig(input, fn.config);
+      if (!fn.activeVersion) {
+        const updated = await this.deps.state.updateFunction(name, { config });
+        await this.changed();
+        return this.view(updated);
+      }
+      const current = await this.deps.state.getVersion(name, fn.activeVersion);
+      if (!current) throw new ContinuumError('internal', `active version ${fn.activeVersion} of ${name} is missing`);
+      const code = await this.deps.artifacts.get(current.bundleDigest);
+      if (!code) throw new ContinuumError('internal', `bundle of ${fn.activeVersion} is missing from the artifact store`);
+      const { function: updated } = await this.deployBuilt(name, fn, config, {
+        code: new TextDecoder().decode(code),
+        bundleDigest: current.bundleDigest,
+        bundleBytes: current.bundleBytes,
+        format: config.handler.format === 'auto' || config.handler.format === current.format ? current.format : config.handler.format,
+        exportName: config.handler.export ?? current.exportName,
+        dependencies: current.dependencies,
+      });
+      return updated;
+    });
+  }
+
+  deploy(
+    name: string,
+    upload: Upload,
+    input: FunctionConfigInput | undefined,
+    onProgress?: BuildInput['onProgress'],
+  ): Promise<{ function: FunctionView; version: VersionRecord }> {
+    assertName(name, 'function name');
+    return this.locked(name, async () => {
+      const existing = await this.deps.state.getFunction(name);
+      const config = resolveFunctionConfig(input ?? {}, existing?.config);
+      const kind = detectUploadKind(upload.bytes, upload.filename, upload.contentType);
+      const built = await build({
+        bytes: upload.bytes,
+        kind,
+        ...(upload.filename ? { filename: upload.filename } : {}),
+        tier: config.tier,
+        handler: config.handler,
+        ...(onProgress ? { onProgress } : {}),
+      });
+      return this.deployBuilt(name, existing, config, built);
+    });
+  }
+
+  delete(name: string): Promise<void> {
+    assertName(name, 'function name');
+    return this.locked(name, async () => {
+      await this.deps.scheduler.deactivate(name);
+      if (!(await this.deps.state.deleteFunction(name))) throw new ContinuumError('not_found', `function ${name} does not exist`);
+      await this.changed();
+    });
+  }
+
+  async versions(name: string): Promise<VersionRecord[]> {
+    await this.mustGet(name);
+    return this.deps.state.listVersions(name);
+  }
+
+  async version(name: string, id: string): Promise<VersionRecord> {
+    const v = await this.deps.state.getVersion(assertName(name, 'function name'), id);
+    if (!v) throw new ContinuumError('not_found', `version ${id} of ${name} does not exist`);
+    return v;
+  }
+
+  async evict(name: string): Promise<number> {
+    await this.mustGet(name);
+    return this.deps.scheduler.evict(name);
+  }
+
+  async invocations(query: InvocationQuery) {
+    await this.deps.sink.flush();
+    return this.deps.records.listInvocations(query);
+  }
+
+  async invocation(id: string) {
+    await this.deps.sink.flush();
+    const record = await this.deps.records.getInvocation(id);
+    if (!record) throw new ContinuumError('not_found', `invocation ${id} does not exist`);
+    return record;
+  }
+
+  async logs(query: LogQuery) {
+    await this.deps.sink.flush();
+    return this.deps.records.queryLogs(query);
+  }
+
+  private async deployBuilt(
+    name: string,
+    existing: FunctionRecord | null,
+    config: FunctionConfig,
+    built: Pick<VersionRecord, 'bundleDigest' | 'bundleBytes' | 'format' | 'exportName' | 'dependencies'> & { code: string },
+  ): Promise<{ function: FunctionView; version: VersionRecord }> {
+    const id = versionId(built.bundleDigest, config);
+    const version: VersionRecord = (await this.deps.state.getVersion(name, id)) ?? {
+      id,
+      functionName: name,
+      bundleDigest: built.bundleDigest,
+      bundleBytes: built.bundleBytes,
+      format: built.format,
+      exportName: built.exportName,
+      config,
+      dependencies: built.dependencies,
+      createdAt: new Date().toISOString(),
+    };
+    // Prove the module loads before anything is stored; the instance stays warm for the first request.
+    this.deps.scheduler.stageCode(built.bundleDigest, built.code);
+    await this.deps.scheduler.prewarm(version);
+    const digest = await this.deps.artifacts.put(new TextEncoder().encode(built.code));
+    if (digest !== built.bundleDigest) throw new ContinuumError('internal', 'bundle digest mismatch after storing');
+    await this.deps.state.putVersion(version);
+    let record: FunctionRecord;
+    if (existing) {
+      record = await this.deps.state.updateFunction(name, { config, activeVersion: id });
+    } else {
+      const now = new Date().toISOString();
+      record = { name, config, activeVersion: id, createdAt: now, updatedAt: now };
+      await this.deps.state.createFunction(record);
+    }
+    await this.deps.scheduler.activate(version);
+    await this.changed();
+    return { function: this.view(record), version };
+  }
+
+  private async mustGet(name: string): Promise<FunctionRecord> {
+    const fn = await this.deps.state.getFunction(assertName(name, 'function name'));
+    if (!fn) throw new ContinuumError('not_found', `function ${name} does not exist`);
+    return fn;
+  }
+
+  private view(f: FunctionRecord): FunctionView {
+    return {
+      name: f.name,
+      tier: f.config.tier,
+      activeVersion: f.activeVersion,
+      config: f.config,
+      createdAt: f.createdAt,
+      updatedAt: f.updatedAt,
+      instances: this.deps.scheduler.instances(f.name),
+    };
+  }
+
+  private async changed(): Promise<void> {
+    this.deps.onFunctionsChanged(await this.deps.state.listFunctions());
+  }
+
+  private locked<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.locks.set(name, settled);
+    void settled.then(() => {
+      if (this.locks.get(name) === settled) this.locks.delete(name);
+    });
+    return next;
+  }
+}

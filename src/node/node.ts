@@ -1,0 +1,145 @@
+/**
+ * The composition root of one node: opens the stores, starts the drivers, the scheduler, telemetry, the
+ * HTTP front (ingress + control API), restores deployed functions, and optionally deploys the examples.
+ * Configuration is passed in; the CLI entry point reads the environment.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, readdir, writeFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, extname, basename } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { NODE_DEFAULTS } from '../core/defaults.ts';
+import type { SandboxDriver } from '../core/driver.ts';
+import type { Tier } from '../core/types.ts';
+import { openSqliteStores } from '../store/sqlite/index.ts';
+import { IsolateDriver } from '../drivers/isolate/driver.ts';
+import { Scheduler } from '../scheduler/scheduler.ts';
+import { RecordSink } from '../telemetry/sink.ts';
+import { RoutingTable } from '../gateway/router.ts';
+import { createIngress, invokeHttp } from '../gateway/ingress.ts';
+import { FunctionService } from '../api/service.ts';
+import { buildApp } from '../api/app.ts';
+
+export interface NodeConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  deployExamples: boolean;
+  /** Isolate worker processes; 0 = one per core. */
+  isolateWorkers?: number;
+  /** Directory of example functions (default: the repository's examples/). */
+  examplesDir?: string;
+  /** Where diagnostics go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export interface RunningNode {
+  url: string;
+  tokenPath: string;
+  token: string;
+  service: FunctionService;
+  close(): Promise<void>;
+}
+
+const VERSION = '0.1.0';
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const log = config.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const stores = await openSqliteStores(config.dataDir);
+  const { token, tokenPath } = await ensureAdminToken(config.dataDir);
+  const nodeName = (await stores.state.getMeta('node-name')) ?? hostname();
+
+  const isolate = new IsolateDriver({ workers: config.isolateWorkers ?? NODE_DEFAULTS.isolateWorkers, onDiagnostic: (m) => log(`isolate: ${m}`) });
+  await isolate.start();
+  const drivers = new Map<Tier, SandboxDriver>([['isolate', isolate]]);
+
+  const sink = new RecordSink({ store: stores.records, onError: (err) => log(`records: write failed: ${(err as Error).message}`) });
+  const scheduler = new Scheduler({
+    drivers,
+    nodeName,
+    loadCode: async (digest) => {
+      const bytes = await stores.artifacts.get(digest);
+      if (!bytes) throw new Error(`bundle ${digest} is missing from the artifact store`);
+      return new TextDecoder().decode(bytes);
+    },
+    onRecord: (record, completion) => sink.add(record, completion),
+  });
+
+  let routes = new RoutingTable([]);
+  const service = new FunctionService({
+    ...stores,
+    scheduler,
+    sink,
+    onFunctionsChanged: (functions) => {
+      routes = new RoutingTable(functions.map((f) => ({ name: f.name, routes: f.config.routes, requestBodyBytes: f.config.limits.requestBodyBytes })));
+    },
+  });
+  await service.restore();
+
+  const app = await buildApp({
+    service,
+    adminToken: token,
+    version: VERSION,
+    ingress: createIngress({ scheduler, routes: () => routes }),
+    invoke: async (req, res, name) => {
+      const fn = await service.get(name);
+      await invokeHttp(scheduler, req, res, name, '/', fn.config.limits.requestBodyBytes, 'api', 'POST');
+    },
+    followLogs: (listener) => sink.follow(listener),
+  });
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  await writeFile(join(config.dataDir, 'node.json'), JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 });
+
+  if (config.deployExamples) await deployExamples(service, config.examplesDir ?? defaultExamplesDir(), log);
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    tokenPath,
+    token,
+    service,
+    close: () =>
+      (closing ??= (async () => {
+        await app.close();
+        await scheduler.close();
+        await isolate.stop();
+        await sink.close();
+        await stores.state.close();
+        await stores.records.close();
+        await stores.artifacts.close();
+        await rm(join(config.dataDir, 'node.json'), { force: true });
+      })()),
+  };
+}
+
+/** The admin token lives in `<data dir>/admin-token` (0600), created at first start. */
+async function ensureAdminToken(dataDir: string): Promise<{ token: string; tokenPath: string }> {
+  const tokenPath = join(dataDir, 'admin-token');
+  if (existsSync(tokenPath)) return { token: (await readFile(tokenPath, 'utf8')).trim(), tokenPath };
+  const token = `ctm_${randomBytes(32).toString('base64url')}`;
+  await writeFile(tokenPath, token + '\n', { mode: 0o600, flag: 'wx' });
+  return { token, tokenPath };
+}
+
+function defaultExamplesDir(): string {
+  return new URL('../../examples/', import.meta.url).pathname;
+}
+
+/** Each file (or directory with package.json) in examples/ becomes a function named after it. */
+async function deployExamples(service: FunctionService, dir: string, log: (line: string) => void): Promise<void> {
+  if (!existsSync(dir)) return;
+  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!entry.isFile() || !['.js', '.ts', '.mjs'].includes(extname(entry.name))) continue;
+    const name = basename(entry.name, extname(entry.name));
+    try {
+      const bytes = await readFile(join(dir, entry.name));
+      const { version } = await service.deploy(name, { bytes, filename: entry.name }, undefined);
+      log(`example ${name} deployed (${version.format}, ${version.id}) at /fn/${name}/`);
+    } catch (err) {
+      log(`example ${name} failed to deploy: ${(err as Error).message}`);
+    }
+  }
+}

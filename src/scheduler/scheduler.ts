@@ -1,0 +1,242 @@
+/**
+ * The scheduler owns one InstancePool per deployed version and knows which version of each function is
+ * active. `invoke` is the single path every trigger (HTTP, API, later queues and cron) takes: lease →
+ * driver invoke → release when the response body is done → one invocation record.
+ */
+import { ContinuumError, toContinuumError, type ErrorCode } from '../core/errors.ts';
+import type { Completion, InvokeRequest, InvokeResult, SandboxDriver } from '../core/driver.ts';
+import type { InvocationRecord, Tier, Trigger, VersionRecord } from '../core/types.ts';
+import { InstancePool, OverloadedError, type PoolSettings } from './pool.ts';
+
+export interface SchedulerOptions {
+  drivers: ReadonlyMap<Tier, SandboxDriver>;
+  /** Fetch bundle code by digest (from the artifact store). */
+  loadCode: (digest: string) => Promise<string>;
+  /** Receives every finished invocation. */
+  onRecord: (record: InvocationRecord, completion: Completion) => void;
+  nodeName: string;
+  /** How often idle instances are looked for. */
+  sweepIntervalMs?: number;
+}
+
+export interface Invocation {
+  result: InvokeResult;
+  /** Set when the request never reached an instance (overloaded, no such function). */
+  retryAfterSeconds?: number;
+}
+
+export class Scheduler {
+  private readonly opts: SchedulerOptions;
+  private readonly pools = new Map<string, InstancePool>();
+  private readonly versions = new Map<string, VersionRecord>();
+  private readonly active = new Map<string, string>();
+  private readonly codeCache = new Map<string, Promise<string>>();
+  private readonly sweepTimer: NodeJS.Timeout;
+
+  constructor(opts: SchedulerOptions) {
+    this.opts = opts;
+    this.sweepTimer = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 1000);
+    this.sweepTimer.unref();
+  }
+
+  /** Make freshly built code available before it reaches the artifact store (deploy validates first). */
+  stageCode(digest: string, code: string): void {
+    this.codeCache.set(digest, Promise.resolve(code));
+  }
+
+  /** Start one instance of a version that is not yet active; throws bad_bundle if it cannot load. */
+  async prewarm(version: VersionRecord): Promise<void> {
+    const pool = this.poolFor(version);
+    try {
+      await pool.ensureInstances(Math.max(1, version.config.scale.minInstances));
+      if (pool.instanceCount === 0) throw new ContinuumError('bad_bundle', 'the function did not start');
+    } catch (err) {
+      if (this.active.get(version.functionName) !== version.id) await this.dropPool(version.id);
+      throw err;
+    }
+  }
+
+  /** Route new invocations of the function to this version; the previous version's pool drains. */
+  async activate(version: VersionRecord): Promise<void> {
+    this.poolFor(version);
+    const previous = this.active.get(version.functionName);
+    this.active.set(version.functionName, version.id);
+    if (previous && previous !== version.id) await this.dropPool(previous);
+  }
+
+  async deactivate(functionName: string): Promise<void> {
+    const id = this.active.get(functionName);
+    this.active.delete(functionName);
+    if (id) await this.dropPool(id);
+  }
+
+  /** Scale a function to zero now. */
+  async evict(functionName: string): Promise<number> {
+    const id = this.active.get(functionName);
+    const pool = id ? this.pools.get(id) : undefined;
+    return pool ? pool.evictAll() : 0;
+  }
+
+  instances(functionName: string): number {
+    const id = this.active.get(functionName);
+    return (id && this.pools.get(id)?.instanceCount) || 0;
+  }
+
+  isActive(functionName: string): boolean {
+    return this.active.has(functionName);
+  }
+
+  async invoke(functionName: string, request: InvokeRequest, trigger: Trigger): Promise<Invocation> {
+    const startedAt = Date.now();
+    const t0 = performance.now();
+    const versionId = this.active.get(functionName);
+    const pool = versionId ? this.pools.get(versionId) : undefined;
+    const version = versionId ? this.versions.get(versionId) : undefined;
+    if (!pool || !version) {
+      return { result: errorResult('not_found', `function ${functionName} is not deployed`) };
+    }
+    let lease;
+    try {
+      lease = await pool.acquire();
+    } catch (err) {
+      const e = toContinuumError(err);
+      const result = errorResult(e.code, e.message);
+      this.record(version, request, trigger, startedAt, { queueMs: performance.now() - t0, initMs: 0, execMs: 0 }, null, null, result.completion, null);
+      return { result, ...(err instanceof OverloadedError ? { retryAfterSeconds: err.retryAfterSeconds } : {}) };
+    }
+    const initMs = lease.coldStart ? lease.coldStart.sandboxMs + lease.coldStart.runtimeMs + lease.coldStart.moduleMs : 0;
+    const execStart = performance.now();
+    let result: InvokeResult;
+    try {
+      result = await lease.instance.invoke(request);
+    } catch (err) {
+      const e = toContinuumError(err);
+      result = errorResult(e.code, e.message);
+    }
+    const finish = (completion: Completion, status: number | null) => {
+      lease.release();
+      this.record(version, request, trigger, startedAt, { queueMs: lease.queueMs, initMs, execMs: performance.now() - execStart }, lease.instance.id, status, completion, lease.coldStart !== null);
+    };
+    if (result.kind === 'error') {
+      finish(result.completion, null);
+    } else {
+      const status = result.status;
+      result.completion.then(
+        (c) => finish(c, status),
+        (err) => finish(errorResult(toContinuumError(err).code, 'invocation failed').completion, status),
+      );
+    }
+    return { result };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    await Promise.all([...this.pools.keys()].map((id) => this.dropPool(id)));
+  }
+
+  private sweep(): void {
+    for (const pool of this.pools.values()) pool.sweep();
+  }
+
+  private poolFor(version: VersionRecord): InstancePool {
+    let pool = this.pools.get(version.id);
+    if (pool) return pool;
+    const driver = this.opts.drivers.get(version.config.tier);
+    if (!driver) throw new ContinuumError('unavailable', `tier ${version.config.tier} is not available on this node`);
+    this.versions.set(version.id, version);
+    pool = new InstancePool({
+      functionName: version.functionName,
+      versionId: version.id,
+      driver,
+      settings: poolSettings(version),
+      spec: async () => ({
+        functionName: version.functionName,
+        versionId: version.id,
+        code: await this.code(version.bundleDigest),
+        format: version.format,
+        exportName: version.exportName,
+        limits: version.config.limits,
+        concurrency: version.config.scale.concurrency,
+        env: version.config.env,
+      }),
+    });
+    this.pools.set(version.id, pool);
+    return pool;
+  }
+
+  private code(digest: string): Promise<string> {
+    let code = this.codeCache.get(digest);
+    if (!code) {
+      code = this.opts.loadCode(digest);
+      code.catch(() => this.codeCache.delete(digest));
+      this.codeCache.set(digest, code);
+    }
+    return code;
+  }
+
+  private async dropPool(versionId: string): Promise<void> {
+    const pool = this.pools.get(versionId);
+    this.pools.delete(versionId);
+    const version = this.versions.get(versionId);
+    this.versions.delete(versionId);
+    if (version && ![...this.versions.values()].some((v) => v.bundleDigest === version.bundleDigest)) {
+      this.codeCache.delete(version.bundleDigest);
+    }
+    await pool?.close();
+  }
+
+  private record(
+    version: VersionRecord,
+    request: InvokeRequest,
+    trigger: Trigger,
+    startedAt: number,
+    phases: InvocationRecord['phases'],
+    instanceId: string | null,
+    status: number | null,
+    completion: Completion,
+    coldStart: boolean | null,
+  ): void {
+    this.opts.onRecord(
+      {
+        id: request.invocationId,
+        functionName: version.functionName,
+        versionId: version.id,
+        tier: version.config.tier,
+        trigger,
+        startedAt: new Date(startedAt).toISOString(),
+        coldStart: coldStart ?? false,
+        phases,
+        outcome: completion.error ? 'error' : 'ok',
+        status,
+        errorCode: completion.error?.code ?? null,
+        errorMessage: completion.error?.message ?? null,
+        cpuMs: completion.cpuMs,
+        peakMemoryBytes: completion.peakMemoryBytes,
+        instanceId,
+        node: this.opts.nodeName,
+        logBytes: completion.logBytes,
+        logsTruncated: completion.logsTruncated,
+      },
+      completion,
+    );
+  }
+}
+
+function poolSettings(version: VersionRecord): PoolSettings {
+  const s = version.config.scale;
+  return {
+    concurrency: s.concurrency,
+    maxInstances: s.maxInstances,
+    minInstances: s.minInstances,
+    idleTimeoutMs: s.idleTimeoutMs,
+    queueTimeoutMs: s.queueTimeoutMs,
+    maxQueued: s.maxQueued,
+  };
+}
+
+export function errorResult(code: ErrorCode, message: string): InvokeResult & { kind: 'error' } {
+  return {
+    kind: 'error',
+    completion: { error: { code, message }, cpuMs: 0, peakMemoryBytes: 0, logs: [], logBytes: 0, logsTruncated: false },
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * The control plane end to end on a real node: deploy → invoke → records, and refusal of bad input with
+ * stable codes and nothing stored (catalogue 11, 28, 29, 30, 39, 40).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+
+let node: TestNode;
+before(async () => {
+  node = await startTestNode();
+});
+after(async () => {
+  await node?.stop();
+});
+
+const hello = `export default { fetch(req) { const u = new URL(req.url); return new Response('hi ' + (u.searchParams.get('n') ?? 'there') + ' at ' + u.pathname); } }`;
+
+describe('deploy and invoke', () => {
+  test('a fetch-style TypeScript file answers at /fn/<name>/ right after deploy', async () => {
+    const ts = `export default { async fetch(request: Request): Promise<Response> { return Response.json({ ok: true, method: request.method }); } };`;
+    const t0 = performance.now();
+    const res = await node.deploy('typed', ts, 'typed.ts');
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    assert.match(res.json.version.id, /^v_[0-9a-f]{24}$/);
+    assert.equal(res.json.version.format, 'fetch');
+    const r = await node.fn('/fn/typed/');
+    assert.deepEqual(await r.json(), { ok: true, method: 'GET' });
+    assert.ok(performance.now() - t0 < 1000, 'deploy-to-first-response within a second');
+    assert.match(r.headers.get('x-continuum-invocation-id') ?? '', /^[0-9a-f-]{36}$/);
+  });
+
+  test('the bundled examples deploy and answer (fetch, Lambda, OpenWhisk)', async () => {
+    for (const file of ['hello.ts', 'lambda-echo.js', 'ow-sum.js']) {
+      const source = await readFile(new URL(`../examples/${file}`, import.meta.url), 'utf8');
+      const res = await node.deploy(file.replace(/\.(ts|js)$/, ''), source, file);
+      assert.equal(res.status, 201, `${file}: ${JSON.stringify(res.json)}`);
+    }
+    assert.deepEqual(await (await node.fn('/fn/hello/x?name=you')).json(), { message: 'Hello, you!', path: '/x' });
+    const echo = await (await node.fn('/fn/lambda-echo/p?q=1', { method: 'POST', body: 'data' })).json();
+    assert.equal(echo.method, 'POST');
+    assert.equal(echo.path, '/p');
+    assert.deepEqual(echo.query, { q: '1' });
+    assert.equal(echo.body, 'data');
+    assert.deepEqual(await (await node.fn('/fn/ow-sum/?a=2&b=40')).json(), { sum: 42 });
+  });
+
+  test('versions are immutable and content-addressed; redeploying the same code is the same version', async () => {
+    const a = await node.deploy('same', hello);
+    const b = await node.deploy('same', hello);
+    assert.equal(a.json.version.id, b.json.version.id);
+    const c = await node.deploy('same', hello, 'index.js', { limits: { timeoutMs: 5000 } });
+    assert.notEqual(c.json.version.id, a.json.version.id, 'config is part of the version');
+    const list = await node.api('GET', '/v1/functions/same/versions');
+    assert.equal(list.json.items.length, 2);
+  });
+
+  test('sync invoke through the API and the invocation record with phases and logs', async () => {
+    await node.deploy('logger', `export default { fetch(req) { console.log('hello from', req.method); return new Response('ok'); } }`);
+    const res = await fetch(`${node.url}/v1/functions/logger/invoke`, { method: 'POST', headers: { authorization: `Bearer ${node.token}` }, body: '{}' });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'ok');
+    const id = res.headers.get('x-continuum-invocation-id')!;
+    const record = await node.api('GET', `/v1/invocations/${id}`);
+    assert.equal(record.status, 200);
+    assert.equal(record.json.functionName, 'logger');
+    assert.equal(record.json.outcome, 'ok');
+    assert.equal(record.json.trigger, 'api');
+    for (const phase of ['queueMs', 'initMs', 'execMs']) assert.equal(typeof record.json.phases[phase], 'number');
+    const logs = await node.api('GET', `/v1/invocations/${id}/logs`);
+    assert.equal(logs.json.items[0].message, 'hello from POST');
+  });
+
+  test('scale to zero, then the next request is a recorded cold start', async () => {
+    await node.deploy('cold', hello);
+    await node.fn('/fn/cold/');
+    const evicted = await node.api('DELETE', '/v1/functions/cold/instances');
+    assert.equal(evicted.json.evicted, 1);
+    const r = await node.fn('/fn/cold/');
+    assert.equal(r.status, 200);
+    const id = r.headers.get('x-continuum-invocation-id')!;
+    const record = await node.api('GET', `/v1/invocations/${id}`);
+    assert.equal(record.json.coldStart, true);
+    assert.ok(record.json.phases.initMs > 0);
+  });
+
+  test('custom routes with methods and hosts', async () => {
+    const res = await node.deploy('routed', hello, 'index.js', { routes: [{ path: '/api/items', methods: ['GET'] }] });
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    assert.equal(await (await node.fn('/api/items/7')).text(), 'hi there at /api/items/7');
+    const wrong = await node.fn('/api/items', { method: 'DELETE' });
+    assert.equal(wrong.status, 405);
+    assert.equal((await wrong.json()).error.code, 'method_not_allowed');
+    assert.equal((await node.fn('/api/itemsx')).status, 404);
+  });
+
+  test('1,000 concurrent requests to one function all succeed', async () => {
+    await node.deploy('many', hello, 'index.js', { scale: { concurrency: 200, maxInstances: 4 } });
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => node.fn(`/fn/many/?n=${i}`).then(async (r) => [r.status, await r.text()] as const)));
+    assert.equal(results.filter(([s]) => s !== 200).length, 0);
+    assert.equal(results[999]![1], 'hi 999 at /');
+  });
+
+  test('no capacity within the wait bound → 503 overloaded with Retry-After', async () => {
+    const slow = `export default { async fetch() { await new Promise((r) => setTimeout(r, 400)); return new Response('slow'); } }`;
+    await node.deploy('slow', slow, 'index.js', { scale: { concurrency: 1, maxInstances: 1, queueTimeoutMs: 50 } });
+    const [first, second] = await Promise.all([node.fn('/fn/slow/'), new Promise<Response>((r) => setTimeout(() => r(node.fn('/fn/slow/')), 50))]);
+    assert.equal(first.status, 200);
+    assert.equal(second.status, 503);
+    assert.equal((await second.json()).error.code, 'overloaded');
+    assert.ok(Number(second.headers.get('retry-after')) >= 1);
+  });
+
+  test('synchronous bodies above the limit get 413', async () => {
+    await node.deploy('small-body', `export default { async fetch(req) { return new Response(String((await req.arrayBuffer()).byteLength)); } }`, 'index.js', { limits: { requestBodyBytes: 1000 } });
+    assert.equal(await (await node.fn('/fn/small-body/', { method: 'POST', body: 'x'.repeat(1000) })).text(), '1000');
+    const big = await node.fn('/fn/small-body/', { method: 'POST', body: 'x'.repeat(1001) });
+    assert.equal(big.status, 413);
+    assert.equal((await big.json()).error.code, 'payload_too_large');
+  });
+});
+
+describe('refusals store nothing', () => {
+  async function functionNames(): Promise<string[]> {
+    return (await node.api('GET', '/v1/functions')).json.items.map((f: { name: string }) => f.name).sort();
+  }
+
+  test('every /v1 route requires the admin token', async () => {
+    const res = await fetch(`${node.url}/v1/functions`);
+    assert.equal(res.status, 401);
+    assert.equal((await res.json()).error.code, 'unauthorized');
+    const wrong = await fetch(`${node.url}/v1/functions`, { headers: { authorization: 'Bearer ctm_wrong' } });
+    assert.equal(wrong.status, 401);
+    const openapi = await fetch(`${node.url}/v1/openapi.json`);
+    assert.equal(openapi.status, 200);
+  });
+
+  test('malformed JSON, unknown fields, bad names, oversized bodies, deep nesting (catalogue 11, 28, 29)', async () => {
+    const before = await functionNames();
+    const cases: Array<[string, string, unknown, number, string]> = [
+      ['POST', '/v1/functions', '{"name":', 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', tenantId: 'other' }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { privileged: true } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { tier: 'host' } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { limits: { timeoutMs: -1 } } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { limits: { timeoutMs: 0 } } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { limits: { memoryMb: 1e12 } } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { scale: { concurrency: 1e9 } } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { env: { 'A=B': 'x' } } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'ok-name', config: { env: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`V${i}`, 'x'])) } }, 400, 'bad_request'],
+      ['POST', '/v1/functions', '{"name":"ok-name","__proto__":{"x":1}}', 400, 'bad_request'],
+      ['POST', '/v1/functions', '{"name":"ok-name","config":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}', 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: '../../etc' }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'A'.repeat(65) }, 400, 'bad_request'],
+      ['POST', '/v1/functions', { name: 'x'.repeat(2_000_000) }, 413, 'payload_too_large'],
+      ['GET', '/v1/functions/Bad_Name', undefined, 400, 'bad_name'],
+      ['GET', '/v1/functions/a%00b', undefined, 400, 'bad_name'],
+      ['GET', '/v1/functions/nope', undefined, 404, 'not_found'],
+      ['PATCH', '/v1/functions/typed', { config: { routes: [{ path: 'no-slash' }] } }, 400, 'bad_request'],
+      ['GET', '/v1/invocations?limit=0', undefined, 400, 'bad_request'],
+      ['GET', '/v1/nothing-here', undefined, 404, 'not_found'],
+    ];
+    for (const [method, path, body, status, code] of cases) {
+      const res = await node.api(method, path, body);
+      assert.equal(res.status, status, `${method} ${path} ${JSON.stringify(body)?.slice(0, 80)}: ${JSON.stringify(res.json)}`);
+      assert.equal(res.json.error.code, code, `${method} ${path}`);
+      assert.equal(typeof res.json.error.message, 'string');
+      assert.doesNotMatch(JSON.stringify(res.json), /\/work\/|node_modules|at .*\.ts:\d+/, 'no stack traces or host paths');
+    }
+    const unknown = await node.api('POST', '/v1/functions', { name: 'ok-name', config: { limits: { timeoutMs: 5, bogus: 1 } } });
+    assert.equal(unknown.json.error.details.pointer, '/body/config/limits/bogus');
+    assert.deepEqual(await functionNames(), before);
+    assert.equal(({} as Record<string, unknown>).x, undefined, 'Object.prototype unchanged');
+  });
+
+  test('bad code is refused with a clear location and nothing is stored', async () => {
+    const before = await functionNames();
+    const syntax = await node.deploy('broken', 'export default {\n  fetch() { return new Response("x" }\n};\n');
+    assert.equal(syntax.status, 400);
+    assert.equal(syntax.json.error.code, 'bad_bundle');
+    assert.match(syntax.json.error.message, /index\.js:2/);
+    const noHandler = await node.deploy('broken', 'export const notAHandler = 1;');
+    assert.equal(noHandler.json.error.code, 'bad_bundle');
+    const throwsAtLoad = await node.deploy('broken', 'throw new Error("boom at load"); export default { fetch() {} }');
+    assert.equal(throwsAtLoad.json.error.code, 'bad_bundle');
+    assert.match(throwsAtLoad.json.error.message, /boom at load/);
+    const nodeOnly = await node.deploy('broken', 'import fs from "fs"; export default { fetch() { return new Response(fs.readFileSync("/etc/passwd")); } }');
+    assert.equal(nodeOnly.json.error.code, 'bad_bundle');
+    assert.match(nodeOnly.json.error.message, /process/);
+    const badConfig = await fetch(`${node.url}/v1/functions/broken/deploy`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/javascript', 'continuum-config': '{"limits":{"nope":1}}' },
+      body: hello,
+    });
+    assert.equal(badConfig.status, 400);
+    assert.deepEqual(await functionNames(), before);
+  });
+});
+
+describe('HTTP hygiene (catalogue 39, 40)', () => {
+  function raw(payload: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const url = new URL(node.url);
+      const socket = net.connect(Number(url.port), url.hostname, () => socket.end(payload));
+      let data = '';
+      socket.on('data', (d) => (data += d));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+      socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
+    });
+  }
+
+  test('ambiguous framing is refused and the victim request is never answered with attacker content', async () => {
+    await node.deploy('victim', hello);
+    const smuggles = [
+      'POST /fn/victim/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /fn/victim/?n=SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /fn/victim/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n',
+      'POST /fn/victim/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n',
+      'POST /fn/victim/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+      'GET /fn/victim/ HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n',
+      'GET /fn/victim/ HTTP/1.1\r\nHost: x\rX: y\r\n\r\n',
+    ];
+    for (const payload of smuggles) {
+      const answer = await raw(payload);
+      assert.match(answer, /^HTTP\/1\.1 400/, JSON.stringify(payload));
+      assert.doesNotMatch(answer, /SMUGGLED/);
+    }
+  });
+
+  test('oversized header sets get 431', async () => {
+    const answer = await raw(`GET /fn/victim/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 431/);
+  });
+});
