@@ -1,6 +1,6 @@
 /**
  * The SandboxDriver interface: one per tier of the isolation continuum. The scheduler drives instances
- * only through this interface; every driver passes the conformance suite in src/drivers/conformance.ts.
+ * only through this interface; every driver will pass one conformance suite (src/drivers/conformance.ts, with the second tier).
  * Everything here is plain data or async iterables of bytes, so implementations may run the function in
  * another thread, process, container or VM.
  */
