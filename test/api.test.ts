@@ -10,7 +10,7 @@ import { startTestNode, type TestNode } from './helpers/node.ts';
 
 let node: TestNode;
 before(async () => {
-  node = await startTestNode();
+  node = await startTestNode({ http: { headersTimeoutMs: 1000, maxConnectionsPerIp: 64 } });
 });
 after(async () => {
   await node?.stop();
@@ -227,6 +227,38 @@ describe('HTTP hygiene (catalogue 39, 40)', () => {
       assert.match(answer, /^HTTP\/1\.1 400/, JSON.stringify(payload));
       assert.doesNotMatch(answer, /SMUGGLED/);
     }
+  });
+
+  test('a client that sends headers too slowly gets 408 and is disconnected', async () => {
+    const url = new URL(node.url);
+    const socket = net.connect(Number(url.port), url.hostname);
+    socket.write('GET /fn/victim/ HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => socket.write('X-Slow: 1\r\n'), 200);
+    const t0 = performance.now();
+    const answer = await new Promise<string>((resolve) => {
+      let data = '';
+      socket.on('data', (d) => (data += d));
+      socket.on('close', () => resolve(data));
+    });
+    clearInterval(drip);
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.ok(performance.now() - t0 < 3500, 'closed soon after headersTimeout');
+  });
+
+  test('connections beyond the per-address cap are closed while others keep working', async () => {
+    const url = new URL(node.url);
+    const sockets = await Promise.all(
+      Array.from({ length: 80 }, () => new Promise<net.Socket>((resolve) => {
+        const s = net.connect(Number(url.port), url.hostname, () => resolve(s));
+        s.on('error', () => {});
+      })),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const closed = sockets.filter((s) => s.destroyed || s.readableEnded).length;
+    assert.ok(closed >= 16, `expected the 16 connections over the cap of 64 to be closed, saw ${closed}`);
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await node.fn('/fn/victim/')).status, 200);
   });
 
   test('oversized header sets get 431', async () => {

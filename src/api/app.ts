@@ -58,12 +58,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           maxHeaderSize: httpLimits.maxHeaderBytes,
           insecureHTTPParser: false,
           requireHostHeader: true,
+          // How often header/request timeouts are checked; Node's default (30 s) would let a slowloris
+          // connection live far past headersTimeout.
+          connectionsCheckingInterval: Math.min(1000, httpLimits.headersTimeoutMs),
         },
         (req, res) => {
           if (!opts.ingress(req, res)) handler(req, res);
         },
       );
       server.maxConnections = httpLimits.maxConnections;
+      limitConnectionsPerAddress(server, httpLimits.maxConnectionsPerIp);
       return server;
     },
   });
@@ -279,6 +283,25 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
 
   return app;
+}
+
+/** Close connections beyond the per-address cap at once, before they can hold a parser slot. */
+function limitConnectionsPerAddress(server: http.Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left === 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
 }
 
 function sha256(text: string): Buffer {

@@ -64,6 +64,10 @@ export const BUILD_DEFAULTS = {
   maxEntries: 20_000,
   maxPathDepth: 64,
   maxPathBytes: 1024,
+  /** Longest single path segment (file or directory name). */
+  maxNameBytes: 255,
+  /** The compression-ratio cap applies once an archive has expanded past this many bytes. */
+  ratioFloorBytes: 1 * MiB,
   /** Time budget for unpacking one archive. */
   extractTimeoutMs: 20_000,
 } as const;
@@ -83,6 +87,8 @@ export const NODE_DEFAULTS = {
     keepAliveTimeoutMs: 5_000,
     maxHeaderBytes: 16 * 1024,
     maxConnections: 10_000,
+    /** Open connections one client address may hold (slowloris and idle keep-alive floods). */
+    maxConnectionsPerIp: 512,
   },
   records: {
     maxAgeMs: 7 * 24 * 3600_000,

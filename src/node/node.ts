@@ -30,6 +30,8 @@ export interface NodeConfig {
   isolateWorkers?: number;
   /** Directory of example functions (default: the repository's examples/). */
   examplesDir?: string;
+  /** HTTP server limits (timeouts, header size, connection caps) over NODE_DEFAULTS.http. */
+  http?: Partial<(typeof NODE_DEFAULTS)['http']>;
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -87,6 +89,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await invokeHttp(scheduler, req, res, name, '/', fn.config.limits.requestBodyBytes, 'api', 'POST');
     },
     followLogs: (listener) => sink.follow(listener),
+    ...(config.http ? { http: config.http } : {}),
   });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address() as AddressInfo;
