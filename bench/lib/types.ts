@@ -1,0 +1,70 @@
+// Shapes shared by the runner and the scenarios.
+import type { Generator } from './load.ts';
+
+export type TargetName = 'continuum' | 'workerd' | 'node';
+export const ALL_TARGETS: readonly TargetName[] = ['continuum', 'workerd', 'node'];
+
+/** metric name (lower snake case with unit) → value */
+export type Metrics = Record<string, number>;
+/** target (or "ratios") → metrics */
+export type ScenarioReport = Record<string, Metrics>;
+
+export interface Options {
+  rounds: number;
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  generator: Generator;
+  coldSamples: number;
+  deploySamples: number;
+  densityN: number;
+  densityNodeN: number;
+  workDir: string;
+  targets: TargetName[];
+  log: (msg: string) => void;
+}
+
+/** Collects one sample list per metric and per target over the rounds. */
+export class Samples {
+  private readonly data = new Map<string, Map<string, number[]>>();
+
+  add(target: string, metric: string, value: number): void {
+    if (!Number.isFinite(value)) return;
+    let t = this.data.get(target);
+    if (!t) this.data.set(target, (t = new Map()));
+    let list = t.get(metric);
+    if (!list) t.set(metric, (list = []));
+    list.push(value);
+  }
+
+  get(target: string, metric: string): number[] {
+    return this.data.get(target)?.get(metric) ?? [];
+  }
+
+  targets(): string[] {
+    return [...this.data.keys()];
+  }
+
+  metrics(target: string): string[] {
+    return [...(this.data.get(target)?.keys() ?? [])];
+  }
+}
+
+/** Adds `a_vs_b_<metric>` = a/b for every listed metric both targets have. */
+export function addRatios(report: ScenarioReport, pairs: [TargetName, TargetName][], metrics: string[]): void {
+  const ratios: Metrics = {};
+  for (const [a, b] of pairs) {
+    for (const m of metrics) {
+      const va = report[a]?.[m];
+      const vb = report[b]?.[m];
+      if (va !== undefined && vb !== undefined && vb !== 0 && Number.isFinite(va) && Number.isFinite(vb)) {
+        ratios[`${a}_vs_${b}_${m}`] = Math.round((va / vb) * 1000) / 1000;
+      }
+    }
+  }
+  if (Object.keys(ratios).length > 0) report.ratios = ratios;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
