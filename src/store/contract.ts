@@ -17,7 +17,7 @@ export interface InvocationQuery {
 export interface LogQuery {
   functionName?: string;
   invocationId?: string;
-  /** Substring match on the message. */
+  /** Literal substring match on the message (`%`, `_` are not wildcards), ASCII case-insensitive. */
   text?: string;
   /** Only lines with a sequence number above this (for follow). */
   afterSeq?: number;
@@ -30,16 +30,19 @@ export interface StoredLogLine extends LogLine {
 }
 
 export interface StateStore {
-  /** Throws `conflict` if the name exists. */
+  /** Throws `conflict` if the name exists, `bad_name` for an invalid name; `activeVersion` must be null. */
   createFunction(record: FunctionRecord): Promise<void>;
   getFunction(name: string): Promise<FunctionRecord | null>;
   listFunctions(): Promise<FunctionRecord[]>;
-  /** Throws `not_found`. Returns the updated record. */
+  /** Throws `not_found` for a missing function or a missing `activeVersion`. Returns the updated record. */
   updateFunction(name: string, patch: { config?: FunctionConfig; activeVersion?: string | null }): Promise<FunctionRecord>;
   /** Deletes the function and its version records; returns false if it did not exist. */
   deleteFunction(name: string): Promise<boolean>;
 
-  /** Idempotent: storing the same version id twice is a no-op. */
+  /**
+   * Idempotent: storing the same version id twice is a no-op (`conflict` if the bundle digest differs).
+   * Throws `not_found` if the function does not exist.
+   */
   putVersion(version: VersionRecord): Promise<void>;
   getVersion(functionName: string, versionId: string): Promise<VersionRecord | null>;
   /** Newest first. */
@@ -58,15 +61,25 @@ export interface RecordStore {
   getInvocation(id: string): Promise<InvocationRecord | null>;
   /** Newest first. */
   listInvocations(query: InvocationQuery): Promise<{ items: InvocationRecord[]; nextCursor: string | null }>;
+  /**
+   * Ascending `seq`. With `afterSeq`: the first `limit` lines after it (follow). Without: the latest
+   * `limit` matching lines (tail).
+   */
   queryLogs(query: LogQuery): Promise<StoredLogLine[]>;
-  /** Remove records older than `olderThanMs` (epoch ms) and beyond `maxRows`; returns rows removed. */
+  /**
+   * Remove invocations and log lines older than `olderThanMs` (epoch ms), then all but the newest `maxRows`
+   * invocations and the newest `maxRows` log lines; returns rows removed (both kinds).
+   */
   prune(olderThanMs: number, maxRows: number): Promise<number>;
   close(): Promise<void>;
 }
 
 /** Content-addressed blobs (bundles, later image layers), keyed by sha256 hex. */
 export interface ArtifactStore {
-  /** Stores the bytes durably and returns their sha256 hex digest. */
+  /**
+   * Stores the bytes durably and returns their sha256 hex digest. Every method that takes a digest throws
+   * `bad_request` unless it is 64 lowercase hex; `get` verifies content and treats a corrupt blob as missing.
+   */
   put(bytes: Uint8Array): Promise<string>;
   get(digest: string): Promise<Uint8Array | null>;
   has(digest: string): Promise<boolean>;

@@ -4,20 +4,28 @@
  *
  *   node crash-child.ts state <dataDir> <startIndex>
  *   node crash-child.ts artifacts <dataDir> <seed>
+ *   node crash-child.ts open <dataDir> <tag>      (open, write one meta key, exit: for concurrent-open tests)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { resolveFunctionConfig } from '../../core/config.ts';
 import { openSqliteStores } from './index.ts';
 
 const [mode, dataDir, startArg] = process.argv.slice(2);
-if (!dataDir || (mode !== 'state' && mode !== 'artifacts')) {
-  process.stderr.write('usage: crash-child.ts state|artifacts <dataDir> <start>\n');
+if (!dataDir || (mode !== 'state' && mode !== 'artifacts' && mode !== 'open')) {
+  process.stderr.write('usage: crash-child.ts state|artifacts|open <dataDir> <start>\n');
   process.exit(2);
 }
 const start = Number(startArg ?? 0);
 const stores = await openSqliteStores(dataDir);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 say('READY');
+
+if (mode === 'open') {
+  await stores.state.setMeta(`opened.${startArg}`, String(process.pid));
+  await stores.records.putInvocations([], [{ invocationId: `open-${startArg}`, functionName: 'open', ts: Date.now(), level: 'info', message: 'opened' }]);
+  await Promise.all([stores.state.close(), stores.records.close()]);
+  process.exit(0);
+}
 
 if (mode === 'state') {
   const config = resolveFunctionConfig({ env: { PAD: 'x'.repeat(200) } });

@@ -68,6 +68,33 @@ function integrityOk(path: string): void {
   }
 }
 
+describe('concurrent open', () => {
+  test('several processes opening a new data dir at once all migrate and write cleanly', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'continuum-open-'));
+    dirs.push(dir);
+    const dataDir = join(dir, 'data');
+    const n = 6;
+    const codes = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        new Promise<number | null>((resolve, reject) => {
+          const child = spawn(process.execPath, [CHILD, 'open', dataDir, String(i)], { stdio: 'ignore' });
+          child.on('error', reject);
+          child.on('close', (code) => resolve(code));
+        }),
+      ),
+    );
+    assert.deepEqual(codes, Array.from({ length: n }, () => 0));
+    integrityOk(join(dataDir, 'state.db'));
+    const s = await openSqliteStores(dataDir);
+    try {
+      for (let i = 0; i < n; i++) assert.ok(await s.state.getMeta(`opened.${i}`));
+      assert.equal((await s.records.queryLogs({ functionName: 'open', limit: 100 })).length, n);
+    } finally {
+      await Promise.all([s.state.close(), s.records.close()]);
+    }
+  });
+});
+
 describe('crash durability (SIGKILL)', () => {
   test('state: every acknowledged function and version survives, DBs stay consistent', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'continuum-crash-'));
