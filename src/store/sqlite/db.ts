@@ -89,16 +89,36 @@ export function migrate(db: DatabaseSync, label: string, migrations: readonly Mi
   });
 }
 
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+const SQLITE_IOERR = 10;
+const SQLITE_FULL = 13;
+
+/** SQLite failures that callers can act on become registry errors; anything else passes through (→ internal). */
+export function mapSqliteError(err: unknown): unknown {
+  const e = err as { code?: string; errcode?: number; message?: string } | null;
+  if (e?.code !== 'ERR_SQLITE_ERROR' || typeof e.errcode !== 'number') return err;
+  const primary = e.errcode & 0xff;
+  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) return new ContinuumError('unavailable', 'the store is busy; retry', undefined, { cause: err });
+  if (primary === SQLITE_FULL) return new ContinuumError('unavailable', 'the store is out of disk space', undefined, { cause: err });
+  if (primary === SQLITE_IOERR) return new ContinuumError('unavailable', 'the store had an I/O error', undefined, { cause: err });
+  return err;
+}
+
 /** Run `fn` in a write transaction taken up front (no upgrade deadlocks between readers turned writers). */
 export function transaction<T>(db: DatabaseSync, fn: () => T): T {
-  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec('BEGIN IMMEDIATE');
+  } catch (err) {
+    throw mapSqliteError(err);
+  }
   try {
     const result = fn();
     db.exec('COMMIT');
     return result;
   } catch (err) {
     if (db.isTransaction) db.exec('ROLLBACK');
-    throw err;
+    throw mapSqliteError(err);
   }
 }
 

@@ -83,6 +83,28 @@ describe('sqlite backend specifics', () => {
     }
   });
 
+  test('a write blocked past the busy timeout fails as unavailable and leaves nothing behind', async () => {
+    const dir = join(await tempDir(), 'data');
+    await mkdir(dir, { recursive: true });
+    const store = SqliteStateStore.open(join(dir, 'state.db'), { busyTimeoutMs: 50 });
+    const other = new DatabaseSync(join(dir, 'state.db'));
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const now = new Date().toISOString();
+      await assert.rejects(
+        store.createFunction({ name: 'blocked', config: resolveFunctionConfig({}), activeVersion: null, createdAt: now, updatedAt: now }),
+        (e: unknown) => e instanceof ContinuumError && e.code === 'unavailable' && e.retryable,
+      );
+      other.exec('ROLLBACK');
+      assert.equal(await store.getFunction('blocked'), null);
+      await store.createFunction({ name: 'blocked', config: resolveFunctionConfig({}), activeVersion: null, createdAt: now, updatedAt: now });
+      assert.ok(await store.getFunction('blocked'));
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
   test('data survives close and reopen', async () => {
     const dir = join(await tempDir(), 'data');
     const now = new Date().toISOString();

@@ -86,8 +86,10 @@ export class SqliteStateStore implements StateStore {
   #closed = false;
 
   /** Open (creating and migrating as needed) the state database at `path`. */
-  static open(path: string): SqliteStateStore {
-    return new SqliteStateStore(openDatabase(path, { label: 'state.db', synchronous: 'FULL', migrations: STATE_MIGRATIONS }));
+  static open(path: string, options: { busyTimeoutMs?: number } = {}): SqliteStateStore {
+    return new SqliteStateStore(
+      openDatabase(path, { label: 'state.db', synchronous: 'FULL', migrations: STATE_MIGRATIONS, busyTimeoutMs: options.busyTimeoutMs }),
+    );
   }
 
   constructor(db: DatabaseSync) {
@@ -122,7 +124,7 @@ export class SqliteStateStore implements StateStore {
     if (record.activeVersion !== null) throw new ContinuumError('bad_request', 'a new function has no active version yet');
     const createdAt = assertTimestamp(record.createdAt, 'createdAt');
     const updatedAt = assertTimestamp(record.updatedAt, 'updatedAt');
-    const res = this.#s.insertFunction.run(name, JSON.stringify(config), null, createdAt, updatedAt);
+    const res = transaction(this.#db, () => this.#s.insertFunction.run(name, JSON.stringify(config), null, createdAt, updatedAt));
     if (res.changes === 0) throw new ContinuumError('conflict', `function ${name} already exists`);
   }
 
@@ -158,7 +160,8 @@ export class SqliteStateStore implements StateStore {
 
   async deleteFunction(name: string): Promise<boolean> {
     // Version rows go with it (ON DELETE CASCADE).
-    return this.#s.deleteFunction.run(assertName(name, 'function name')).changes > 0;
+    assertName(name, 'function name');
+    return transaction(this.#db, () => this.#s.deleteFunction.run(name).changes > 0);
   }
 
   async putVersion(v: VersionRecord): Promise<void> {
@@ -199,7 +202,8 @@ export class SqliteStateStore implements StateStore {
 
   async setMeta(key: string, value: string): Promise<void> {
     if (typeof value !== 'string') throw new ContinuumError('bad_request', 'meta value must be a string');
-    this.#s.setMeta.run(assertMetaKey(key), value);
+    assertMetaKey(key);
+    transaction(this.#db, () => this.#s.setMeta.run(key, value));
   }
 
   async close(): Promise<void> {
