@@ -1,0 +1,529 @@
+/**
+ * The single-isolate engine: runs inside a data-plane worker process (which holds no credentials).
+ * One IsolateEngine per process builds the runtime prelude (cached on disk, see prelude-build.ts) and a
+ * V8 snapshot of it; each Sandbox is one isolated-vm isolate restored from that snapshot, running one
+ * function version, serving any number of concurrent invocations.
+ *
+ * Every run of tenant code happens inside a synchronous host call (`applySync`) that carries a
+ * timeout equal to the calling invocation's remaining CPU budget: dispatch, body push, timer fire, and
+ * completions of host operations (crypto.subtle, fetch) all enter through entry points — no promise
+ * crosses the boundary, so nothing runs in the isolate without a limit. ivm's timeout also covers
+ * microtasks drained at the end of the call (microtask bombs and endless `await` loops end at the
+ * limit, measured in engine.test.ts). A timed-out or over-heap isolate is disposed; the caller creates
+ * a new Sandbox.
+ *
+ * Callback contract: for each dispatched invocation the engine calls onRespond at most once, onChunk
+ * zero or more times after it, then onFinish exactly once — unless the caller ends it with abort(),
+ * after which no further callback arrives for that id. Callbacks may run synchronously inside
+ * dispatch()/push() (handlers that need no I/O complete before dispatch returns).
+ */
+import { randomFillSync, webcrypto, type webcrypto as WebCrypto } from 'node:crypto';
+import { domainToASCII } from 'node:url';
+import ivm from 'isolated-vm';
+import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.ts';
+import { FUNCTION_DEFAULTS } from '../../core/defaults.ts';
+import type { HandlerFormat, LogLevel } from '../../core/types.ts';
+import type { HostBridges, WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
+import { loadPrelude } from './prelude-build.ts';
+
+export interface SandboxCallbacks {
+  onRespond(invocationId: string, head: { status: number; headers: Array<[string, string]> }): void;
+  onChunk(invocationId: string, bytes: Uint8Array): void;
+  onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
+  onLog(invocationId: string, level: LogLevel, message: string): void;
+}
+
+export interface EngineOptions {
+  /** Prebuilt prelude source; when absent it is loaded from the file cache or built. */
+  prelude?: string;
+  /** Prelude cache directory (see prelude-build.ts); null disables the cache. */
+  cacheDir?: string | null;
+  /** ivm's "v8 lost control" signal: the worker should stop taking work and exit (catalogue test 14). */
+  onCatastrophicError?: (message: string) => void;
+}
+
+const LOG_LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error', 'log']);
+const SUBTLE_OPS = new Set(['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey', 'deriveKey', 'deriveBits', 'importKey', 'exportKey', 'wrapKey', 'unwrapKey']);
+const MAX_TIMERS = 10_000;
+const MAX_PENDING_CALLS = 1_000;
+const MAX_KEYS = 10_000;
+const MAX_MESSAGE = 64 * 1024;
+
+export class IsolateEngine {
+  readonly preludeBytes: number;
+  readonly snapshotBytes: number;
+  /** Time to create the snapshot at start-up, ms. */
+  readonly snapshotMs: number;
+  readonly preludeCached: boolean;
+  readonly #snapshot: ivm.ExternalCopy<ArrayBuffer>;
+  readonly #onCatastrophicError: ((message: string) => void) | undefined;
+
+  private constructor(snapshot: ivm.ExternalCopy<ArrayBuffer>, preludeBytes: number, snapshotMs: number, cached: boolean, options: EngineOptions) {
+    this.#snapshot = snapshot;
+    this.preludeBytes = preludeBytes;
+    this.snapshotBytes = snapshot.copy().byteLength;
+    this.snapshotMs = snapshotMs;
+    this.preludeCached = cached;
+    this.#onCatastrophicError = options.onCatastrophicError;
+  }
+
+  static async create(options: EngineOptions = {}): Promise<IsolateEngine> {
+    let source = options.prelude;
+    let cached = false;
+    if (source === undefined) {
+      const built = await loadPrelude({ cacheDir: options.cacheDir });
+      source = built.source;
+      cached = built.cached;
+    }
+    const t0 = performance.now();
+    const snapshot = ivm.Isolate.createSnapshot([{ code: source, filename: 'continuum:prelude' }]);
+    return new IsolateEngine(snapshot, source.length, performance.now() - t0, cached, options);
+  }
+
+  createSandbox(opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }): Sandbox {
+    return new Sandbox(this.#snapshot, opts, this.#onCatastrophicError);
+  }
+}
+
+interface HostInvocation {
+  cpuMs: number;
+  responseBytes: number;
+  subrequests: number;
+  responded: boolean;
+  wallTimer: NodeJS.Timeout | null;
+}
+
+type Ref = ivm.Reference<(...args: unknown[]) => unknown>;
+
+function isStringPairs(v: unknown): v is Array<[string, string]> {
+  return Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string');
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class Sandbox {
+  readonly timing: { sandboxMs: number; runtimeMs: number; moduleMs: number };
+  readonly format: HandlerFormat;
+  readonly exportName: string;
+
+  readonly #isolate: ivm.Isolate;
+  readonly #context: ivm.Context;
+  readonly #refs: { dispatch: Ref; push: Ref; fire: Ref; settle: Ref; abort: Ref };
+  readonly #callbacks: SandboxCallbacks;
+  readonly #cpuMs: number;
+  readonly #responseBytes: number;
+  readonly #subrequests: number;
+  readonly #timeoutMs: number;
+  readonly #invocations = new Map<string, HostInvocation>();
+  readonly #timers = new Map<number, { handle: NodeJS.Timeout; owner: string }>();
+  readonly #keys = new Map<number, WebCrypto.CryptoKey>();
+  #nextKey = 1;
+  #pendingCalls = 0;
+  readonly #owners: string[] = [];
+  #disposed = false;
+
+  constructor(snapshot: ivm.ExternalCopy<ArrayBuffer>, opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }, onCatastrophicError?: (message: string) => void) {
+    const { load } = opts;
+    this.#callbacks = opts.callbacks;
+    this.#cpuMs = load.cpuMs ?? FUNCTION_DEFAULTS.limits.cpuMs;
+    this.#responseBytes = load.responseBytes ?? FUNCTION_DEFAULTS.limits.responseBytes;
+    this.#subrequests = load.subrequests;
+    this.#timeoutMs = load.timeoutMs;
+
+    const t0 = performance.now();
+    this.#isolate = new ivm.Isolate({
+      memoryLimit: Math.max(8, load.memoryLimitMb),
+      snapshot,
+      onCatastrophicError: (message: string) => {
+        this.#kill('memory_limit', `isolate failed: ${message}`, 'instance_crashed', '');
+        onCatastrophicError?.(message);
+      },
+    });
+    try {
+      this.#context = this.#isolate.createContextSync();
+      const t1 = performance.now();
+      const global = this.#context.global;
+      const get = (name: string) => global.getSync(name, { reference: true }) as Ref;
+      const install = get('__continuum_install');
+      const loadRef = get('__continuum_load');
+      this.#refs = { dispatch: get('__continuum_dispatch'), push: get('__continuum_push'), fire: get('__continuum_fire'), settle: get('__continuum_settle'), abort: get('__continuum_abort') };
+      install.applySync(undefined, [this.#bridges()], { arguments: { copy: true }, timeout: 1000 });
+      install.release();
+      const t2 = performance.now();
+
+      let resolved: { format: HandlerFormat; exportName: string };
+      let factory: ivm.Reference<unknown>;
+      try {
+        const script = this.#isolate.compileScriptSync(`(function (module, exports, require) {${opts.code}\n})`, { filename: `fn:///${load.functionName || 'function'}.js` });
+        factory = script.runSync(this.#context, { reference: true, timeout: this.#cpuMs }) as ivm.Reference<unknown>;
+        script.release();
+      } catch (err) {
+        throw this.#loadError(err, 'the bundle does not compile');
+      }
+      try {
+        this.#owners.push('');
+        const out = loadRef.applySync(undefined, [factory.derefInto({ release: true }), JSON.stringify(load)], { timeout: this.#cpuMs });
+        resolved = JSON.parse(String(out));
+      } catch (err) {
+        throw this.#loadError(err, 'the module threw while loading');
+      } finally {
+        this.#owners.pop();
+        loadRef.release();
+      }
+      this.format = resolved.format;
+      this.exportName = resolved.exportName;
+      this.timing = { sandboxMs: t1 - t0, runtimeMs: t2 - t1, moduleMs: performance.now() - t2 };
+    } catch (err) {
+      this.#disposeIsolate();
+      throw err;
+    }
+  }
+
+  get disposed(): boolean {
+    return this.#disposed || this.#isolate.isDisposed;
+  }
+
+  /** Isolate CPU time so far, ms. */
+  cpuTimeMs(): number {
+    return this.disposed ? 0 : Number(this.#isolate.cpuTime) / 1e6;
+  }
+
+  /** V8 heap in use plus external (ArrayBuffer) memory charged to the isolate, bytes. */
+  heapUsedBytes(): number {
+    if (this.disposed) return 0;
+    const s = this.#isolate.getHeapStatisticsSync();
+    return s.used_heap_size + s.externally_allocated_size;
+  }
+
+  /** Invocations in flight. */
+  get active(): number {
+    return this.#invocations.size;
+  }
+
+  /** Start an invocation. Throws ContinuumError('instance_crashed') when the sandbox is gone. */
+  dispatch(invocationId: string, head: WireRequestHead, hasBody: boolean, traceparent: string | null): void {
+    if (this.disposed) throw new ContinuumError('instance_crashed', 'the sandbox was disposed');
+    if (this.#invocations.has(invocationId)) throw new ContinuumError('internal', `invocation ${invocationId} is already running`);
+    const inv: HostInvocation = { cpuMs: 0, responseBytes: 0, subrequests: 0, responded: false, wallTimer: null };
+    this.#invocations.set(invocationId, inv);
+    if (this.#timeoutMs > 0) {
+      inv.wallTimer = setTimeout(() => this.#timeout(invocationId), this.#timeoutMs);
+    }
+    const headJson = JSON.stringify(head);
+    this.#enter(invocationId, (timeout) => this.#refs.dispatch.applySync(undefined, [invocationId, headJson, hasBody, traceparent], { timeout }));
+  }
+
+  /** One request-body chunk for an invocation; null ends the body. */
+  push(invocationId: string, chunk: Uint8Array | null): void {
+    if (this.disposed || !this.#invocations.has(invocationId)) return;
+    const arg = chunk === null ? null : new ivm.ExternalCopy(chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk.buffer : chunk.slice().buffer).copyInto({ release: true });
+    this.#enter(invocationId, (timeout) => this.#refs.push.applySync(undefined, [invocationId, arg], { timeout }));
+  }
+
+  /** End an invocation early (client gone, caller's limit): its signal aborts; no further callbacks. */
+  abort(invocationId: string, reason: string): void {
+    const inv = this.#invocations.get(invocationId);
+    if (!inv) return;
+    this.#forget(invocationId);
+    if (this.disposed) return;
+    this.#enter(invocationId, (timeout) => this.#refs.abort.applySync(undefined, [invocationId, String(reason).slice(0, 500)], { timeout }));
+  }
+
+  dispose(): void {
+    this.#kill('instance_crashed', 'the sandbox was disposed', 'instance_crashed', '');
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #loadError(err: unknown, what: string): ContinuumError {
+    if (this.#isolate.isDisposed || /memory limit/i.test(errorMessage(err))) return new ContinuumError('memory_limit', 'the module exceeded the memory limit while loading');
+    if (/timed out/i.test(errorMessage(err))) return new ContinuumError('cpu_limit', 'the module exceeded the CPU-time limit while loading', { limit: this.#cpuMs });
+    const message = errorMessage(err).slice(0, 500);
+    return new ContinuumError('bad_bundle', message.startsWith('No handler found') ? message : `${what}: ${message}`);
+  }
+
+  /** Run one host→isolate call on behalf of `owner` with its remaining CPU budget as the timeout. */
+  #enter(owner: string, call: (timeout: number) => unknown): void {
+    if (this.disposed) return;
+    const inv = this.#invocations.get(owner);
+    const remaining = inv ? this.#cpuMs - inv.cpuMs : this.#cpuMs;
+    const timeout = Math.max(1, Math.ceil(remaining));
+    const outer = this.#owners.length === 0;
+    const before = outer ? this.#isolate.cpuTime : 0n;
+    this.#owners.push(owner);
+    try {
+      call(timeout);
+    } catch (err) {
+      this.#callFailed(owner, err);
+    } finally {
+      this.#owners.pop();
+      if (outer && !this.disposed) {
+        const still = this.#invocations.get(owner);
+        if (still) still.cpuMs += Number(this.#isolate.cpuTime - before) / 1e6;
+      }
+    }
+  }
+
+  #callFailed(owner: string, err: unknown): void {
+    const message = errorMessage(err);
+    if (this.#isolate.isDisposed || /memory limit/i.test(message)) {
+      this.#kill('memory_limit', 'the function exceeded its memory limit', 'memory_limit', owner);
+    } else if (/timed out/i.test(message)) {
+      this.#kill('cpu_limit', `the invocation exceeded its CPU-time limit of ${this.#cpuMs} ms`, 'instance_crashed', owner);
+    } else if (this.#invocations.has(owner)) {
+      this.#finish(owner, { code: 'function_error', message: message.slice(0, 1000) });
+    }
+  }
+
+  /** Dispose the isolate; `owner` ends with `code`, every other in-flight invocation with `othersCode`. */
+  #kill(code: ErrorCode, message: string, othersCode: ErrorCode, owner: string): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const { handle } of this.#timers.values()) clearTimeout(handle);
+    this.#timers.clear();
+    this.#keys.clear();
+    const ids = [...this.#invocations.keys()];
+    for (const id of ids) {
+      this.#finish(id, id === owner ? { code, message } : { code: othersCode, message: othersCode === code ? message : 'the sandbox serving this invocation was disposed' });
+    }
+    if (this.#owners.length > 0) setImmediate(() => this.#disposeIsolate());
+    else this.#disposeIsolate();
+  }
+
+  #disposeIsolate(): void {
+    this.#disposed = true;
+    try {
+      if (!this.#isolate.isDisposed) this.#isolate.dispose();
+    } catch {
+      // already gone
+    }
+  }
+
+  #timeout(id: string): void {
+    const inv = this.#invocations.get(id);
+    if (!inv) return;
+    inv.wallTimer = null;
+    this.#finish(id, { code: 'timeout', message: `the invocation exceeded its timeout of ${this.#timeoutMs} ms` });
+    if (!this.disposed) this.#enter(id, (timeout) => this.#refs.abort.applySync(undefined, [id, 'timeout'], { timeout }));
+  }
+
+  #forget(id: string): HostInvocation | undefined {
+    const inv = this.#invocations.get(id);
+    if (!inv) return undefined;
+    if (inv.wallTimer) clearTimeout(inv.wallTimer);
+    this.#invocations.delete(id);
+    return inv;
+  }
+
+  #finish(id: string, error: { code: ErrorCode; message: string } | null): void {
+    if (!this.#forget(id)) return;
+    this.#safe(() => this.#callbacks.onFinish(id, error));
+  }
+
+  /** Caller callbacks must not break the engine's bookkeeping. */
+  #safe(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  #currentOwner(): string {
+    return this.#owners[this.#owners.length - 1] ?? '';
+  }
+
+  #settle(callId: number, owner: string, ok: boolean, json: string, buffers: ArrayBuffer[]): void {
+    this.#pendingCalls--;
+    if (this.disposed) return;
+    this.#enter(owner, (timeout) =>
+      this.#refs.settle.applySync(undefined, [callId, ok, json, buffers], { timeout, arguments: { copy: true } }),
+    );
+  }
+
+  #bridges(): Record<keyof HostBridges, ivm.Callback> {
+    const bridges: { [K in keyof HostBridges]: (...args: never[]) => unknown } = {
+      log: (id: unknown, level: unknown, message: unknown) => {
+        if (typeof id !== 'string' || typeof message !== 'string') return;
+        const lvl = LOG_LEVELS.has(level as LogLevel) ? (level as LogLevel) : 'log';
+        this.#safe(() => this.#callbacks.onLog(id, lvl, message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE) : message));
+      },
+      timerSet: (id: unknown, ms: unknown) => {
+        if (!Number.isSafeInteger(id) || typeof ms !== 'number' || this.disposed) return;
+        const timerId = id as number;
+        const prev = this.#timers.get(timerId);
+        if (prev) clearTimeout(prev.handle);
+        else if (this.#timers.size >= MAX_TIMERS) return;
+        const owner = this.#currentOwner();
+        const handle = setTimeout(() => {
+          const t = this.#timers.get(timerId);
+          if (!t || t.handle !== handle) return;
+          this.#timers.delete(timerId);
+          this.#enter(owner, (timeout) => this.#refs.fire.applySync(undefined, [timerId], { timeout }));
+        }, Math.min(Math.max(0, ms), 2 ** 31 - 1));
+        this.#timers.set(timerId, { handle, owner });
+      },
+      timerClear: (id: unknown) => {
+        const t = this.#timers.get(id as number);
+        if (!t) return;
+        clearTimeout(t.handle);
+        this.#timers.delete(id as number);
+      },
+      random: (n: unknown) => {
+        if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 65536) throw new RangeError('invalid entropy request');
+        return new ivm.ExternalCopy(randomFillSync(new Uint8Array(n as number)).buffer).copyInto({ release: true });
+      },
+      domainToASCII: (domain: unknown) => (typeof domain === 'string' && domain.length <= 1024 ? domainToASCII(domain) : ''),
+      subtle: (callId: unknown, argsJson: unknown, buffers: unknown) => {
+        const owner = this.#currentOwner();
+        this.#startCall(callId, owner, () => this.#subtle(argsJson, buffers));
+      },
+      fetch: (callId: unknown, invocationId: unknown, _headJson: unknown, _body: unknown) => {
+        const owner = typeof invocationId === 'string' ? invocationId : this.#currentOwner();
+        const inv = this.#invocations.get(owner);
+        let code = 'egress_denied';
+        let message = 'fetch failed: egress_denied: outbound network access is not granted to this function';
+        if (inv && ++inv.subrequests > this.#subrequests) {
+          code = 'subrequest_limit';
+          message = `fetch failed: subrequest_limit: more than ${this.#subrequests} subrequests in one invocation`;
+        }
+        this.#startCall(callId, owner, async () => {
+          throw Object.assign(new TypeError(message), { wireCode: code });
+        });
+      },
+      respond: (id: unknown, headJson: unknown) => {
+        const inv = typeof id === 'string' ? this.#invocations.get(id) : undefined;
+        if (!inv || inv.responded || typeof headJson !== 'string') return false;
+        let head: { status?: unknown; headers?: unknown };
+        try {
+          head = JSON.parse(headJson);
+        } catch {
+          return false;
+        }
+        if (!Number.isInteger(head.status) || (head.status as number) < 100 || (head.status as number) > 599 || !isStringPairs(head.headers)) {
+          this.#finish(id as string, { code: 'function_error', message: 'the function returned an invalid response head' });
+          return false;
+        }
+        inv.responded = true;
+        this.#safe(() => this.#callbacks.onRespond(id as string, { status: head.status as number, headers: head.headers as Array<[string, string]> }));
+        return this.#invocations.has(id as string);
+      },
+      chunk: (id: unknown, bytes: unknown) => {
+        const inv = typeof id === 'string' ? this.#invocations.get(id) : undefined;
+        if (!inv || !inv.responded || !(bytes instanceof ArrayBuffer)) return false;
+        inv.responseBytes += bytes.byteLength;
+        if (inv.responseBytes > this.#responseBytes) {
+          this.#finish(id as string, { code: 'output_too_large', message: `the response body exceeds the limit of ${this.#responseBytes} bytes` });
+          return false;
+        }
+        this.#safe(() => this.#callbacks.onChunk(id as string, new Uint8Array(bytes)));
+        return this.#invocations.has(id as string);
+      },
+      finish: (id: unknown, errorJson: unknown) => {
+        if (typeof id !== 'string' || !this.#invocations.has(id)) return;
+        if (errorJson === null) return this.#finish(id, null);
+        let e: { code?: unknown; message?: unknown } = {};
+        try {
+          e = JSON.parse(String(errorJson));
+        } catch {
+          e = {};
+        }
+        const code: ErrorCode = isErrorCode(e.code) && ['function_error', 'egress_denied', 'subrequest_limit', 'unsupported_api', 'bad_argument'].includes(e.code) ? e.code : 'function_error';
+        this.#finish(id, { code, message: typeof e.message === 'string' ? e.message.slice(0, 2000) : 'the function failed' });
+      },
+    };
+    const out = {} as Record<keyof HostBridges, ivm.Callback>;
+    for (const [name, fn] of Object.entries(bridges)) out[name as keyof HostBridges] = new ivm.Callback(fn as (...args: unknown[]) => unknown);
+    return out;
+  }
+
+  #startCall(callId: unknown, owner: string, run: () => Promise<[string, ArrayBuffer[]]>): void {
+    if (!Number.isSafeInteger(callId)) return;
+    this.#pendingCalls++;
+    const id = callId as number;
+    if (this.#pendingCalls > MAX_PENDING_CALLS) {
+      queueMicrotask(() => this.#settle(id, owner, false, JSON.stringify({ name: 'QuotaExceededError', message: 'too many pending host operations' }), []));
+      return;
+    }
+    // Settle on a later turn: never re-enter the isolate from inside the bridge call.
+    Promise.resolve()
+      .then(run)
+      .then(
+        ([json, buffers]) => this.#settle(id, owner, true, json, buffers),
+        (err: unknown) => {
+          const e = err as { name?: unknown; message?: unknown; wireCode?: unknown };
+          const name = typeof e?.name === 'string' ? e.name : 'OperationError';
+          const message = typeof e?.message === 'string' ? e.message.slice(0, 500) : 'operation failed';
+          this.#settle(id, owner, false, JSON.stringify({ name, message, code: typeof e?.wireCode === 'string' ? e.wireCode : undefined }), []);
+        },
+      );
+  }
+
+  async #subtle(argsJson: unknown, buffers: unknown): Promise<[string, ArrayBuffer[]]> {
+    if (typeof argsJson !== 'string' || argsJson.length > 1_000_000 || !Array.isArray(buffers) || !buffers.every((b) => b instanceof ArrayBuffer)) {
+      throw new TypeError('invalid crypto.subtle arguments');
+    }
+    const parsed = JSON.parse(argsJson) as { op?: unknown; args?: unknown };
+    if (typeof parsed.op !== 'string' || !SUBTLE_OPS.has(parsed.op) || !Array.isArray(parsed.args)) throw new TypeError('unsupported crypto.subtle operation');
+    const args = parsed.args.map((a) => this.#decodeArg(a, buffers as ArrayBuffer[], 0));
+    const subtle = webcrypto.subtle as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    const result = await Reflect.apply(subtle[parsed.op]!, webcrypto.subtle, args);
+    const out: ArrayBuffer[] = [];
+    return [JSON.stringify(this.#encodeResult(result, out, 0)) ?? 'null', out];
+  }
+
+  #decodeArg(v: unknown, buffers: ArrayBuffer[], depth: number): unknown {
+    if (depth > 8) throw new TypeError('crypto argument nested too deeply');
+    if (v === null || typeof v !== 'object') return v;
+    if (Array.isArray(v)) return v.map((x) => this.#decodeArg(x, buffers, depth + 1));
+    const o = v as Record<string, unknown>;
+    if (typeof o.$buf === 'number') {
+      const b = buffers[o.$buf];
+      if (!b) throw new TypeError('invalid buffer reference');
+      return new Uint8Array(b);
+    }
+    if (typeof o.$key === 'number') {
+      const key = this.#keys.get(o.$key);
+      if (!key) throw new DOMException('unknown CryptoKey', 'InvalidAccessError');
+      return key;
+    }
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(o)) {
+      if (k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
+      out[k] = this.#decodeArg(o[k], buffers, depth + 1);
+    }
+    return out;
+  }
+
+  #encodeResult(v: unknown, out: ArrayBuffer[], depth: number): unknown {
+    if (depth > 8) return null;
+    if (v === null || typeof v !== 'object') return v;
+    if (v instanceof ArrayBuffer) {
+      out.push(v);
+      return { $buf: out.length - 1 };
+    }
+    if (ArrayBuffer.isView(v)) {
+      out.push(new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice().buffer);
+      return { $u8: out.length - 1 };
+    }
+    if (v instanceof globalThis.CryptoKey) {
+      const key = v as WebCrypto.CryptoKey;
+      if (this.#keys.size >= MAX_KEYS) throw new DOMException('too many CryptoKeys in this sandbox', 'QuotaExceededError');
+      const handle = this.#nextKey++;
+      this.#keys.set(handle, key);
+      return { $key: handle, type: key.type, extractable: key.extractable, algorithm: this.#encodeResult(key.algorithm, out, depth + 1), usages: [...key.usages] };
+    }
+    if (Array.isArray(v)) return v.map((x) => this.#encodeResult(x, out, depth + 1));
+    const o: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) o[k] = this.#encodeResult((v as Record<string, unknown>)[k], out, depth + 1);
+    if ('publicKey' in v && 'privateKey' in v) {
+      o.publicKey = this.#encodeResult((v as WebCrypto.CryptoKeyPair).publicKey, out, depth + 1);
+      o.privateKey = this.#encodeResult((v as WebCrypto.CryptoKeyPair).privateKey, out, depth + 1);
+    }
+    return o;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Builds the in-isolate runtime (src/runtime/isolate/entry.ts: Web-API prelude + handler adapters) into
+ * one minified, ASCII-only IIFE with esbuild, and caches the result on disk so that worker start-up
+ * does not run esbuild every time.
+ *
+ * Cache: `<os.tmpdir()>/continuum-prelude/<key>.js`, where key = sha256 over the esbuild version,
+ * package-lock.json and every source file under src/runtime/isolate. A change to any of them produces a
+ * new key; stale files are harmless. Writes go to a temp file and are renamed into place, so concurrent
+ * workers never read a half-written file. Pass `cacheDir: null` to disable the cache.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, '../../..');
+const runtimeDir = join(repoRoot, 'src/runtime/isolate');
+const shims = join(runtimeDir, 'shims');
+
+export interface PreludeBuildOptions {
+  /** Directory for the cached bundle; null disables caching. Default: os.tmpdir()/continuum-prelude. */
+  cacheDir?: string | null;
+}
+
+export interface BuiltPrelude {
+  source: string;
+  /** True when the bundle came from the file cache. */
+  cached: boolean;
+  key: string;
+}
+
+function listSources(dir: string, out: string[]): string[] {
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) listSources(path, out);
+    else if (/\.(ts|js|cjs)$/.test(entry.name) && !entry.name.endsWith('.test.ts')) out.push(path);
+  }
+  return out;
+}
+
+export function preludeCacheKey(): string {
+  const hash = createHash('sha256');
+  hash.update(esbuild.version);
+  try {
+    hash.update(readFileSync(join(repoRoot, 'package-lock.json')));
+  } catch {
+    hash.update('no-lockfile');
+  }
+  for (const file of listSources(runtimeDir, [])) {
+    hash.update(file.slice(runtimeDir.length));
+    hash.update(readFileSync(file));
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+export async function buildPreludeSource(minify = true): Promise<string> {
+  const result = await esbuild.build({
+    entryPoints: [join(runtimeDir, 'entry.ts')],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    platform: 'neutral',
+    mainFields: ['module', 'main'],
+    conditions: ['import', 'default'],
+    target: 'es2022',
+    minify,
+    charset: 'ascii',
+    legalComments: 'none',
+    logLevel: 'silent',
+    inject: [join(shims, 'inject-globals.js')],
+    define: { 'process.env.NODE_ENV': '"production"' },
+    alias: {
+      'node:assert': join(shims, 'node-assert.cjs'),
+      'node:util': join(shims, 'node-util.js'),
+      'node:util/types': join(shims, 'node-util-types.js'),
+      'node:stream': join(shims, 'node-stream.js'),
+      'node:stream/web': join(shims, 'node-stream-web.js'),
+      'node:events': join(shims, 'node-events.js'),
+      'node:http': join(shims, 'node-misc.js'),
+      'node:net': join(shims, 'node-misc.js'),
+      'node:querystring': join(shims, 'node-misc.js'),
+      'node:perf_hooks': join(shims, 'node-misc.js'),
+      'node:zlib': join(shims, 'node-misc.js'),
+      'node:worker_threads': join(shims, 'node-misc.js'),
+      'node:crypto': join(shims, 'node-misc.js'),
+      'node:sqlite': join(shims, 'node-misc.js'),
+      tr46: join(shims, 'tr46.js'),
+      '@exodus/bytes/encoding.js': join(repoRoot, 'node_modules/@exodus/bytes/encoding-lite.js'),
+    },
+    nodePaths: [join(repoRoot, 'node_modules')],
+  });
+  const file = result.outputFiles[0];
+  if (!file) throw new Error('prelude build produced no output');
+  return file.text;
+}
+
+/** The prelude source, from the file cache when the key matches, else built (and cached). */
+export async function loadPrelude(options: PreludeBuildOptions = {}): Promise<BuiltPrelude> {
+  const cacheDir = options.cacheDir === undefined ? join(tmpdir(), 'continuum-prelude') : options.cacheDir;
+  const key = preludeCacheKey();
+  if (cacheDir !== null) {
+    try {
+      return { source: readFileSync(join(cacheDir, `${key}.js`), 'utf8'), cached: true, key };
+    } catch {
+      // not cached yet
+    }
+  }
+  const source = await buildPreludeSource();
+  if (cacheDir !== null) {
+    try {
+      mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+      const tmp = join(cacheDir, `${key}.${process.pid}.${Date.now()}.tmp`);
+      writeFileSync(tmp, source, { mode: 0o600 });
+      renameSync(tmp, join(cacheDir, `${key}.js`));
+    } catch {
+      // a read-only tmpdir only costs a rebuild next time
+    }
+  }
+  return { source, cached: false, key };
+}

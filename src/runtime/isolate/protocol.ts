@@ -1,0 +1,112 @@
+/**
+ * The contract between the isolate host (src/drivers/isolate, Node side) and the in-isolate runtime
+ * (this folder, bundled into the prelude). Only plain data crosses: strings, numbers, booleans, null and
+ * ArrayBuffers (copied). No host object, Reference or function is ever reachable from tenant code: the
+ * host hands bridges to `__continuum_install`, which captures them in closures and deletes every
+ * `__continuum_*` global before tenant code runs.
+ *
+ * JSON-typed parameters below are strings holding JSON (cheapest way across, see
+ * shared/reference/isolate-prelude.md §4.2).
+ *
+ * This file is type-only; both sides import it with `import type`.
+ */
+
+/** Request head as it crosses into the isolate (JSON). */
+export interface WireRequestHead {
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  /** Client address for Lambda `sourceIp` (optional). */
+  clientIp?: string;
+}
+
+/** Response head as it crosses out of the isolate (JSON). */
+export interface WireResponseHead {
+  status: number;
+  headers: Array<[string, string]>;
+}
+
+/** A failure reported by the runtime (JSON); code is one of src/core/errors.ts, e.g. function_error. */
+export interface WireError {
+  code: string;
+  message: string;
+}
+
+/** Per-instance facts the runtime needs at load (JSON). */
+export interface WireLoadOptions {
+  functionName: string;
+  versionId: string;
+  /** 'auto' is resolved by the runtime from the module's exports. */
+  format: 'auto' | 'fetch' | 'lambda' | 'openwhisk';
+  exportName: string | null;
+  env: Record<string, string>;
+  memoryLimitMb: number;
+  timeoutMs: number;
+  /** Outbound fetches allowed per invocation; the runtime counts, the host enforces too. */
+  subrequests: number;
+  /** Lambda API Gateway payload format: '2.0' (HTTP API, default) or '1.0' (REST API). */
+  payload?: '1.0' | '2.0';
+  /** CPU-time budget per invocation in ms (host-enforced; default FUNCTION_DEFAULTS.limits.cpuMs). */
+  cpuMs?: number;
+  /** Response body cap in bytes (host-enforced; default FUNCTION_DEFAULTS.limits.responseBytes). */
+  responseBytes?: number;
+}
+
+/** Bridges the host installs after the isolate is restored from the snapshot (each an ivm.Callback). */
+export interface HostBridges {
+  /** Captured console output, attributed to an invocation ('' when none is current). */
+  log(invocationId: string, level: string, message: string): void;
+  /** Timers: the host schedules and later calls `__continuum_fire(id)`. */
+  timerSet(id: number, ms: number): void;
+  timerClear(id: number): void;
+  /** n random bytes from the host CSPRNG. */
+  random(n: number): ArrayBuffer;
+  /** WHATWG domain-to-ASCII of a non-ASCII host name ('' on failure); replaces tr46's tables. */
+  domainToASCII(domain: string): string;
+  /**
+   * Start a crypto.subtle operation on the host's WebCrypto. argsJson is `{"op", "args"}` where binary
+   * arguments are `{"$buf": i}` (index into buffers) and keys `{"$key": handle}`. Returns at once; the
+   * host later calls `__continuum_settle(callId, ok, json, buffers)` (on failure json is a
+   * DOMException-shaped `{name, message}`).
+   *
+   * Async results come back through an entry point, not a promise, so that every run of tenant code
+   * happens inside a host call that carries the CPU-time limit.
+   */
+  subtle(callId: number, argsJson: string, buffers: ArrayBuffer[]): void;
+  /**
+   * Start an outbound fetch; settles like subtle with head JSON `{status, headers}` and `[body]`, or
+   * rejects with `{name: 'TypeError', message, code}` (code e.g. egress_denied, subrequest_limit).
+   */
+  fetch(callId: number, invocationId: string, headJson: string, body: ArrayBuffer | null): void;
+  /** Response head for an invocation. Returns false when the host no longer wants the response. */
+  respond(invocationId: string, headJson: string): boolean;
+  /** One chunk of the response body. Returns false to stop (e.g. output_too_large): the runtime cancels the body. */
+  chunk(invocationId: string, bytes: ArrayBuffer): boolean;
+  /** The invocation ended: errorJson is null on success, else a WireError. */
+  finish(invocationId: string, errorJson: string | null): void;
+}
+
+/**
+ * Globals the prelude defines. The host takes a Reference to each right after restore and the runtime
+ * deletes them from globalThis inside `__continuum_install`.
+ */
+export interface RuntimeEntryPoints {
+  __continuum_install(bridges: HostBridges): void;
+  /**
+   * Load the tenant bundle. `factory` is the compiled CommonJS wrapper
+   * `(function (module, exports, require) { … })`. Returns the resolved format as JSON
+   * `{ "format": "fetch" | "lambda" | "openwhisk", "exportName": string }` or throws a WireError-shaped
+   * error (code bad_bundle) when no handler is found.
+   */
+  __continuum_load(factory: unknown, optionsJson: string): string;
+  /** Start an invocation. When hasBody, the host follows with `__continuum_push` calls. */
+  __continuum_dispatch(invocationId: string, headJson: string, hasBody: boolean, traceparent: string | null): void;
+  /** Push one request-body chunk; null ends the body. */
+  __continuum_push(invocationId: string, chunk: ArrayBuffer | null): void;
+  /** A timer the runtime set has fired. */
+  __continuum_fire(timerId: number): void;
+  /** A host call started through `subtle` or `fetch` has completed. */
+  __continuum_settle(callId: number, ok: boolean, json: string, buffers: ArrayBuffer[]): void;
+  /** The client went away or a host limit hit: abort the invocation's signal. */
+  __continuum_abort(invocationId: string, reason: string): void;
+}

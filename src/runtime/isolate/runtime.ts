@@ -1,0 +1,576 @@
+/**
+ * The in-isolate runtime: host-bridged globals (console, timers, crypto, fetch, performance), the
+ * handler adapters (Workers fetch, Lambda, OpenWhisk) and the entry points of protocol.ts. Evaluated
+ * once into the V8 snapshot; `__continuum_install` wires the host bridges after each restore and removes
+ * every `__continuum_*` global before tenant code runs.
+ */
+import type { HostBridges, WireRequestHead } from './protocol.ts';
+import { format } from './format.ts';
+import { createCrypto, CryptoKey } from './crypto.ts';
+import { setDomainToASCII } from './shims/tr46.js';
+import { lambdaEventV1, lambdaEventV2, lambdaResult, openwhiskParams, openwhiskResult, type PlainResponse } from './adapters.ts';
+
+type Fn = (...args: unknown[]) => unknown;
+
+interface Invocation {
+  id: string;
+  head: WireRequestHead;
+  ac: AbortController;
+  bodyController: ReadableStreamDefaultController<Uint8Array> | null;
+  chunks: Uint8Array[] | null;
+  onBodyEnd: ((body: Uint8Array | null) => void) | null;
+  ended: boolean;
+  responded: boolean;
+  subrequests: number;
+  started: number;
+  waitUntil: number;
+  timers: Set<number>;
+}
+
+const MAX_TIMERS = 10_000;
+const MAX_LOG = 64 * 1024;
+
+let bridges: HostBridges | null = null;
+let current = '';
+let timeOrigin = 0;
+const invocations = new Map<string, Invocation>();
+const timers = new Map<number, { fn: Fn; args: unknown[]; interval: boolean; ms: number; owner: string }>();
+let nextTimer = 1;
+const calls = new Map<number, { resolve: (v: [string, ArrayBuffer[]]) => void; reject: (e: unknown) => void; owner: string }>();
+let nextCall = 1;
+/** Errors the runtime created for a platform reason (egress_denied, subrequest_limit): code wins over function_error. */
+const codedErrors = new WeakMap<object, string>();
+
+let loaded: {
+  format: 'fetch' | 'lambda' | 'openwhisk';
+  exportName: string;
+  target: unknown;
+  handler: Fn;
+  env: Record<string, string>;
+  functionName: string;
+  versionId: string;
+  memoryLimitMb: number;
+  timeoutMs: number;
+  subrequests: number;
+  payload: '1.0' | '2.0';
+} | null = null;
+
+function host(): HostBridges {
+  if (bridges === null) throw new Error('runtime not installed');
+  return bridges;
+}
+
+function define(name: string, value: unknown): void {
+  Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+}
+
+// ---------------------------------------------------------------- console
+
+function log(level: string, args: unknown[]): void {
+  let message: string;
+  try {
+    message = format(args);
+  } catch {
+    message = '[unformattable log message]';
+  }
+  if (message.length > MAX_LOG) message = `${message.slice(0, MAX_LOG)}... [truncated]`;
+  host().log(current, level, message);
+}
+
+const consoleObject: Record<string, unknown> = {};
+for (const [method, level] of [
+  ['log', 'log'], ['info', 'info'], ['debug', 'debug'], ['warn', 'warn'], ['error', 'error'],
+  ['trace', 'debug'], ['dir', 'log'], ['table', 'log'],
+] as const) {
+  consoleObject[method] = function (...args: unknown[]) {
+    log(level, args);
+  };
+}
+const counts = new Map<string, number>();
+const timersLabel = new Map<string, number>();
+consoleObject.assert = (cond: unknown, ...args: unknown[]) => {
+  if (!cond) log('error', ['Assertion failed' + (args.length ? ':' : ''), ...args]);
+};
+consoleObject.count = (label = 'default') => {
+  const n = (counts.get(String(label)) ?? 0) + 1;
+  counts.set(String(label), n);
+  log('log', [`${String(label)}: ${n}`]);
+};
+consoleObject.countReset = (label = 'default') => counts.delete(String(label));
+consoleObject.time = (label = 'default') => timersLabel.set(String(label), Date.now());
+consoleObject.timeEnd = (label = 'default') => {
+  const t = timersLabel.get(String(label));
+  if (t !== undefined) log('log', [`${String(label)}: ${Date.now() - t}ms`]);
+  timersLabel.delete(String(label));
+};
+consoleObject.timeLog = (label = 'default', ...args: unknown[]) => {
+  const t = timersLabel.get(String(label));
+  if (t !== undefined) log('log', [`${String(label)}: ${Date.now() - t}ms`, ...args]);
+};
+consoleObject.group = consoleObject.groupCollapsed = consoleObject.groupEnd = () => {};
+
+function reportError(err: unknown): void {
+  log('error', ['Uncaught', err]);
+}
+
+// ---------------------------------------------------------------- timers
+
+function setTimer(fn: unknown, ms: unknown, args: unknown[], interval: boolean): number {
+  if (typeof fn !== 'function') throw new TypeError('The "callback" argument must be of type function');
+  if (timers.size >= MAX_TIMERS) throw new RangeError(`too many pending timers (limit ${MAX_TIMERS})`);
+  let delay = Number(ms);
+  if (!Number.isFinite(delay) || delay < 1) delay = interval ? 1 : 0;
+  delay = Math.min(Math.floor(delay), 2 ** 31 - 1);
+  const id = nextTimer++;
+  timers.set(id, { fn: fn as Fn, args, interval, ms: delay, owner: current });
+  invocations.get(current)?.timers.add(id);
+  host().timerSet(id, delay);
+  return id;
+}
+
+function clearTimer(id: unknown): void {
+  const n = Number(id);
+  const t = timers.get(n);
+  if (!t) return;
+  timers.delete(n);
+  invocations.get(t.owner)?.timers.delete(n);
+  host().timerClear(n);
+}
+
+// ---------------------------------------------------------------- host calls that settle later
+
+function hostCall(start: (callId: number) => void): Promise<[string, ArrayBuffer[]]> {
+  return new Promise((resolve, reject) => {
+    const id = nextCall++;
+    calls.set(id, { resolve, reject, owner: current });
+    try {
+      start(id);
+    } catch (err) {
+      calls.delete(id);
+      reject(err);
+    }
+  });
+}
+
+function errorFromWire(json: string): Error {
+  let e: { name?: unknown; message?: unknown; code?: unknown } = {};
+  try {
+    e = JSON.parse(json);
+  } catch {
+    e = {};
+  }
+  const message = typeof e.message === 'string' ? e.message : 'operation failed';
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  const err: Error = name === 'TypeError' ? new TypeError(message) : name === 'Error' ? new Error(message) : new DOMException(message, name);
+  if (typeof e.code === 'string') codedErrors.set(err, e.code);
+  return err;
+}
+
+const cryptoApi = createCrypto({
+  random: (n) => {
+    const out = host().random(n);
+    if (!(out instanceof ArrayBuffer) || out.byteLength !== n) throw new Error('entropy unavailable');
+    return out;
+  },
+  subtle: (op, args, buffers) => hostCall((id) => host().subtle(id, JSON.stringify({ op, args }), buffers)),
+});
+
+// ---------------------------------------------------------------- outbound fetch
+
+async function outboundFetch(input: unknown, init?: unknown): Promise<Response> {
+  const inv = invocations.get(current);
+  const req = new Request(input as RequestInfo, init as RequestInit | undefined);
+  if (inv) {
+    inv.subrequests++;
+    if (loaded && inv.subrequests > loaded.subrequests) {
+      const err = new TypeError(`fetch failed: subrequest_limit: more than ${loaded.subrequests} subrequests in one invocation`);
+      codedErrors.set(err, 'subrequest_limit');
+      throw err;
+    }
+  }
+  const headJson = JSON.stringify({ method: req.method, url: req.url, headers: [...req.headers] });
+  const body = req.body === null ? null : await req.arrayBuffer();
+  const [json, buffers] = await hostCall((id) => host().fetch(id, current, headJson, body));
+  const head = JSON.parse(json) as { status: number; headers: Array<[string, string]> };
+  return new Response(buffers[0] ?? null, { status: head.status, headers: head.headers });
+}
+
+// ---------------------------------------------------------------- invocation lifecycle
+
+function describe(err: unknown): string {
+  try {
+    if (err instanceof Error) {
+      const name = String(err.name);
+      const message = String(err.message);
+      return (message ? `${name}: ${message}` : name).slice(0, 2000);
+    }
+    return `Uncaught ${format([err])}`.slice(0, 2000);
+  } catch {
+    return 'Uncaught exception';
+  }
+}
+
+function codeOf(err: unknown): string {
+  return err !== null && (typeof err === 'object' || typeof err === 'function') ? (codedErrors.get(err as object) ?? 'function_error') : 'function_error';
+}
+
+function end(inv: Invocation, error: { code: string; message: string } | null): void {
+  if (inv.ended) return;
+  inv.ended = true;
+  invocations.delete(inv.id);
+  host().finish(inv.id, error === null ? null : JSON.stringify(error));
+  if (inv.waitUntil === 0) clearInvocationTimers(inv);
+}
+
+function clearInvocationTimers(inv: Invocation): void {
+  for (const id of inv.timers) {
+    timers.delete(id);
+    host().timerClear(id);
+  }
+  inv.timers.clear();
+}
+
+function fail(inv: Invocation, err: unknown): void {
+  end(inv, { code: codeOf(err), message: describe(err) });
+}
+
+function exactBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
+  return bytes.slice().buffer;
+}
+
+async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
+  if (inv.ended) return;
+  if (!(res instanceof Response)) throw new TypeError('The handler did not return a Response');
+  const headers = [...res.headers];
+  inv.responded = true;
+  if (!host().respond(inv.id, JSON.stringify({ status: res.status, headers }))) return;
+  const body = res.body;
+  if (body !== null) {
+    const reader = body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (inv.ended) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      if (!(value instanceof Uint8Array)) throw new TypeError('Response body chunks must be Uint8Array');
+      if (value.byteLength === 0) continue;
+      if (!host().chunk(inv.id, exactBuffer(value))) {
+        inv.ended = true;
+        invocations.delete(inv.id);
+        clearInvocationTimers(inv);
+        await reader.cancel().catch(() => {});
+        return;
+      }
+    }
+  }
+  end(inv, null);
+}
+
+function sendPlain(inv: Invocation, res: PlainResponse): void {
+  if (inv.ended) return;
+  inv.responded = true;
+  if (!host().respond(inv.id, JSON.stringify({ status: res.status, headers: res.headers }))) return;
+  if (res.body.byteLength > 0 && !host().chunk(inv.id, exactBuffer(res.body))) {
+    inv.ended = true;
+    invocations.delete(inv.id);
+    clearInvocationTimers(inv);
+    return;
+  }
+  end(inv, null);
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const c of chunks) n += c.byteLength;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.byteLength;
+  }
+  return out;
+}
+
+function runFetch(inv: Invocation, hasBody: boolean): void {
+  const l = loaded!;
+  const init: RequestInit & { duplex?: string } = { method: inv.head.method, headers: inv.head.headers, signal: inv.ac.signal };
+  if (hasBody && inv.head.method !== 'GET' && inv.head.method !== 'HEAD') {
+    init.body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        inv.bodyController = controller;
+      },
+    });
+    init.duplex = 'half';
+  }
+  const request = new Request(inv.head.url, init);
+  const ctx = {
+    waitUntil(promise: unknown) {
+      inv.waitUntil++;
+      Promise.resolve(promise)
+        .catch((err) => {
+          const prev = current;
+          current = inv.id;
+          reportError(err);
+          current = prev;
+        })
+        .finally(() => {
+          inv.waitUntil--;
+          if (inv.ended && inv.waitUntil === 0) clearInvocationTimers(inv);
+        });
+    },
+    passThroughOnException() {},
+    props: {},
+  };
+  let result: unknown;
+  try {
+    result = Reflect.apply(l.handler, l.target, [request, l.env, ctx]);
+  } catch (err) {
+    fail(inv, err);
+    return;
+  }
+  Promise.resolve(result)
+    .then((res) => sendResponse(inv, res))
+    .catch((err) => fail(inv, err));
+}
+
+function lambdaContext(inv: Invocation): Record<string, unknown> {
+  const l = loaded!;
+  const deadline = inv.started + l.timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: l.functionName,
+    functionVersion: l.versionId,
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${l.functionName}`,
+    memoryLimitInMB: String(l.memoryLimitMb),
+    awsRequestId: inv.id,
+    logGroupName: `/aws/lambda/${l.functionName}`,
+    logStreamName: `${new Date(inv.started).toISOString().slice(0, 10).replace(/-/g, '/')}/[${l.versionId}]continuum`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  };
+}
+
+function runBuffered(inv: Invocation, body: Uint8Array | null): void {
+  const l = loaded!;
+  const facts = { invocationId: inv.id, functionName: l.functionName, versionId: l.versionId, clientIp: inv.head.clientIp ?? '', now: inv.started };
+  let result: unknown;
+  try {
+    if (l.format === 'lambda') {
+      const event = l.payload === '1.0' ? lambdaEventV1(inv.head, body, facts) : lambdaEventV2(inv.head, body, facts);
+      const context = lambdaContext(inv);
+      result = new Promise((resolve, reject) => {
+        const callback = (err: unknown, value: unknown) => (err ? reject(err) : resolve(value));
+        Object.assign(context, { done: callback, succeed: (v: unknown) => resolve(v), fail: (e: unknown) => reject(e) });
+        const r = Reflect.apply(l.handler, l.target, l.handler.length >= 3 ? [event, context, callback] : [event, context]);
+        if (l.handler.length < 3 || (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')) resolve(r);
+      });
+    } else {
+      result = Reflect.apply(l.handler, l.target, [openwhiskParams(inv.head, body, l.env)]);
+    }
+  } catch (err) {
+    fail(inv, err);
+    return;
+  }
+  Promise.resolve(result)
+    .then((value) => sendPlain(inv, l.format === 'lambda' ? lambdaResult(value, l.payload) : openwhiskResult(value)))
+    .catch((err) => fail(inv, err));
+}
+
+// ---------------------------------------------------------------- require / module loading
+
+function unavailableRequire(name: unknown): never {
+  const err = new Error(`Cannot require '${String(name).slice(0, 200)}': modules are unavailable in the isolate tier; bundle dependencies at build time, or deploy with tier 'process' for Node.js built-ins`);
+  (err as Error & { code?: string }).code = 'MODULE_NOT_FOUND';
+  throw err;
+}
+
+function pick(exportsValue: unknown, name: string): unknown {
+  if (exportsValue === null || (typeof exportsValue !== 'object' && typeof exportsValue !== 'function')) return undefined;
+  const d = Object.getOwnPropertyDescriptor(exportsValue, name);
+  return d ? d.value : undefined;
+}
+
+function detect(exp: unknown, format: string, exportName: string | null): { format: 'fetch' | 'lambda' | 'openwhisk'; exportName: string; target: unknown; handler: Fn } {
+  const fetchFrom = (name: string) => {
+    const obj = name === '' ? exp : pick(exp, name);
+    const fn = obj !== null && (typeof obj === 'object' || typeof obj === 'function') ? (obj as { fetch?: unknown }).fetch : undefined;
+    return typeof fn === 'function' ? { format: 'fetch' as const, exportName: name || 'module.exports', target: obj, handler: fn as Fn } : null;
+  };
+  const fnFrom = (f: 'lambda' | 'openwhisk', name: string) => {
+    const fn = pick(exp, name);
+    return typeof fn === 'function' ? { format: f, exportName: name, target: undefined, handler: fn as Fn } : null;
+  };
+  const tries: Array<() => ReturnType<typeof fetchFrom>> = [];
+  if (format === 'fetch' || format === 'auto') tries.push(() => fetchFrom(exportName ?? 'default'));
+  if (format === 'fetch' && exportName === null) tries.push(() => fetchFrom(''));
+  if (format === 'lambda' || format === 'auto') tries.push(() => fnFrom('lambda', exportName ?? 'handler'));
+  if (format === 'openwhisk' || format === 'auto') tries.push(() => fnFrom('openwhisk', exportName ?? 'main'));
+  if (format === 'auto' && exportName === null) tries.push(() => fetchFrom(''));
+  for (const t of tries) {
+    const found = t();
+    if (found) return found;
+  }
+  const want = format === 'auto' ? 'a default export with a fetch method, a handler export or a main export' : `a ${format} handler${exportName ? ` in export '${exportName}'` : ''}`;
+  throw Object.assign(new Error(`No handler found: expected ${want}`), { wireCode: 'bad_bundle' });
+}
+
+// ---------------------------------------------------------------- entry points
+
+function enter<T>(id: string, fn: () => T): T {
+  const prev = current;
+  current = id;
+  try {
+    return fn();
+  } finally {
+    current = prev;
+  }
+}
+
+const entryPoints = {
+  __continuum_install(b: HostBridges): void {
+    bridges = b;
+    timeOrigin = Date.now();
+    setDomainToASCII((d: string) => b.domainToASCII(d));
+    for (const name of Object.keys(entryPoints)) delete (globalThis as Record<string, unknown>)[name];
+    delete (globalThis as Record<string, unknown>).SharedArrayBuffer;
+    delete (globalThis as Record<string, unknown>).Atomics;
+  },
+
+  __continuum_load(factory: unknown, optionsJson: string): string {
+    const o = JSON.parse(optionsJson);
+    if (typeof factory !== 'function') throw new Error('bundle did not compile to a module factory');
+    const env: Record<string, string> = Object.create(null);
+    for (const [k, v] of Object.entries(o.env ?? {})) env[k] = String(v);
+    Object.freeze(env);
+    define('process', Object.freeze({ env }));
+    const module = { exports: {} as unknown };
+    enter('', () => Reflect.apply(factory as Fn, undefined, [module, module.exports, unavailableRequire]));
+    const found = detect(module.exports, o.format ?? 'auto', o.exportName ?? null);
+    loaded = {
+      ...found,
+      env,
+      functionName: String(o.functionName ?? ''),
+      versionId: String(o.versionId ?? ''),
+      memoryLimitMb: Number(o.memoryLimitMb ?? 128),
+      timeoutMs: Number(o.timeoutMs ?? 30000),
+      subrequests: Number(o.subrequests ?? 50),
+      payload: o.payload === '1.0' ? '1.0' : '2.0',
+    };
+    return JSON.stringify({ format: found.format, exportName: found.exportName });
+  },
+
+  __continuum_dispatch(id: string, headJson: string, hasBody: boolean, _traceparent: string | null): void {
+    if (loaded === null) throw new Error('no module loaded');
+    const head = JSON.parse(headJson) as WireRequestHead;
+    const inv: Invocation = {
+      id, head, ac: new AbortController(), bodyController: null, chunks: null, onBodyEnd: null,
+      ended: false, responded: false, subrequests: 0, started: Date.now(), waitUntil: 0, timers: new Set(),
+    };
+    invocations.set(id, inv);
+    enter(id, () => {
+      if (loaded!.format === 'fetch') runFetch(inv, hasBody);
+      else if (!hasBody) runBuffered(inv, null);
+      else {
+        inv.chunks = [];
+        inv.onBodyEnd = (body) => runBuffered(inv, body);
+      }
+    });
+  },
+
+  __continuum_push(id: string, chunk: ArrayBuffer | null): void {
+    const inv = invocations.get(id);
+    if (!inv) return;
+    enter(id, () => {
+      if (inv.chunks !== null) {
+        if (chunk === null) {
+          const body = concat(inv.chunks);
+          inv.chunks = null;
+          inv.onBodyEnd?.(body);
+        } else {
+          inv.chunks.push(new Uint8Array(chunk));
+        }
+        return;
+      }
+      const c = inv.bodyController;
+      if (c === null) return;
+      try {
+        if (chunk === null) {
+          c.close();
+          inv.bodyController = null;
+        } else {
+          c.enqueue(new Uint8Array(chunk));
+        }
+      } catch {
+        inv.bodyController = null; // the handler cancelled the body
+      }
+    });
+  },
+
+  __continuum_fire(timerId: number): void {
+    const t = timers.get(timerId);
+    if (!t) return;
+    if (!t.interval) {
+      timers.delete(timerId);
+      invocations.get(t.owner)?.timers.delete(timerId);
+    }
+    enter(t.owner, () => {
+      try {
+        Reflect.apply(t.fn, undefined, t.args);
+      } catch (err) {
+        reportError(err);
+      }
+      if (t.interval && timers.has(timerId)) host().timerSet(timerId, t.ms);
+    });
+  },
+
+  __continuum_settle(callId: number, ok: boolean, json: string, buffers: ArrayBuffer[]): void {
+    const c = calls.get(callId);
+    if (!c) return;
+    calls.delete(callId);
+    enter(c.owner, () => {
+      if (ok) c.resolve([json, buffers]);
+      else c.reject(errorFromWire(json));
+    });
+  },
+
+  __continuum_abort(id: string, reason: string): void {
+    const inv = invocations.get(id);
+    if (!inv) return;
+    inv.ended = true;
+    invocations.delete(id);
+    enter(id, () => {
+      const err = new DOMException(reason, 'AbortError');
+      try {
+        inv.bodyController?.error(err);
+      } catch {
+        // already closed
+      }
+      inv.ac.abort(err);
+      clearInvocationTimers(inv);
+    });
+  },
+};
+
+// ---------------------------------------------------------------- globals
+
+define('console', consoleObject);
+define('reportError', reportError);
+define('setTimeout', (fn: unknown, ms?: unknown, ...args: unknown[]) => setTimer(fn, ms, args, false));
+define('setInterval', (fn: unknown, ms?: unknown, ...args: unknown[]) => setTimer(fn, ms, args, true));
+define('clearTimeout', clearTimer);
+define('clearInterval', clearTimer);
+define('crypto', cryptoApi.crypto);
+define('Crypto', Object.getPrototypeOf(cryptoApi.crypto).constructor);
+define('SubtleCrypto', Object.getPrototypeOf(cryptoApi.subtle).constructor);
+define('CryptoKey', CryptoKey);
+define('fetch', outboundFetch);
+define('performance', Object.freeze({
+  now: () => Date.now() - timeOrigin,
+  get timeOrigin() {
+    return timeOrigin;
+  },
+  toJSON: () => ({ timeOrigin }),
+}));
+for (const [name, fn] of Object.entries(entryPoints)) define(name, fn);

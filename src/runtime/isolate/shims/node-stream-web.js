@@ -1,0 +1,3 @@
+// undici checks for Node's internal ReadableStreamTee; absent here, it falls back to stream.tee().
+export const ReadableStreamTee = undefined;
+export default {};
