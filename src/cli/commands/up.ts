@@ -1,0 +1,69 @@
+/** `continuum up`: one node in this process until SIGINT/SIGTERM. */
+import { NODE_DEFAULTS } from '../../core/defaults.ts';
+import type { Context } from '../context.ts';
+import { CliError, EXIT_PLATFORM, EXIT_USER, userError } from '../errors.ts';
+import type { UpOptions } from '../program.ts';
+
+const CLOSE_TIMEOUT_MS = 15_000;
+
+export function portFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > 65535) throw userError(`PORT=${JSON.stringify(value)} is not a port number (0-65535)`);
+  return n;
+}
+
+export async function up(ctx: Context, opts: UpOptions, version: string): Promise<number> {
+  const port = opts.port ?? portFromEnv(ctx.env.PORT) ?? NODE_DEFAULTS.port;
+  const host = opts.host ?? NODE_DEFAULTS.host;
+  const dataDir = ctx.dataDir;
+  const { startNode } = await import('../../node/node.ts');
+  let node: Awaited<ReturnType<typeof startNode>>;
+  try {
+    node = await startNode({ port, host, dataDir, deployExamples: opts.examples === true });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'EADDRINUSE') throw userError(`${host}:${port} is already in use — is another node running? Pass --port or set PORT`);
+    if (code === 'EADDRNOTAVAIL') throw userError(`cannot listen on ${host}: address not available on this machine`);
+    if (code === 'EACCES') throw userError(`not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`);
+    throw err;
+  }
+  const base = node.url.replace(/\/+$/, '');
+  const info = { url: base, consoleUrl: `${base}/`, apiUrl: `${base}/v1`, tokenPath: node.tokenPath, dataDir, pid: process.pid, ready: true };
+  if (ctx.out.json) ctx.out.jsonLine(info);
+  else {
+    ctx.out.text([
+      `Continuum ${version} ready at ${base}`,
+      `  console      ${info.consoleUrl}`,
+      `  control API  ${info.apiUrl}  (OpenAPI: ${base}/v1/openapi.json)`,
+      `  admin token  ${node.tokenPath}`,
+      `  data dir     ${dataDir}`,
+      'Stop with Ctrl-C.',
+    ].join('\n'));
+  }
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  // A second signal while closing stops at once.
+  const force = () => {
+    ctx.out.note('error: stopped before a clean shutdown');
+    process.exit(EXIT_USER);
+  };
+  process.once('SIGINT', force);
+  process.once('SIGTERM', force);
+  if (!ctx.out.json) ctx.out.note(`${signal}: stopping…`);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), CLOSE_TIMEOUT_MS);
+    timer.unref();
+  });
+  const result = await Promise.race([node.close().then(() => 'closed' as const), timedOut]);
+  clearTimeout(timer);
+  if (result === 'timeout') {
+    throw new CliError('internal', `the node did not stop within ${CLOSE_TIMEOUT_MS / 1000}s`, { exitCode: EXIT_PLATFORM });
+  }
+  if (!ctx.out.json) ctx.out.note('stopped');
+  return 0;
+}

@@ -1,0 +1,83 @@
+/**
+ * Entry point of the `continuum` command (bin/continuum.mjs imports this). Everything thrown ends here and
+ * leaves as one line on stderr (or one JSON error body on stdout with --json) and exit code 1 or 2.
+ */
+import { readFileSync } from 'node:fs';
+import { CommanderError } from 'commander';
+import { deploy } from './commands/deploy.ts';
+import { ls, rm, versions } from './commands/functions.ts';
+import { invoke } from './commands/invoke.ts';
+import { logs } from './commands/logs.ts';
+import { up } from './commands/up.ts';
+import { createContext } from './context.ts';
+import { CliError, EXIT_PLATFORM, EXIT_USER, toCliError } from './errors.ts';
+import { Output } from './output.ts';
+import { createProgram, type CommonOptions, type Handlers } from './program.ts';
+
+function readVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export async function run(argv: readonly string[]): Promise<number> {
+  const io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+  const version = readVersion();
+  let lastOptions: CommonOptions = { json: argv.includes('--json'), verbose: argv.includes('--verbose') || argv.includes('-v') };
+  const ctxFor = (opts: CommonOptions) => {
+    lastOptions = opts;
+    return createContext(opts, io);
+  };
+  const handlers: Handlers = {
+    up: (o) => up(ctxFor(o), o, version),
+    deploy: (t, o) => deploy(ctxFor(o), t, o),
+    ls: (o) => ls(ctxFor(o)),
+    versions: (n, o) => versions(ctxFor(o), n),
+    rm: (n, o) => rm(ctxFor(o), n),
+    invoke: (n, o) => invoke(ctxFor(o), n, o),
+    logs: (n, o) => logs(ctxFor(o), n, o),
+  };
+  let exitCode = 0;
+  const program = createProgram(handlers, version, (code) => {
+    exitCode = code;
+  });
+  program.exitOverride();
+  // Usage errors are reported by the catch below in the CLI's own format; help and --version still print.
+  program.configureOutput({ outputError: () => {} });
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    cmd.configureOutput({ outputError: () => {} });
+  }
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.executeSubCommandAsync') return EXIT_PLATFORM;
+      const message = err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+      report(new CliError('bad_request', `${message} (see 'continuum --help')`, { exitCode: EXIT_USER }), lastOptions, io);
+      return EXIT_USER;
+    }
+    const cli = toCliError(err);
+    report(cli, lastOptions, io);
+    return cli.exitCode;
+  }
+}
+
+function report(err: CliError, opts: CommonOptions, io: { stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream; env: NodeJS.ProcessEnv }): void {
+  new Output(io, { json: opts.json === true, verbose: opts.verbose === true, env: io.env }).error(err);
+  if (opts.verbose && err.cause instanceof Error && err.cause.stack) io.stderr.write(`${err.cause.stack}\n`);
+}
+
+// `continuum … | head` closes stdout early: stop quietly instead of crashing on EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
+
+const code = await run(process.argv.slice(2));
+// Flush before exiting: the verb is done, open keep-alive sockets must not hold the process.
+await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+process.exit(code);
