@@ -67,6 +67,8 @@ export async function warmScenario(fn: FunctionName, bundles: Bundles, opts: Opt
           samples.add(target, 'p99_ms', res.p99Ms);
           samples.add(target, 'errors', res.errors);
           samples.add(target, 'loadgen_cpu_pct', res.loadgenCpuPct);
+          // Share of its core the target got; well under 100 with a generator below 100 means contention.
+          samples.add(target, 'server_cpu_pct', ((cpu1 - cpu0) / (res.durationS * 1e6)) * 100);
           samples.add(target, 'pss_mb', treePssMb(r.pid));
           opts.log(`${scenario} round ${round}/${opts.rounds} ${target}: ${Math.round(res.rps)} rps, ${Math.round((cpu1 - cpu0) / Math.max(res.requests, 1))} cpu-us/req, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms, errors ${res.errors}, loadgen ${Math.round(res.loadgenCpuPct)}%`);
         } catch (err) {
