@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -234,7 +234,6 @@ describe('file artifacts specifics', () => {
     const fresh = join(root, 'sha256', 'ab', '.tmp-fresh');
     await writeFile(stale, 'partial');
     await writeFile(fresh, 'partial');
-    const { utimes } = await import('node:fs/promises');
     const old = new Date(Date.now() - 3600_000);
     await utimes(stale, old, old);
     const s = await FileArtifactStore.open(root);
