@@ -10,6 +10,7 @@ import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
 import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
 import { IsolateInstance } from './instance.ts';
+import { loadPrelude } from './prelude-build.ts';
 import { WorkerProcess, type WorkerSpawnOptions } from './worker-process.ts';
 import type { CreatePayload } from './worker-loop.ts';
 
@@ -32,6 +33,11 @@ export interface IsolateDriverOptions {
   createTimeoutMs: number;
   /** Longest a worker may take to start. */
   startTimeoutMs: number;
+  /**
+   * The in-isolate runtime source handed to every worker at start; null builds (or loads the cached)
+   * prelude once in this process, so workers never run the bundler.
+   */
+  prelude: string | null;
   /** Worker diagnostics (stderr lines, uncaught errors, watchdog kills). */
   onDiagnostic: (message: string) => void;
 }
@@ -55,6 +61,7 @@ export function resolveIsolateDriverOptions(input: Partial<IsolateDriverOptions>
     stuckMs: input.stuckMs ?? ISOLATE_DRIVER_DEFAULTS.stuckMs,
     createTimeoutMs: input.createTimeoutMs ?? ISOLATE_DRIVER_DEFAULTS.createTimeoutMs,
     startTimeoutMs: input.startTimeoutMs ?? ISOLATE_DRIVER_DEFAULTS.startTimeoutMs,
+    prelude: input.prelude ?? null,
     onDiagnostic: input.onDiagnostic ?? (() => {}),
   };
 }
@@ -81,6 +88,7 @@ export class IsolateDriver implements SandboxDriver {
   #running = false;
   #lastError: string | null = null;
   #readyWaiters: Array<() => void> = [];
+  #initJson = '{}';
 
   constructor(options: Partial<IsolateDriverOptions> = {}) {
     this.options = resolveIsolateDriverOptions(options);
@@ -88,6 +96,8 @@ export class IsolateDriver implements SandboxDriver {
 
   async start(): Promise<void> {
     if (this.#running) return;
+    const prelude = this.options.prelude ?? (await loadPrelude()).source;
+    this.#initJson = JSON.stringify({ prelude });
     this.#running = true;
     this.#slots = Array.from({ length: this.options.workers }, () => ({ worker: null, crashes: 0, startedAt: 0, restartTimer: null }));
     const starts = this.#slots.map((slot, i) => this.#spawn(slot, i));
@@ -109,6 +119,7 @@ export class IsolateDriver implements SandboxDriver {
       stuckMs: o.stuckMs,
       createTimeoutMs: o.createTimeoutMs,
       startTimeoutMs: o.startTimeoutMs,
+      initJson: this.#initJson,
       onDiagnostic: (i, m) => o.onDiagnostic(`isolate worker ${i}: ${m}`),
     };
   }
@@ -240,7 +251,11 @@ export class IsolateDriver implements SandboxDriver {
       exportName: spec.exportName,
       env: spec.env,
       memoryLimitMb: spec.limits.memoryMb,
-      timeoutMs: Math.min(spec.limits.timeoutMs, spec.limits.cpuMs),
+      timeoutMs: spec.limits.timeoutMs,
+      // An invocation cannot use more CPU than wall time; the smaller budget also bounds how long one
+      // synchronous run may hold the worker's event loop.
+      cpuMs: Math.min(spec.limits.cpuMs, spec.limits.timeoutMs),
+      responseBytes: spec.limits.responseBytes,
       subrequests: spec.limits.subrequests,
     };
     const payload: CreatePayload & { limits: InstanceSpec['limits'] } = { code: spec.code, load, logBytes: spec.limits.logBytes, limits: spec.limits };

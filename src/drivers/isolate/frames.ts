@@ -22,8 +22,9 @@ export const F = {
   end: 0x05, // a=inst b=inv (request body ended)
   abort: 0x06, // a=inst b=inv; payload reason (UTF-8)
   ping: 0x07, // a=seq
+  init: 0x08, // payload JSON (engine start options, e.g. the prelude source); answered with ready
   // worker → driver
-  ready: 0x40, // payload JSON { pid }
+  ready: 0x40, // payload JSON { pid } or { error } when the engine could not start
   created: 0x41, // a=inst; payload JSON { timing, format, exportName }
   createFailed: 0x42, // a=inst; payload JSON { code, message }
   respond: 0x43, // a=inst b=inv; payload JSON head

@@ -119,6 +119,14 @@ export class IsolateInstance implements Instance, FrameSink {
     this.#onStopped = init.onStopped;
   }
 
+  get budgetMs(): number {
+    return Math.min(this.#spec.limits.cpuMs, this.#spec.limits.timeoutMs);
+  }
+
+  retire(code: ErrorCode, message: string): void {
+    this.#retireWhenIdle({ code, message });
+  }
+
   get state(): InstanceState {
     return this.#state;
   }

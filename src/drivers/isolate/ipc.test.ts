@@ -77,7 +77,7 @@ function standinEngine(): WorkerEngine {
 }
 
 if (process.argv.includes('--standin-worker')) {
-  runWorker(standinEngine());
+  runWorker(() => standinEngine());
 } else {
   suite();
 }
@@ -89,7 +89,7 @@ function suite(): void {
   const diagnostics: string[] = [];
 
   before(async () => {
-    driver = new IsolateDriver({ workers: 2, workerScript: script, workerArgs: ['--standin-worker'], stuckMs: 1500, onDiagnostic: (m) => diagnostics.push(m) });
+    driver = new IsolateDriver({ workers: 2, workerScript: script, workerArgs: ['--standin-worker'], prelude: '', stuckMs: 1500, onDiagnostic: (m) => diagnostics.push(m) });
     await driver.start();
   });
   after(async () => {
@@ -270,7 +270,7 @@ function suite(): void {
   });
 
   test('watchdog kills a worker whose event loop is stuck', async () => {
-    const stuck = await driver.createInstance(spec(`module.exports = (h) => { if (h.url.endsWith('/spin')) for (;;) {} };`, {}, 'fn-s'));
+    const stuck = await driver.createInstance(spec(`module.exports = (h) => { if (h.url.endsWith('/spin')) for (;;) {} };`, { cpuMs: 500 }, 'fn-s'));
     const pid = (stuck as unknown as { workerPid: number }).workerPid;
     const t0 = performance.now();
     const r = await stuck.invoke({ ...req(), request: { method: 'GET', url: 'http://fn.test/spin', headers: [] } });

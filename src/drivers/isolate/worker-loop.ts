@@ -74,6 +74,8 @@ class Slot {
   /** CPU time seen at the last sample, and the running share-per-invocation accumulator. */
   cpuLast = 0;
   cpuAcc = 0;
+  dying: { code: string; message: string } | null = null;
+  dyingScheduled = false;
 
   constructor(num: number, sandbox: WorkerSandbox, logCap: number) {
     this.num = num;
@@ -109,18 +111,16 @@ function toWireError(err: unknown, fallback: ErrorCode): { code: string; message
   return { code: fallback, message: err instanceof Error ? err.message : String(err) };
 }
 
-export interface WorkerHooks {
-  /** Called with a function that reports a catastrophic isolate error (the engine wires it). */
-  onFatal?: (report: (message: string) => void) => void;
-}
+/** Starts the engine from the driver's `init` payload; `fatal` reports a catastrophic isolate error. */
+export type EngineFactory = (init: unknown, fatal: (message: string) => void) => Promise<WorkerEngine> | WorkerEngine;
 
 /** Serve the driver on fd 3 until it closes the channel. */
-export function runWorker(engine: WorkerEngine, hooks: WorkerHooks = {}): void {
+export function runWorker(createEngine: EngineFactory): void {
   const socket = new Socket({ fd: 3, readable: true, writable: true });
-  socket.setNoDelay?.(true);
   const out = new FrameWriter(socket);
   const slots = new Map<number, Slot>();
   let fatal = false;
+  let engine: WorkerEngine | null = null;
 
   const report = (type: number, message: string) => {
     try {
@@ -132,10 +132,18 @@ export function runWorker(engine: WorkerEngine, hooks: WorkerHooks = {}): void {
   };
   process.on('uncaughtException', (err) => report(F.workerError, `uncaughtException: ${err?.stack ?? String(err)}`));
   process.on('unhandledRejection', (err) => report(F.workerError, `unhandledRejection: ${err instanceof Error ? err.stack : String(err)}`));
-  hooks.onFatal?.((message) => {
+  const onFatal = (message: string) => {
     fatal = true;
     report(F.fatal, message);
-  });
+  };
+  const init = async (payload: unknown) => {
+    try {
+      engine = await createEngine(payload, onFatal);
+      out.text(F.ready, 0, 0, JSON.stringify({ pid: process.pid }));
+    } catch (err) {
+      out.text(F.ready, 0, 0, JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
+    }
+  };
 
   const finish = (slot: Slot, inv: Inv, error: { code: string; message: string } | null) => {
     slot.sampleCpu();
@@ -144,7 +152,15 @@ export function runWorker(engine: WorkerEngine, hooks: WorkerHooks = {}): void {
     slot.byNum.delete(inv.num);
     const payload: FinishPayload = { e: error, c: cpu, m: safeNumber(() => slot.sandbox.heapUsedBytes()) };
     out.text(F.finish, slot.num, inv.num, JSON.stringify(payload));
-    if (slot.sandbox.disposed) dropSlot(slot, error ?? { code: 'instance_crashed', message: 'sandbox disposed' });
+    if (slot.sandbox.disposed) {
+      // The engine finishes every in-flight invocation of a disposed sandbox in one go; report the
+      // instance's end once that is over, with the limit that caused it rather than the collateral code.
+      if (error && (!slot.dying || slot.dying.code === 'instance_crashed')) slot.dying = error;
+      if (!slot.dyingScheduled) {
+        slot.dyingScheduled = true;
+        queueMicrotask(() => dropSlot(slot, slot.dying ?? { code: 'instance_crashed', message: 'sandbox disposed' }));
+      }
+    }
   };
 
   const dropSlot = (slot: Slot, reason: { code: string; message: string }) => {
@@ -205,6 +221,7 @@ export function runWorker(engine: WorkerEngine, hooks: WorkerHooks = {}): void {
       },
     };
     try {
+      if (!engine) throw Object.assign(new Error('engine not started'), { code: 'internal' });
       const sandbox = engine.createSandbox({ code: payload.code, load: payload.load, callbacks });
       slot = new Slot(num, sandbox, Math.max(0, payload.logBytes));
       slots.set(num, slot);
@@ -279,6 +296,9 @@ export function runWorker(engine: WorkerEngine, hooks: WorkerHooks = {}): void {
       case F.ping:
         out.bytes(F.pong, a, 0);
         return;
+      case F.init:
+        void init(JSON.parse(payload.toString('utf8')));
+        return;
       default:
         report(F.workerError, `unknown frame type ${type}`);
     }
@@ -291,5 +311,4 @@ export function runWorker(engine: WorkerEngine, hooks: WorkerHooks = {}): void {
   socket.on('end', bye);
   socket.on('close', bye);
   socket.on('error', bye);
-  out.text(F.ready, 0, 0, JSON.stringify({ pid: process.pid }));
 }

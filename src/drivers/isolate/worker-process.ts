@@ -19,14 +19,20 @@ export interface WorkerSpawnOptions {
   /** Module load may block the worker's loop this long before the watchdog counts it as stuck. */
   createTimeoutMs: number;
   startTimeoutMs: number;
+  /** JSON handed to the worker's engine factory in the `init` frame (e.g. the prelude source). */
+  initJson: string;
   /** Diagnostics from the worker (stderr lines, uncaught errors); bounded per line. */
   onDiagnostic: (workerIndex: number, message: string) => void;
 }
 
 /** What the worker process routes to instances; implemented by IsolateInstance. */
 export interface FrameSink {
+  /** Longest the engine may legitimately block the worker's loop for this instance (its CPU budget). */
+  readonly budgetMs: number;
   frame(type: number, b: number, payload: Buffer): void;
   crash(code: ErrorCode, message: string): void;
+  /** Take no new work; stop once idle. */
+  retire(code: ErrorCode, message: string): void;
 }
 
 interface PendingCreate {
@@ -109,15 +115,25 @@ export class WorkerProcess {
           sink.crash((e.code as ErrorCode) || 'instance_crashed', e.message);
           return;
         }
-        case F.ready:
+        case F.ready: {
           clearTimeout(startTimer);
           this.#lastPong = Date.now();
-          readyResolve();
+          const r = JSON.parse(payload.toString('utf8')) as { error?: string };
+          if (r.error) {
+            readyReject(new ContinuumError('unavailable', `isolate engine failed to start: ${r.error}`));
+            this.kill(`engine failed to start: ${r.error}`);
+          } else {
+            readyResolve();
+          }
           return;
-        case F.fatal:
+        }
+        case F.fatal: {
           this.retiring = true;
-          opts.onDiagnostic(index, `catastrophic isolate error: ${payload.toString('utf8')}`);
+          const message = payload.toString('utf8');
+          opts.onDiagnostic(index, `catastrophic isolate error: ${message}`);
+          for (const sink of this.instances.values()) sink.retire('instance_crashed', `isolate worker is being replaced after a catastrophic error: ${message}`);
           return;
+        }
         case F.workerError:
           opts.onDiagnostic(index, payload.toString('utf8'));
           return;
@@ -146,6 +162,7 @@ export class WorkerProcess {
       this.#onExit(this.#exitReason ?? `worker process exited (${signal ?? `code ${code}`})`);
     });
 
+    this.out.text(F.init, 0, 0, opts.initJson);
     this.#watchdog = setInterval(() => this.#tick(), opts.pingIntervalMs);
     this.#watchdog.unref();
   }
@@ -165,7 +182,11 @@ export class WorkerProcess {
 
   #tick(): void {
     if (!this.#alive) return;
-    const limit = this.#pendingCreates.size > 0 ? Math.max(this.#opts.stuckMs, this.#opts.createTimeoutMs) : this.#opts.stuckMs;
+    // The engine runs tenant code synchronously with the invocation's CPU budget as its timeout, so a
+    // loop may legitimately block the worker that long; past budget + stuckMs the engine failed to stop it.
+    let budget = this.#pendingCreates.size > 0 ? this.#opts.createTimeoutMs : 0;
+    for (const sink of this.instances.values()) if (sink.budgetMs > budget) budget = sink.budgetMs;
+    const limit = budget + this.#opts.stuckMs;
     const silent = Date.now() - this.#lastPong;
     if (silent > limit) {
       this.kill(`worker event loop stuck for ${silent} ms`);
