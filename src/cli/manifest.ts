@@ -96,6 +96,25 @@ function dotted(segments: readonly Segment[]): string {
   return segments.map((s, i) => (typeof s === 'number' || /^\d+$/.test(String(s)) ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
 }
 
+interface SchemaLike {
+  properties?: Record<string, SchemaLike>;
+  items?: SchemaLike;
+  anyOf?: SchemaLike[];
+  const?: unknown;
+}
+
+/** The literal values a union-of-constants field accepts (tier, handler.format, methods), for messages. */
+function allowedValues(segments: readonly string[]): string[] | undefined {
+  let schema: SchemaLike | undefined = FunctionConfigInputSchema as unknown as SchemaLike;
+  for (const seg of segments) {
+    if (!schema) return undefined;
+    schema = /^\d+$/.test(seg) && schema.items ? schema.items : schema.properties?.[seg];
+  }
+  const options = schema?.anyOf;
+  if (!options || !options.every((o) => typeof o.const === 'string')) return undefined;
+  return options.map((o) => String(o.const));
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
@@ -146,7 +165,9 @@ export function parseManifest(source: string, file: string): Manifest {
       const pointer = err.details?.pointer ?? '/';
       const segments = fromPointer(pointer);
       const prefix = `functions.${name}: ${pointer} `;
-      const reason = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+      let reason = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+      const allowed = allowedValues(segments);
+      if (allowed && /constant|anyOf|schema in anyOf/.test(reason)) reason = `must be one of: ${allowed.join(', ')}`;
       const unknownKey = reason === 'is not a known field';
       throw loc.error([...at, ...segments], `${dotted([...at, ...segments])} ${reason}`, unknownKey);
     }
