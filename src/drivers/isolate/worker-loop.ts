@@ -258,7 +258,8 @@ export function runWorker(createEngine: EngineFactory): void {
         if (!slot || !inv) return;
         try {
           // The engine copies the bytes into the isolate; the view into the read buffer is not kept.
-          slot.sandbox.push(inv.id, type === F.end ? null : payload);
+          // A plain Uint8Array, not the Buffer: Buffer#slice() is a view, Uint8Array#slice() a copy.
+          slot.sandbox.push(inv.id, type === F.end ? null : new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
         } catch (err) {
           if (slot.byNum.get(b) === inv) finish(slot, inv, toWireError(err, 'internal'));
         }
