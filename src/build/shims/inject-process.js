@@ -1,0 +1,1 @@
+export { process } from 'process';

@@ -1,0 +1,2 @@
+import util from 'util';
+export default util.types;
