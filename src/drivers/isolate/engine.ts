@@ -31,6 +31,8 @@ export interface SandboxCallbacks {
   onChunk(invocationId: string, bytes: Uint8Array): void;
   onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
   onLog(invocationId: string, level: LogLevel, message: string): void;
+  /** A callback above threw; the engine carries on. Default: rethrown on a later microtask. */
+  onCallbackError?(error: unknown): void;
 }
 
 export interface EngineOptions {
@@ -123,6 +125,7 @@ export class Sandbox {
   #pendingCalls = 0;
   readonly #owners: string[] = [];
   #disposed = false;
+  #finalCpuMs = 0;
 
   constructor(snapshot: ivm.ExternalCopy<ArrayBuffer>, opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }, onCatastrophicError?: (message: string) => void) {
     const { load } = opts;
@@ -187,12 +190,12 @@ export class Sandbox {
 
   /** Isolate CPU time so far, ms. */
   cpuTimeMs(): number {
-    return this.disposed ? 0 : Number(this.#isolate.cpuTime) / 1e6;
+    return this.#isolate.isDisposed ? this.#finalCpuMs : Number(this.#isolate.cpuTime) / 1e6;
   }
 
   /** V8 heap in use plus external (ArrayBuffer) memory charged to the isolate, bytes. */
   heapUsedBytes(): number {
-    if (this.disposed) return 0;
+    if (this.#isolate.isDisposed) return 0;
     const s = this.#isolate.getHeapStatisticsSync();
     return s.used_heap_size + s.externally_allocated_size;
   }
@@ -295,7 +298,10 @@ export class Sandbox {
   #disposeIsolate(): void {
     this.#disposed = true;
     try {
-      if (!this.#isolate.isDisposed) this.#isolate.dispose();
+      if (!this.#isolate.isDisposed) {
+        this.#finalCpuMs = Number(this.#isolate.cpuTime) / 1e6;
+        this.#isolate.dispose();
+      }
     } catch {
       // already gone
     }
@@ -327,9 +333,12 @@ export class Sandbox {
     try {
       fn();
     } catch (err) {
-      queueMicrotask(() => {
-        throw err;
-      });
+      const report = this.#callbacks.onCallbackError;
+      if (report) report(err);
+      else
+        queueMicrotask(() => {
+          throw err;
+        });
     }
   }
 

@@ -29,6 +29,7 @@ interface Invocation {
 
 const MAX_TIMERS = 10_000;
 const MAX_LOG = 64 * 1024;
+const MAX_URL = 16 * 1024;
 
 let bridges: HostBridges | null = null;
 let current = '';
@@ -179,6 +180,7 @@ const cryptoApi = createCrypto({
 
 async function outboundFetch(input: unknown, init?: unknown): Promise<Response> {
   const inv = invocations.get(current);
+  if (typeof input === 'string' && input.length > MAX_URL) throw new TypeError(`fetch: URL longer than ${MAX_URL} characters`);
   const req = new Request(input as RequestInfo, init as RequestInit | undefined);
   if (inv) {
     inv.subrequests++;
@@ -296,7 +298,9 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 
 function runFetch(inv: Invocation, hasBody: boolean): void {
   const l = loaded!;
-  const init: RequestInit & { duplex?: string } = { method: inv.head.method, headers: inv.head.headers, signal: inv.ac.signal };
+  // No `signal` on the Request: undici's signal following costs about as much as the Request itself.
+  // abort() errors the body stream and clears the invocation's timers instead.
+  const init: RequestInit & { duplex?: string } = { method: inv.head.method, headers: inv.head.headers };
   if (hasBody && inv.head.method !== 'GET' && inv.head.method !== 'HEAD') {
     init.body = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -311,10 +315,8 @@ function runFetch(inv: Invocation, hasBody: boolean): void {
       inv.waitUntil++;
       Promise.resolve(promise)
         .catch((err) => {
-          const prev = current;
           current = inv.id;
           reportError(err);
-          current = prev;
         })
         .finally(() => {
           inv.waitUntil--;
@@ -418,14 +420,14 @@ function detect(exp: unknown, format: string, exportName: string | null): { form
 
 // ---------------------------------------------------------------- entry points
 
+/**
+ * Every host call names the invocation it runs for. `current` stays set after the entry function
+ * returns, because the microtasks ivm drains at the end of the same call (the handler's awaits) belong
+ * to that invocation too; the next entry overwrites it.
+ */
 function enter<T>(id: string, fn: () => T): T {
-  const prev = current;
   current = id;
-  try {
-    return fn();
-  } finally {
-    current = prev;
-  }
+  return fn();
 }
 
 const entryPoints = {
