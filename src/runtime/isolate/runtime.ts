@@ -8,6 +8,7 @@ import type { HostBridges, WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
+import { getResponseState } from './prelude/60-fetch.ts';
 import { lambdaEventV1, lambdaEventV2, lambdaResult, openwhiskParams, openwhiskResult, type PlainResponse } from './adapters.ts';
 
 type Fn = (...args: unknown[]) => unknown;
@@ -30,6 +31,7 @@ interface Invocation {
 const MAX_TIMERS = 10_000;
 const MAX_LOG = 64 * 1024;
 const MAX_URL = 16 * 1024;
+const encoder = new TextEncoder();
 
 let bridges: HostBridges | null = null;
 let current = '';
@@ -247,6 +249,20 @@ async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
   const headers = [...res.headers];
   inv.responded = true;
   if (!host().respond(inv.id, JSON.stringify({ status: res.status, headers }))) return;
+  // Fast path: a body made from a string or bytes goes out in one chunk without a stream reader.
+  const state = res.bodyUsed ? null : getResponseState(res);
+  const source = state?.body?.source;
+  if (typeof source === 'string' || source instanceof Uint8Array) {
+    const bytes = typeof source === 'string' ? encoder.encode(source) : source.slice();
+    if (bytes.byteLength > 0 && !host().chunk(inv.id, bytes.buffer)) {
+      inv.ended = true;
+      invocations.delete(inv.id);
+      clearInvocationTimers(inv);
+      return;
+    }
+    end(inv, null);
+    return;
+  }
   const body = res.body;
   if (body !== null) {
     const reader = body.getReader();

@@ -9,3 +9,6 @@ defineGlobal('Headers', headers.Headers);
 defineGlobal('Response', response.Response);
 defineGlobal('Request', request.Request);
 defineGlobal('FormData', formdata.FormData);
+
+/** undici's inner response state; runtime.ts reads `body.source` to skip the stream for fixed bodies. */
+export const getResponseState: (response: unknown) => { body: { source: unknown; stream: ReadableStream | null } | null } = response.getResponseState;
