@@ -21,6 +21,11 @@ export interface IsolateDriverOptions {
   nodePath: string;
   /** Worker entry point (tests may point at another script that calls runWorker). */
   workerScript: string;
+  /**
+   * Run workers under Node's permission model: no child processes, no worker threads, no file writes,
+   * reads only of the code they run (src/, node_modules/). Defence in depth behind the isolate boundary.
+   */
+  sandboxWorkers: boolean;
   /** Extra node flags for workers, after --no-node-snapshot. */
   nodeFlags: readonly string[];
   /** Arguments after the worker script. */
@@ -55,6 +60,7 @@ export function resolveIsolateDriverOptions(input: Partial<IsolateDriverOptions>
     workers: input.workers && input.workers > 0 ? input.workers : os.availableParallelism(),
     nodePath: input.nodePath ?? process.execPath,
     workerScript: input.workerScript ?? fileURLToPath(new URL('./worker.ts', import.meta.url)),
+    sandboxWorkers: input.sandboxWorkers ?? true,
     nodeFlags: input.nodeFlags ?? [],
     workerArgs: input.workerArgs ?? [],
     pingIntervalMs: input.pingIntervalMs ?? ISOLATE_DRIVER_DEFAULTS.pingIntervalMs,
@@ -64,6 +70,22 @@ export function resolveIsolateDriverOptions(input: Partial<IsolateDriverOptions>
     prelude: input.prelude ?? null,
     onDiagnostic: input.onDiagnostic ?? (() => {}),
   };
+}
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Node permission-model flags for a worker: read its own code, load the isolated-vm addon, nothing else. */
+export function workerPermissionFlags(): string[] {
+  return [
+    '--permission',
+    '--allow-addons',
+    '--disable-warning=SecurityWarning',
+    `--allow-fs-read=${repoRoot}src/`,
+    `--allow-fs-read=${repoRoot}node_modules/`,
+    `--allow-fs-read=${repoRoot}package.json`,
+    // node-gyp-build (isolated-vm's loader) probes this file; a denied probe throws instead of returning false.
+    '--allow-fs-read=/etc/alpine-release',
+  ];
 }
 
 /** Restart delays after consecutive crashes of one worker slot (a crash loop must not spin). */
@@ -113,7 +135,7 @@ export class IsolateDriver implements SandboxDriver {
     return {
       nodePath: o.nodePath,
       workerScript: o.workerScript,
-      nodeFlags: o.nodeFlags,
+      nodeFlags: o.sandboxWorkers ? [...workerPermissionFlags(), ...o.nodeFlags] : o.nodeFlags,
       workerArgs: o.workerArgs,
       pingIntervalMs: o.pingIntervalMs,
       stuckMs: o.stuckMs,

@@ -145,6 +145,25 @@ function suite(): void {
     await inst.stop();
   });
 
+  test('workers run under the permission model: no writes, no spawns, no reads outside their code', async () => {
+    const inst = await driver.createInstance(
+      spec(`module.exports = (h, io) => {
+        const tryIt = (fn) => { try { fn(); return 'allowed'; } catch (e) { return e.code; } };
+        const fs = process.getBuiltinModule('node:fs');
+        const cp = process.getBuiltinModule('node:child_process');
+        io.respond(200);
+        io.chunk(JSON.stringify([
+          tryIt(() => fs.writeFileSync('/tmp/continuum-worker-write-probe', 'x')),
+          tryIt(() => cp.execFileSync('/bin/true')),
+          tryIt(() => fs.readFileSync('/etc/passwd')),
+        ]));
+        io.finish();
+      };`),
+    );
+    assert.deepEqual(JSON.parse(await text(await inst.invoke(req()))), ['ERR_ACCESS_DENIED', 'ERR_ACCESS_DENIED', 'ERR_ACCESS_DENIED']);
+    await inst.stop();
+  });
+
   test('bad module → bad_bundle with the reason', async () => {
     await assert.rejects(driver.createInstance(spec(`module.exports = 42;`)), (e: Error & { code?: string }) => {
       assert.equal(e.code, 'bad_bundle');
