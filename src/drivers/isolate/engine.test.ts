@@ -535,6 +535,23 @@ async function suite(): Promise<void> {
     assert.equal(sandbox.disposed, false);
   });
 
+  test('abort(): body stream errors in the handler, no further callbacks, sandbox reusable', async () => {
+    const seen: string[] = [];
+    const sandbox = engine.createSandbox({
+      code: fetchModule(`if (request.method === 'POST') { try { await request.text(); } catch (e) { console.log('aborted:' + e.name); } await new Promise((r) => setTimeout(r, 5)); } return new Response('ok');`),
+      load: baseLoad,
+      callbacks: { onRespond: (id) => seen.push(`respond ${id}`), onChunk: (id) => seen.push(`chunk ${id}`), onFinish: (id) => seen.push(`finish ${id}`), onLog: (id, _l, m) => seen.push(`log ${id} ${m}`) },
+    });
+    sandbox.dispatch('a', { method: 'POST', url: 'http://x/', headers: [] }, true, null);
+    sandbox.push('a', new TextEncoder().encode('part'));
+    sandbox.abort('a', 'client went away');
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(seen, ['log a aborted:AbortError']);
+    sandbox.dispatch('b', { method: 'GET', url: 'http://x/', headers: [] }, false, null);
+    assert.deepEqual(seen.slice(1), ['respond b', 'chunk b', 'finish b']);
+    assert.equal(sandbox.active, 0);
+  });
+
   test('callbacks that throw do not break the engine', async () => {
     const errors: unknown[] = [];
     const sandbox = engine.createSandbox({

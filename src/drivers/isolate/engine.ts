@@ -14,7 +14,7 @@
  *
  * Callback contract: for each dispatched invocation the engine calls onRespond at most once, onChunk
  * zero or more times after it, then onFinish exactly once — unless the caller ends it with abort(),
- * after which no further callback arrives for that id. Callbacks may run synchronously inside
+ * after which only onLog lines (the handler's reaction to the abort) may still arrive for that id. Callbacks may run synchronously inside
  * dispatch()/push() (handlers that need no I/O complete before dispatch returns).
  */
 import { randomFillSync, webcrypto, type webcrypto as WebCrypto } from 'node:crypto';
@@ -225,7 +225,7 @@ export class Sandbox {
     this.#enter(invocationId, (timeout) => this.#refs.push.applySync(undefined, [invocationId, arg], { timeout }));
   }
 
-  /** End an invocation early (client gone, caller's limit): its signal aborts; no further callbacks. */
+  /** End an invocation early (client gone, caller's limit): its request body errors with AbortError, its timers are cleared; no onRespond/onChunk/onFinish follows (onLog may). */
   abort(invocationId: string, reason: string): void {
     const inv = this.#invocations.get(invocationId);
     if (!inv) return;
