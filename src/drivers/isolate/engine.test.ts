@@ -346,7 +346,7 @@ async function suite(): Promise<void> {
       // CPU charged stays within the limit + 10 % (+ the few ms of module load); wall time depends on
       // how busy the machine is, so it only gets a loose bound.
       assert.ok(r.cpuMs <= cpuMs * 1.1 + 15, `used ${r.cpuMs} ms CPU`);
-      assert.ok(r.ms <= cpuMs * 3, `ended after ${r.ms} ms`);
+      assert.ok(r.ms <= cpuMs * 5, `ended after ${r.ms} ms`);
       assert.equal(sandbox.disposed, true);
       t.diagnostic(`${name}: ended after ${r.ms.toFixed(1)} ms wall, ${r.cpuMs.toFixed(1)} ms CPU (limit ${cpuMs})`);
       const next = makeSandbox(fetchModule('return new Response("ok")'));
@@ -360,7 +360,7 @@ async function suite(): Promise<void> {
     const r = await invoke();
     assert.ok(r.error === null || r.error.code === 'cpu_limit');
     assert.equal(sandbox.disposed, true);
-    assert.ok(performance.now() - t0 <= 900);
+    assert.ok(performance.now() - t0 <= 1500);
     assert.ok(r.cpuMs <= 330 + 15);
   });
 
