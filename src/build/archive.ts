@@ -353,11 +353,41 @@ async function checkZipLayout(
 
 const TAR_FILE_TYPES = new Set(['file', 'contiguous-file']);
 
-/** Unpack a gzip-compressed tar held in memory into `root` (an empty directory). */
+/**
+ * Unpack a gzip-compressed tar held in memory into `root` (an empty directory). Two passes over the bytes: the
+ * first only reads headers and counts bytes (names, types, collisions, entry count, bombs), so a hostile archive
+ * is refused before a single file is written; the second writes.
+ */
 export async function extractTgz(bytes: Uint8Array, root: string, limits: BuildLimits, nativeAllowed = false): Promise<void> {
-  const budget = new Budget(limits, bytes.byteLength);
   const tree = new Tree();
+  await walkTgz(bytes, limits, async (rel, kind, entry, budget) => {
+    tree.add(rel, kind);
+    if (kind === 'file') {
+      if (!nativeAllowed) checkNativeName(rel);
+      let n = 0;
+      for await (const chunk of entry) {
+        n += (chunk as Uint8Array).length;
+        budget.addFileBytes(rel, n, (chunk as Uint8Array).length);
+      }
+    } else entry.resume();
+  });
   const writer = new Writer(root, nativeAllowed);
+  await walkTgz(bytes, limits, async (rel, kind, entry, budget) => {
+    if (kind === 'dir') {
+      await writer.dir(rel);
+      entry.resume();
+    } else await writer.file(rel, entry as AsyncIterable<Uint8Array>, budget);
+  });
+}
+
+type TarEntryStream = Readable & AsyncIterable<unknown>;
+
+async function walkTgz(
+  bytes: Uint8Array,
+  limits: BuildLimits,
+  onEntry: (rel: string, kind: 'file' | 'dir', entry: TarEntryStream, budget: Budget) => Promise<void>,
+): Promise<void> {
+  const budget = new Budget(limits, bytes.byteLength);
   let rawBytes = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
@@ -384,20 +414,14 @@ export async function extractTgz(bytes: Uint8Array, root: string, limits: BuildL
       const h = entry.header;
       entries++;
       if (entries > limits.maxEntries) refuse(`tar archive has more than ${limits.maxEntries} entries`, { limit: limits.maxEntries });
+      if (entries % 256 === 0) budget.checkTime();
       const fromPax = typeof (h.pax as Record<string, string> | undefined)?.path === 'string';
       const rel = checkEntryName(fromPax ? h.name : Buffer.from(h.name, 'latin1'), limits);
       const shown = showName(rel);
       const type = h.type ?? 'file';
       if (type === 'symlink' || type === 'link') refuse(`tar entry ${shown} is a ${type === 'link' ? 'hard link' : 'symbolic link'}; links are not accepted`);
-      if (type === 'directory') {
-        tree.add(rel, 'dir');
-        await writer.dir(rel);
-        entry.resume();
-        continue;
-      }
-      if (!TAR_FILE_TYPES.has(type)) refuse(`tar entry ${shown} has type ${type}; only regular files and directories are accepted`);
-      tree.add(rel, 'file');
-      await writer.file(rel, entry as AsyncIterable<Uint8Array>, budget);
+      if (type !== 'directory' && !TAR_FILE_TYPES.has(type)) refuse(`tar entry ${shown} has type ${type}; only regular files and directories are accepted`);
+      await onEntry(rel, type === 'directory' ? 'dir' : 'file', entry as unknown as TarEntryStream, budget);
     }
   })().catch((err: unknown) => {
     fail(err);
