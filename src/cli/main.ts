@@ -4,11 +4,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';
-import { deploy } from './commands/deploy.ts';
-import { ls, rm, versions } from './commands/functions.ts';
-import { invoke } from './commands/invoke.ts';
-import { logs } from './commands/logs.ts';
-import { up } from './commands/up.ts';
 import { createContext } from './context.ts';
 import { CliError, EXIT_PLATFORM, EXIT_USER, toCliError } from './errors.ts';
 import { Output } from './output.ts';
@@ -30,14 +25,15 @@ export async function run(argv: readonly string[]): Promise<number> {
     lastOptions = opts;
     return createContext(opts, io);
   };
+  // Verbs load on use: a quick `ls` should not pay for the YAML parser, the schema compiler or the node.
   const handlers: Handlers = {
-    up: (o) => up(ctxFor(o), o, version),
-    deploy: (t, o) => deploy(ctxFor(o), t, o),
-    ls: (o) => ls(ctxFor(o)),
-    versions: (n, o) => versions(ctxFor(o), n),
-    rm: (n, o) => rm(ctxFor(o), n),
-    invoke: (n, o) => invoke(ctxFor(o), n, o),
-    logs: (n, o) => logs(ctxFor(o), n, o),
+    up: async (o) => (await import('./commands/up.ts')).up(ctxFor(o), o, version),
+    deploy: async (t, o) => (await import('./commands/deploy.ts')).deploy(ctxFor(o), t, o),
+    ls: async (o) => (await import('./commands/functions.ts')).ls(ctxFor(o)),
+    versions: async (n, o) => (await import('./commands/functions.ts')).versions(ctxFor(o), n),
+    rm: async (n, o) => (await import('./commands/functions.ts')).rm(ctxFor(o), n),
+    invoke: async (n, o) => (await import('./commands/invoke.ts')).invoke(ctxFor(o), n, o),
+    logs: async (n, o) => (await import('./commands/logs.ts')).logs(ctxFor(o), n, o),
   };
   let exitCode = 0;
   const program = createProgram(handlers, version, (code) => {

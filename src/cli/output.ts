@@ -123,3 +123,10 @@ export function formatAge(iso: string | null | undefined, now: number = Date.now
   if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86_400)}d ago`;
 }
+
+const MiB = 1024 * 1024;
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < MiB) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / MiB).toFixed(1)} MiB`;
+}

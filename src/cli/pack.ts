@@ -11,6 +11,9 @@ import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { BUILD_DEFAULTS } from '../core/defaults.ts';
 import { userError } from './errors.ts';
+import { formatBytes } from './output.ts';
+
+export { formatBytes };
 
 export type UploadContentType = 'application/javascript' | 'application/typescript' | 'application/zip' | 'application/gzip';
 
@@ -50,13 +53,6 @@ export const DEFAULT_PACK_LIMITS: PackLimits = {
   maxExtractedBytes: BUILD_DEFAULTS.maxExtractedBytes,
   maxEntries: BUILD_DEFAULTS.maxEntries,
 };
-
-const MiB = 1024 * 1024;
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < MiB) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / MiB).toFixed(1)} MiB`;
-}
 
 interface FileEntry {
   name: string;

@@ -8,7 +8,8 @@ import type { Context } from '../context.ts';
 import { CliError, userError } from '../errors.ts';
 import { displayPath, isManifestPath, loadManifest, MANIFEST_NAMES } from '../manifest.ts';
 import { deriveName } from '../names.ts';
-import { formatBytes, prepareUpload } from '../pack.ts';
+import { formatBytes } from '../output.ts';
+import { prepareUpload } from '../pack.ts';
 import type { DeployOptions } from '../program.ts';
 
 interface Job {

@@ -2,8 +2,7 @@
 import { assertName } from '../../core/names.ts';
 import type { FunctionView } from '../client.ts';
 import type { Context } from '../context.ts';
-import { formatAge, table } from '../output.ts';
-import { formatBytes } from '../pack.ts';
+import { formatAge, formatBytes, table } from '../output.ts';
 
 /** FunctionView.instances as a count, whatever shape the server reports (number, list, or per-state map). */
 export function instanceCount(instances: unknown): string {
