@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import * as vm from 'node:vm';
 import * as zlib from 'node:zlib';
 import { ContinuumError } from '../core/errors.ts';
-import { extractTgz, extractZip } from './archive.ts';
+import { extractZip } from './archive.ts';
 import { build, type BuildInput } from './index.ts';
 import { resolveLimits } from './limits.ts';
 import { makeTgz, makeZip, tarFile, tarHeader } from './testing.ts';
