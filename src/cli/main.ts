@@ -21,9 +21,12 @@ export async function run(argv: readonly string[]): Promise<number> {
   const io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
   const version = readVersion();
   let lastOptions: CommonOptions = { json: argv.includes('--json'), verbose: argv.includes('--verbose') || argv.includes('-v') };
+  let lastOutput: Output | undefined;
   const ctxFor = (opts: CommonOptions) => {
     lastOptions = opts;
-    return createContext(opts, io);
+    const ctx = createContext(opts, io);
+    lastOutput = ctx.out;
+    return ctx;
   };
   // Verbs load on use: a quick `ls` should not pay for the YAML parser, the schema compiler or the node.
   const handlers: Handlers = {
@@ -58,13 +61,13 @@ export async function run(argv: readonly string[]): Promise<number> {
       return EXIT_USER;
     }
     const cli = toCliError(err);
-    report(cli, lastOptions, io);
+    report(cli, lastOptions, io, lastOutput);
     return cli.exitCode;
   }
 }
 
-function report(err: CliError, opts: CommonOptions, io: { stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream; env: NodeJS.ProcessEnv }): void {
-  new Output(io, { json: opts.json === true, verbose: opts.verbose === true, env: io.env }).error(err);
+function report(err: CliError, opts: CommonOptions, io: { stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream; env: NodeJS.ProcessEnv }, out?: Output): void {
+  (out ?? new Output(io, { json: opts.json === true, verbose: opts.verbose === true, env: io.env })).error(err);
   if (opts.verbose && err.cause instanceof Error && err.cause.stack) io.stderr.write(`${err.cause.stack}\n`);
 }
 
