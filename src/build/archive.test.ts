@@ -155,7 +155,7 @@ describe('decompression bombs (catalogue 26)', () => {
     assert.ok(performance.now() - t < 5000);
   });
   test('per-entry cap counts actual bytes', async () => {
-    await refused({ ...zip([{ name: 'big.txt', data: Buffer.alloc(2 * 1024 * 1024, 0x61) }]), limits: { maxEntryBytes: 1024 * 1024, maxCompressionRatio: 1e9 } as unknown as BuildInput["limits"] }, /per-file limit/);
+    await refused({ ...zip([{ name: 'big.txt', data: Buffer.alloc(2 * 1024 * 1024, 0x61) }]), limits: { maxEntryBytes: 1024 * 1024, maxCompressionRatio: 1e9 } }, /per-file limit/);
   });
   test('10 GB of zeros gzipped aborts early with bounded memory', async () => {
     const member = zlib.gzipSync(Buffer.alloc(100 * 1024 * 1024), { level: 9 });

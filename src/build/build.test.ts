@@ -182,7 +182,7 @@ describe('refusals', () => {
   });
   test('bundles over maxBundleBytes', async () => {
     const big = `export default { fetch() { return ${JSON.stringify('x'.repeat(200_000))}; } };`;
-    const err = await refusal(source(big, 'index.js', { limits: { maxBundleBytes: 100_000 } as unknown as BuildInput['limits'] }));
+    const err = await refusal(source(big, 'index.js', { limits: { maxBundleBytes: 100_000 } }));
     assert.equal(err.details?.limit, 100_000);
     assert.match(err.message, /100000-byte limit/);
   });

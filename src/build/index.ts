@@ -7,7 +7,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FunctionConfig } from '../core/config.ts';
 import { canonicalJson } from '../core/config.ts';
-import type { BUILD_DEFAULTS } from '../core/defaults.ts';
 import { ContinuumError } from '../core/errors.ts';
 import type { Dependency, HandlerFormat, Tier } from '../core/types.ts';
 import { checkNativeMagic, checkNativeName, extractTgz, extractZip } from './archive.ts';
@@ -28,7 +27,8 @@ export interface BuildInput {
   /** 'isolate' refuses native addons and Node-only built-ins. */
   tier: Tier;
   handler: { format: 'auto' | HandlerFormat; export: string | null };
-  limits?: Partial<typeof BUILD_DEFAULTS>;
+  /** Overrides of BUILD_DEFAULTS (typed as numbers, not the defaults' literal types). */
+  limits?: Partial<BuildLimits>;
   onProgress?: (step: 'unpack' | 'bundle' | 'analyze', detail: string) => void;
 }
 
