@@ -256,6 +256,8 @@ describe('continuum CLI against a running node', () => {
   it('user errors exit 1 with the registry error body', async () => {
     const missing = await cliJson<{ error: { code: string; retryable: boolean } }>(['invoke', 'no-such-fn'], 1);
     assert.deepEqual(missing.error.code, 'not_found');
+    const noLogs = await cliJson<{ error: { code: string } }>(['logs', 'no-such-fn'], 1);
+    assert.equal(noLogs.error.code, 'not_found');
     const badName = await cliJson<{ error: { code: string } }>(['rm', 'Bad_Name'], 1);
     assert.equal(badName.error.code, 'bad_name');
     const badFlag = await cliJson<{ error: { code: string; message: string } }>(['deploy', 'echo.ts', '--tier', 'quantum'], 1);

@@ -32,11 +32,16 @@ export async function logs(ctx: Context, name: string, opts: LogsOptions): Promi
   if (!opts.follow) {
     const items: LogItem[] = [];
     for await (const l of client.logs(params)) items.push(l);
+    // Nothing at all may mean a typo in the name: say so rather than print an empty list.
+    if (items.length === 0 && since === undefined && opts.search === undefined) await client.getFunction(name);
     out.result({ items }, () => items.map(formatLogLine).join('\n'));
+    if (items.length === 0 && !out.json) out.note(`no log lines for ${name}${opts.search !== undefined || since !== undefined ? ' matching the filters' : ''}`);
     return 0;
   }
 
-  // Follow: NDJSON (--json) or formatted lines, until the server ends the stream or Ctrl-C.
+  // Follow: NDJSON (--json) or formatted lines, until the server ends the stream or Ctrl-C. A wrong name
+  // would otherwise wait forever in silence.
+  await client.getFunction(name);
   const abort = new AbortController();
   const stop = () => abort.abort();
   process.once('SIGINT', stop);
