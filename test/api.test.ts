@@ -10,7 +10,7 @@ import { startTestNode, type TestNode } from './helpers/node.ts';
 
 let node: TestNode;
 before(async () => {
-  node = await startTestNode({ http: { headersTimeoutMs: 1000, maxConnectionsPerIp: 64 } });
+  node = await startTestNode();
 });
 after(async () => {
   await node?.stop();
@@ -109,7 +109,7 @@ describe('deploy and invoke', () => {
     const [first, second] = await Promise.all([node.fn('/fn/slow/'), new Promise<Response>((r) => setTimeout(() => r(node.fn('/fn/slow/')), 50))]);
     assert.equal(first.status, 200);
     assert.equal(second.status, 503);
-    assert.equal((await second.json()).error.code, 'overloaded');
+    assert.equal(((await second.json()) as any).error.code, 'overloaded');
     assert.ok(Number(second.headers.get('retry-after')) >= 1);
   });
 
@@ -130,7 +130,7 @@ describe('refusals store nothing', () => {
   test('every /v1 route requires the admin token', async () => {
     const res = await fetch(`${node.url}/v1/functions`);
     assert.equal(res.status, 401);
-    assert.equal((await res.json()).error.code, 'unauthorized');
+    assert.equal(((await res.json()) as any).error.code, 'unauthorized');
     const wrong = await fetch(`${node.url}/v1/functions`, { headers: { authorization: 'Bearer ctm_wrong' } });
     assert.equal(wrong.status, 401);
     const openapi = await fetch(`${node.url}/v1/openapi.json`);
@@ -200,20 +200,30 @@ describe('refusals store nothing', () => {
 });
 
 describe('HTTP hygiene (catalogue 39, 40)', () => {
+  // A node of its own, with short header timeouts and a small per-address connection cap.
+  let edge: TestNode;
+  before(async () => {
+    edge = await startTestNode({ http: { headersTimeoutMs: 1000, maxConnectionsPerIp: 64 } });
+    assert.equal((await edge.deploy('victim', hello)).status, 201);
+  });
+  after(async () => {
+    await edge?.stop();
+  });
+
   function raw(payload: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const url = new URL(node.url);
-      const socket = net.connect(Number(url.port), url.hostname, () => socket.end(payload));
+      const url = new URL(edge.url);
+      const socket = net.connect(Number(url.port), url.hostname, () => socket.write(payload));
       let data = '';
       socket.on('data', (d) => (data += d));
-      socket.on('end', () => resolve(data));
-      socket.on('error', reject);
+      socket.on('close', () => resolve(data));
+      // The server may reset a connection it refused while we were still writing; what it answered counts.
+      socket.on('error', (err) => (data ? resolve(data) : reject(err)));
       socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
     });
   }
 
   test('ambiguous framing is refused and the victim request is never answered with attacker content', async () => {
-    await node.deploy('victim', hello);
     const smuggles = [
       'POST /fn/victim/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /fn/victim/?n=SMUGGLED HTTP/1.1\r\nHost: x\r\n\r\n',
       'POST /fn/victim/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n',
@@ -230,7 +240,7 @@ describe('HTTP hygiene (catalogue 39, 40)', () => {
   });
 
   test('a client that sends headers too slowly gets 408 and is disconnected', async () => {
-    const url = new URL(node.url);
+    const url = new URL(edge.url);
     const socket = net.connect(Number(url.port), url.hostname);
     socket.write('GET /fn/victim/ HTTP/1.1\r\nHost: x\r\n');
     const drip = setInterval(() => socket.write('X-Slow: 1\r\n'), 200);
@@ -246,7 +256,7 @@ describe('HTTP hygiene (catalogue 39, 40)', () => {
   });
 
   test('connections beyond the per-address cap are closed while others keep working', async () => {
-    const url = new URL(node.url);
+    const url = new URL(edge.url);
     const sockets = await Promise.all(
       Array.from({ length: 80 }, () => new Promise<net.Socket>((resolve) => {
         const s = net.connect(Number(url.port), url.hostname, () => resolve(s));
@@ -258,11 +268,11 @@ describe('HTTP hygiene (catalogue 39, 40)', () => {
     assert.ok(closed >= 16, `expected the 16 connections over the cap of 64 to be closed, saw ${closed}`);
     for (const s of sockets) s.destroy();
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await node.fn('/fn/victim/')).status, 200);
+    assert.equal((await edge.fn('/fn/victim/')).status, 200);
   });
 
   test('oversized header sets get 431', async () => {
-    const answer = await raw(`GET /fn/victim/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+    const answer = await raw(`GET /fn/victim/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`);
     assert.match(answer, /^HTTP\/1\.1 431/);
   });
 });

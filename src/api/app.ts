@@ -24,7 +24,7 @@ export interface AppOptions {
   invoke: (req: http.IncomingMessage, res: http.ServerResponse, functionName: string) => Promise<void>;
   /** Live log lines for `follow`. */
   followLogs: (listener: (line: LogLine) => void) => () => void;
-  http?: Partial<(typeof NODE_DEFAULTS)['http']>;
+  http?: { [K in keyof (typeof NODE_DEFAULTS)['http']]?: number };
   maxApiBodyBytes?: number;
   maxUploadBytes?: number;
   version: string;

@@ -192,15 +192,12 @@ export class FunctionService {
     await this.deps.scheduler.prewarm(version);
     const digest = await this.deps.artifacts.put(new TextEncoder().encode(built.code));
     if (digest !== built.bundleDigest) throw new ContinuumError('internal', 'bundle digest mismatch after storing');
-    await this.deps.state.putVersion(version);
-    let record: FunctionRecord;
-    if (existing) {
-      record = await this.deps.state.updateFunction(name, { config, activeVersion: id });
-    } else {
+    if (!existing) {
       const now = new Date().toISOString();
-      record = { name, config, activeVersion: id, createdAt: now, updatedAt: now };
-      await this.deps.state.createFunction(record);
+      await this.deps.state.createFunction({ name, config, activeVersion: null, createdAt: now, updatedAt: now });
     }
+    await this.deps.state.putVersion(version);
+    const record = await this.deps.state.updateFunction(name, { config, activeVersion: id });
     await this.deps.scheduler.activate(version);
     await this.changed();
     return { function: this.view(record), version };

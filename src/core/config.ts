@@ -69,7 +69,7 @@ export const RouteSchema = Type.Object(
 export const EnvSchema = Type.Record(
   Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }),
   Type.String({ maxLength: C.envValueBytes }),
-  { maxProperties: C.envVars, description: 'Plain environment variables visible to the function as env' },
+  { maxProperties: C.envVars, additionalProperties: false, description: 'Plain environment variables visible to the function as env' },
 );
 
 export const HandlerSchema = Type.Object(

@@ -88,7 +88,7 @@ export const NODE_DEFAULTS = {
     maxHeaderBytes: 16 * 1024,
     maxConnections: 10_000,
     /** Open connections one client address may hold (slowloris and idle keep-alive floods). */
-    maxConnectionsPerIp: 512,
+    maxConnectionsPerIp: 2048,
   },
   records: {
     maxAgeMs: 7 * 24 * 3600_000,

@@ -31,7 +31,7 @@ export interface NodeConfig {
   /** Directory of example functions (default: the repository's examples/). */
   examplesDir?: string;
   /** HTTP server limits (timeouts, header size, connection caps) over NODE_DEFAULTS.http. */
-  http?: Partial<(typeof NODE_DEFAULTS)['http']>;
+  http?: { [K in keyof (typeof NODE_DEFAULTS)['http']]?: number };
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
 }

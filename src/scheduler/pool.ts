@@ -3,7 +3,7 @@
  * makes requests wait (bounded) for capacity, and evicts idle instances. Decisions come from decide.ts;
  * this class only carries them out. It is the seam an autoscaler drives (`ensureInstances`).
  */
-import { ContinuumError, type ErrorCode } from '../core/errors.ts';
+import { ContinuumError } from '../core/errors.ts';
 import type { InitTiming, Instance, InstanceSpec, SandboxDriver } from '../core/driver.ts';
 import { decideLease, desiredStarts, idleEvictions, retryAfterSeconds } from './decide.ts';
 
@@ -96,11 +96,11 @@ export class InstancePool {
     const decision = decideLease(this.snapshot());
     if (decision.kind === 'use') return Promise.resolve(this.lease(this.slots.get(decision.instanceId)!, 0));
     if (decision.kind === 'reject') return Promise.reject(this.overloaded());
-    if (decision.kind === 'start') this.startInstance();
+    if (decision.kind === 'start') this.startInBackground();
     return this.enqueue();
   }
 
-  /** Start instances up to `count` in total (autoscaler / minInstances / prewarm). */
+  /** Start instances up to `count` in total (autoscaler / minInstances / prewarm); rejects if a start fails. */
   async ensureInstances(count: number): Promise<void> {
     const target = Math.min(count, this.settings.maxInstances);
     const starts: Promise<void>[] = [];
@@ -203,7 +203,12 @@ export class InstancePool {
       waiter.resolve(this.lease(this.slots.get(decision.instanceId)!, performance.now() - waiter.enqueuedAt));
     }
     const starts = desiredStarts(this.snapshot());
-    for (let i = 0; i < starts; i++) void this.startInstance();
+    for (let i = 0; i < starts; i++) this.startInBackground();
+  }
+
+  /** A start nobody awaits: its failure reaches the waiters through failWaitersIfHopeless. */
+  private startInBackground(): void {
+    this.startInstance().catch(() => {});
   }
 
   private async startInstance(): Promise<void> {
@@ -216,7 +221,7 @@ export class InstancePool {
       this.starting--;
       this.failWaitersIfHopeless(err);
       this.pump();
-      return;
+      throw err;
     }
     this.starting--;
     if (this.closed) {
@@ -250,8 +255,4 @@ export class InstancePool {
     await slot.instance.drain();
     await slot.instance.stop();
   }
-}
-
-export function errorCodeOf(err: unknown): ErrorCode {
-  return err instanceof ContinuumError ? err.code : 'internal';
 }

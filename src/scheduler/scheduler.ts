@@ -49,7 +49,6 @@ export class Scheduler {
     const pool = this.poolFor(version);
     try {
       await pool.ensureInstances(Math.max(1, version.config.scale.minInstances));
-      if (pool.instanceCount === 0) throw new ContinuumError('bad_bundle', 'the function did not start');
     } catch (err) {
       if (this.active.get(version.functionName) !== version.id) await this.dropPool(version.id);
       throw err;

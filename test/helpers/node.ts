@@ -8,7 +8,7 @@ export interface TestNode extends RunningNode {
   dataDir: string;
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }>;
   deploy(name: string, source: string, filename?: string, config?: unknown): Promise<{ status: number; json: any }>;
-  fn(path: string, init?: RequestInit): Promise<Response>;
+  fn(path: string, init?: RequestInit): Promise<Omit<Response, 'json'> & { json(): Promise<any> }>;
   stop(): Promise<void>;
 }
 
@@ -20,7 +20,7 @@ export async function startTestNode(opts: { isolateWorkers?: number; http?: Node
   const api: TestNode['api'] = async (method, path, body, headers = {}) => {
     const res = await fetch(node.url + path, {
       method,
-      headers: { ...auth, ...(body !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: { ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
     const text = await res.text();

@@ -404,10 +404,15 @@ function unavailableRequire(name: unknown): never {
   throw err;
 }
 
+/**
+ * An export of the loaded module. Exports may be getters (esbuild's ESM→CJS interop defines them so);
+ * they run in the tenant's own isolate, so reading them is safe. As in Node's import of CommonJS,
+ * `default` falls back to module.exports itself.
+ */
 function pick(exportsValue: unknown, name: string): unknown {
   if (exportsValue === null || (typeof exportsValue !== 'object' && typeof exportsValue !== 'function')) return undefined;
-  const d = Object.getOwnPropertyDescriptor(exportsValue, name);
-  return d ? d.value : undefined;
+  if (Object.prototype.hasOwnProperty.call(exportsValue, name)) return (exportsValue as Record<string, unknown>)[name];
+  return name === 'default' ? exportsValue : undefined;
 }
 
 function detect(exp: unknown, format: string, exportName: string | null): { format: 'fetch' | 'lambda' | 'openwhisk'; exportName: string; target: unknown; handler: Fn } {
