@@ -117,7 +117,10 @@ export async function coldScenario(bundles: Bundles, opts: Options, notes: strin
       for (const rec of records) {
         if (rec.coldStart !== true) continue;
         const phases = (rec.phases ?? rec) as Record<string, unknown>;
-        if (typeof phases.initMs === 'number') samples.add('continuum', 'server_init', phases.initMs);
+        for (const phase of ['queue', 'init', 'exec']) {
+          const v = phases[`${phase}Ms`];
+          if (typeof v === 'number') samples.add('continuum', `server_${phase}`, v);
+        }
       }
     }
   } finally {
@@ -139,8 +142,10 @@ export async function coldScenario(bundles: Bundles, opts: Options, notes: strin
       m.deploy_p99_ms = round(percentile(deploy, 99));
       m.deploy_samples = deploy.length;
     }
-    const init = samples.get(target, 'server_init');
-    if (init.length > 0) m.server_init_p50_ms = round(percentile(init, 50));
+    for (const phase of ['queue', 'init', 'exec']) {
+      const list = samples.get(target, `server_${phase}`);
+      if (list.length > 0) m[`server_${phase}_p50_ms`] = round(percentile(list, 50));
+    }
     m.errors = errors.get(target) ?? 0;
     report[target] = m;
   }
