@@ -1,4 +1,5 @@
-// The `process` global for isolate bundles: the runtime's own when it defines one, else a minimal stand-in.
+// The `process` global for isolate bundles: a Node-shaped stand-in whose env is the runtime's (the isolate
+// runtime provides only a frozen `process.env` with the function's variables).
 // `browser: true` tells isomorphic packages (debug, …) that this is not Node.
 const runtime = globalThis.process;
 const noop = () => {};
@@ -44,5 +45,5 @@ const fallback = {
   exitCode: undefined,
   abort: noop,
 };
-export const process = runtime ?? fallback;
+export const process = runtime ? { ...fallback, env: runtime.env ?? {} } : fallback;
 export default process;
