@@ -301,6 +301,9 @@ export async function extractZip(bytes: Uint8Array, root: string, limits: BuildL
       } catch (err) {
         refuse(`zip entry ${showName(rel)} cannot be read: ${(err as Error).message}`);
       }
+      // A corrupt deflate stream can error before the writer starts reading it; without a listener that
+      // error would escape as an uncaught exception. The writer's iteration still sees it (stream.errored).
+      stream.on('error', () => {});
       try {
         await writer.file(rel, stream, budget);
       } catch (err) {
