@@ -226,3 +226,13 @@ describe('detectUploadKind', () => {
     assert.throws(() => detectUploadKind(Buffer.from([1, 2, 0, 4])), /binary/);
   });
 });
+
+describe('what the function can see', () => {
+  test('the bundle names no host path (the platform layout stays private)', async () => {
+    const repoRoot = path.resolve(FIXTURES, '../../..');
+    const out = await build({ bytes: Buffer.from('export default { fetch() { return new Response(Buffer.from("x") + process.env.X + global.y) } }'), kind: 'source', filename: 'i.js', tier: 'isolate', handler: auto });
+    assert.ok(out.code.includes('continuum:shims/'), 'the shims are injected');
+    assert.doesNotMatch(out.code, /\.\.\/\.\.\//);
+    assert.ok(!out.code.includes(repoRoot), 'no absolute repository path');
+  });
+});

@@ -160,6 +160,10 @@ export async function bundle(req: BundleRequest): Promise<BundleResult> {
     exports = { names: seen.names, opaque: seen.opaque, cjs: true };
   }
 
+  // esbuild names lazily initialised modules by their path relative to the project; for the injected
+  // shims that path climbs out of the staging dir and would show the host's layout to the function.
+  if (isolate) code = code.split(path.relative(root, SHIMS_DIR)).join('continuum:shims');
+
   const bytes = Buffer.byteLength(code);
   if (bytes > req.maxBundleBytes) {
     throw new ContinuumError('bad_bundle', `bundle is ${bytes} bytes, more than the ${req.maxBundleBytes}-byte limit`, { limit: req.maxBundleBytes });
