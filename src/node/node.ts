@@ -56,7 +56,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   await isolate.start();
   const drivers = new Map<Tier, SandboxDriver>([['isolate', isolate]]);
 
-  const sink = new RecordSink({ store: stores.records, onError: (err) => log(`records: write failed: ${(err as Error).message}`) });
+  const sink = new RecordSink({
+    store: stores.records,
+    onError: (err) => log(`records: ${(err as Error).message}`),
+    retention: { ...NODE_DEFAULTS.records, intervalMs: 10 * 60_000 },
+  });
   const scheduler = new Scheduler({
     drivers,
     nodeName,

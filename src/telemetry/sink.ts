@@ -14,6 +14,8 @@ export interface SinkOptions {
   maxBuffered?: number;
   /** Called when a write fails; the sink keeps going. */
   onError?: (err: unknown) => void;
+  /** Records older than maxAgeMs, and beyond maxRows, are pruned every intervalMs. */
+  retention?: { maxAgeMs: number; maxRows: number; intervalMs: number };
 }
 
 type Follower = (line: LogLine) => void;
@@ -27,6 +29,7 @@ export class RecordSink {
   private logs: LogLine[] = [];
   private readonly followers = new Set<Follower>();
   private readonly timer: NodeJS.Timeout;
+  private readonly pruneTimer: NodeJS.Timeout | null;
   private flushing: Promise<void> | null = null;
   dropped = 0;
 
@@ -37,6 +40,11 @@ export class RecordSink {
     this.onError = opts.onError ?? (() => {});
     this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs ?? 100);
     this.timer.unref();
+    const retention = opts.retention;
+    this.pruneTimer = retention
+      ? setInterval(() => void this.store.prune(Date.now() - retention.maxAgeMs, retention.maxRows).catch((err) => this.onError(err)), retention.intervalMs)
+      : null;
+    this.pruneTimer?.unref();
   }
 
   add(record: InvocationRecord, completion: Completion): void {
@@ -82,6 +90,7 @@ export class RecordSink {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
     await this.flush();
     this.followers.clear();
   }
