@@ -10,7 +10,7 @@ import type { FunctionRecord, VersionRecord } from '../core/types.ts';
 import type { ArtifactStore, InvocationQuery, LogQuery, RecordStore, StateStore } from '../store/contract.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { RecordSink } from '../telemetry/sink.ts';
-import { build, detectUploadKind, versionId, type BuildInput } from '../build/index.ts';
+import { build, detectUploadKind, versionId, warmUpBuilder, type BuildInput } from '../build/index.ts';
 
 export interface FunctionView {
   name: string;
@@ -49,6 +49,8 @@ export class FunctionService {
 
   /** Route every function with an active version (instances start lazily, on first request). */
   async restore(): Promise<void> {
+    // In the background: a deploy arriving meanwhile shares the same preparation.
+    warmUpBuilder().catch(() => {});
     const functions = await this.deps.state.listFunctions();
     for (const fn of functions) {
       if (!fn.activeVersion) continue;

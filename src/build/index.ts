@@ -56,6 +56,14 @@ function bad(message: string, details?: ConstructorParameters<typeof ContinuumEr
   return new ContinuumError('bad_bundle', message, details);
 }
 
+/**
+ * Prepare what every isolate build needs (the Node built-in shims, esbuild's service) so the first
+ * deploy after start-up is as fast as the rest. Safe to call more than once.
+ */
+export async function warmUpBuilder(): Promise<void> {
+  await build({ bytes: new TextEncoder().encode('export default { fetch() { return new Response("") } }'), kind: 'source', filename: 'warm-up.js', tier: 'isolate', handler: { format: 'auto', export: null } });
+}
+
 export async function build(input: BuildInput): Promise<BuildOutput> {
   const limits = resolveLimits(input.limits);
   const progress = input.onProgress ?? (() => {});
