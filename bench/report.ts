@@ -26,7 +26,7 @@ const fmt = (v: number | undefined): string => {
 };
 
 const env = report.env;
-console.log(`Run of ${String(env.date)} at commit ${String(env.git_commit)}: ${String(env.rounds)} rounds × ${String(env.duration_s)} s, ${String(env.connections)} connections, ${String(env.load_generator)}; load average at start ${JSON.stringify(env.loadavg_at_start)}.\n`);
+console.log(`Run of ${String(env.date)} at commit ${String(env.git_commit)}: ${String(env.rounds)} rounds × ${String(env.duration_s)} s, ${String(env.connections)} connections, ${String(env.load_generator)}; load average (1/5/15 min) ${JSON.stringify(env.loadavg_at_start)} at start, ${JSON.stringify(env.loadavg_at_end ?? '?')} at end.\n`);
 for (const [scenario, byTarget] of Object.entries(report.scenarios)) {
   const cols = COLUMNS[scenario];
   if (!cols) continue;

@@ -180,6 +180,7 @@ try {
   closeAgent();
 }
 
+report.env.loadavg_at_end = os.loadavg().map((l) => Math.round(l * 100) / 100);
 printSummary(report.scenarios);
 for (const note of notes) log(`note: ${note}`);
 if (args.json) {
