@@ -127,6 +127,47 @@ async function suite(): Promise<void> {
     assert.equal(r.error, null);
   });
 
+  test('incoming Request (host fast path) matches new Request(url, {method, headers}); lazy Response bodies', async () => {
+    const { invoke } = makeSandbox(fetchModule(`
+      const ref = new Request(request.url, { method: request.method, headers: [...request.headers] });
+      const props = ['method', 'url', 'destination', 'referrer', 'referrerPolicy', 'mode', 'credentials', 'cache', 'redirect', 'integrity', 'keepalive', 'isReloadNavigation', 'isHistoryNavigation', 'duplex', 'bodyUsed'];
+      const diff = props.filter((p) => ref[p] !== request[p]).map((p) => p + ':' + String(request[p]) + '!=' + String(ref[p]));
+      const same = JSON.stringify([...ref.headers]) === JSON.stringify([...request.headers]);
+      request.headers.set('x-added', '1');
+      const clone = request.clone();
+      const fromReq = new Request(request.clone());
+      const body = request.body === null ? null : await request.text();
+      const r1 = new Response('abc'); const s1 = r1.bodyUsed; const t1 = await r1.text();
+      const r2 = new Response('xyz'); const rd = r2.body.getReader(); const c2 = await rd.read();
+      const r3 = new Response(new Uint8Array([65, 66])).clone();
+      return Response.json({ diff, same, hdrs: [...request.headers], signal: request.signal instanceof AbortSignal && !request.signal.aborted, clone: clone.url + ' ' + clone.headers.get('x-added'), fromReq: fromReq.method + ' ' + fromReq.url, body, s1, t1, c2: new TextDecoder().decode(c2.value), used2: r2.bodyUsed, r3: await r3.text() });`));
+    const cases: Array<Partial<WireRequestHead>> = [
+      { method: 'GET', url: 'http://fn.local/a?b=1', headers: [['Host', 'fn.local'], ['accept', '*/*'], ['cookie', 'a=1'], ['cookie', 'b=2'], ['x-dup', '1'], ['x-dup', '2']] },
+      { method: 'GET', url: 'http://fn.local/a?b=1', headers: [['x-pad', ' padded '], ['x-tab', 'a\tb']] },
+      { method: 'PROPFIND', url: 'http://fn.local/%7Euser', headers: [] },
+      { method: 'POST', url: 'http://fn.local/p', headers: [['content-type', 'text/plain']] },
+    ];
+    for (const head of cases) {
+      const r = await invoke(head, head.method === 'POST' ? ['hel', 'lo'] : undefined);
+      assert.equal(r.error, null, JSON.stringify(r.error));
+      const out = JSON.parse(r.body);
+      assert.deepEqual(out.diff, [], head.method);
+      assert.equal(out.same, true);
+      assert.equal(out.signal, true);
+      assert.equal(out.clone.endsWith(' 1'), true);
+      assert.equal(out.body, head.method === 'POST' ? 'hello' : null);
+      assert.deepEqual([out.s1, out.t1, out.c2, out.used2, out.r3], [false, 'abc', 'xyz', true, 'AB']);
+    }
+    const dup = JSON.parse((await invoke(cases[0])).body);
+    assert.deepEqual(dup.hdrs.filter(([k]: [string]) => k === 'cookie' || k === 'x-dup'), [['cookie', 'a=1; b=2'], ['x-dup', '1, 2']]);
+    // A head the constructor rejects still fails the same way (function_error, not a crash).
+    const bad = await invoke({ headers: [['bad name', 'x']] });
+    assert.equal(bad.error?.code, 'function_error');
+    // A handler that streams a response it built from a string after touching the stream.
+    const { invoke: inv2 } = makeSandbox(fetchModule(`const r = new Response('streamed'); r.body; return r;`));
+    assert.equal((await inv2()).body, 'streamed');
+  });
+
   test('Web APIs inside the isolate match Node', async () => {
     const { invoke } = makeSandbox(fetchModule(`
       const out = {};

@@ -44,6 +44,7 @@ function listSources(dir: string, out: string[]): string[] {
 export function preludeCacheKey(): string {
   const hash = createHash('sha256');
   hash.update(esbuild.version);
+  hash.update(readFileSync(fileURLToPath(import.meta.url)));
   try {
     hash.update(readFileSync(join(repoRoot, 'package-lock.json')));
   } catch {
@@ -54,6 +55,51 @@ export function preludeCacheKey(): string {
     hash.update(readFileSync(file));
   }
   return hash.digest('hex').slice(0, 32);
+}
+
+/**
+ * Build-time edits to dependencies, each [file suffix, [from, to] pairs]; every `from` must occur exactly
+ * once or the build fails (a dependency update must be looked at, never silently half-applied).
+ *
+ * undici's extractBody creates a byte ReadableStream for every body, also for the string/bytes bodies of
+ * `new Response('hello')`, which costs more than the rest of the Response. The edit creates that stream
+ * on first access of `body.stream` instead (Response#body, bodyUsed, consumers, clone all go through it,
+ * so tenants see the same object and semantics); `lazyStreamPending` tells runtime.ts that nobody has
+ * looked at the stream yet, so the fixed source can be sent as is.
+ */
+const PATCHES: Array<[string, Array<[string, string]>]> = [
+  [
+    'undici/lib/web/fetch/body.js',
+    [
+      ['function extractBody (object, keepalive = false) {\n  // 1. Let stream be null.\n  let stream = null\n', 'const kLazyStream = Symbol(\'lazy stream\')\nfunction extractBody (object, keepalive = false) {\n  // 1. Let stream be null.\n  let stream = null\n  let makeStream = null\n'],
+      ['    stream = new ReadableStream({\n      start () {},', '    stream = kLazyStream\n    makeStream = () => new ReadableStream({\n      start () {},'],
+      ['  assert(webidl.is.ReadableStream(stream))', '  assert(stream === kLazyStream || webidl.is.ReadableStream(stream))'],
+      [
+        '  const body = { stream, source, length }',
+        '  const body = stream === kLazyStream\n    ? {\n        get stream () { if (stream === kLazyStream) stream = makeStream(); return stream },\n        set stream (v) { stream = v },\n        get lazyStreamPending () { return stream === kLazyStream },\n        source,\n        length\n      }\n    : { stream, source, length }',
+      ],
+    ],
+  ],
+];
+
+function patchPlugin(): esbuild.Plugin {
+  return {
+    name: 'continuum-patches',
+    setup(b) {
+      b.onLoad({ filter: /\.js$/ }, (args) => {
+        const path = args.path.replace(/\\/g, '/');
+        const entry = PATCHES.find(([suffix]) => path.endsWith(`/node_modules/${suffix}`));
+        if (!entry) return undefined;
+        let text = readFileSync(args.path, 'utf8');
+        for (const [from, to] of entry[1]) {
+          const at = text.indexOf(from);
+          if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`prelude patch for ${entry[0]} does not apply: ${from.slice(0, 60)}`);
+          text = text.slice(0, at) + to + text.slice(at + from.length);
+        }
+        return { contents: text, loader: 'js' };
+      });
+    },
+  };
 }
 
 export async function buildPreludeSource(minify = true): Promise<string> {
@@ -91,6 +137,7 @@ export async function buildPreludeSource(minify = true): Promise<string> {
       '@exodus/bytes/encoding.js': join(repoRoot, 'node_modules/@exodus/bytes/encoding-lite.js'),
     },
     nodePaths: [join(repoRoot, 'node_modules')],
+    plugins: [patchPlugin()],
   });
   const file = result.outputFiles[0];
   if (!file) throw new Error('prelude build produced no output');

@@ -8,7 +8,7 @@ import type { HostBridges, WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
-import { getResponseState } from './prelude/60-fetch.ts';
+import { fromInnerRequest, getResponseState, HeadersList, makeRequest } from './prelude/60-fetch.ts';
 import { lambdaEventV1, lambdaEventV2, lambdaResult, openwhiskParams, openwhiskResult, type PlainResponse } from './adapters.ts';
 
 type Fn = (...args: unknown[]) => unknown;
@@ -16,7 +16,8 @@ type Fn = (...args: unknown[]) => unknown;
 interface Invocation {
   id: string;
   head: WireRequestHead;
-  ac: AbortController;
+  /** The request's signal; created with the Request, aborted by `__continuum_abort`. */
+  ac: AbortController | null;
   bodyController: ReadableStreamDefaultController<Uint8Array> | null;
   chunks: Uint8Array[] | null;
   onBodyEnd: ((body: Uint8Array | null) => void) | null;
@@ -250,8 +251,9 @@ async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
   inv.responded = true;
   if (!host().respond(inv.id, JSON.stringify({ status: res.status, headers }))) return;
   // Fast path: a body made from a string or bytes goes out in one chunk without a stream reader.
-  const state = res.bodyUsed ? null : getResponseState(res);
-  const source = state?.body?.source;
+  // (A body whose stream nobody has touched yet is unused; asking `bodyUsed` would create the stream.)
+  const body0 = getResponseState(res).body;
+  const source = body0 !== null && (body0.lazyStreamPending === true || !res.bodyUsed) ? body0.source : undefined;
   if (typeof source === 'string' || source instanceof Uint8Array) {
     const bytes = typeof source === 'string' ? encoder.encode(source) : source.slice();
     if (bytes.byteLength > 0 && !host().chunk(inv.id, bytes.buffer)) {
@@ -312,46 +314,107 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Methods undici normalizes without validation; others take the full constructor. */
+const FAST_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
+/** RFC 9110 token (what `Headers` accepts as a name). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What `Headers` would reject (NUL, CR, LF, not a ByteString) or normalize (surrounding whitespace). */
+const HEADER_VALUE_SLOW = /[\0\r\n\u0100-\uffff]|^[\t ]|[\t ]$/;
+/**
+ * Parsed request URLs by string. A URL record inside a Request is never handed to tenant code
+ * (`request.url` serializes it) and undici never mutates it, so identical URLs can share one record.
+ */
+const urlCache = new Map<string, URL>();
+const URL_CACHE_MAX = 256;
+
+function parsedUrl(url: string): URL | null {
+  let u = urlCache.get(url);
+  if (u !== undefined) return u;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if (u.username !== '' || u.password !== '') return null;
+  if (urlCache.size >= URL_CACHE_MAX) urlCache.clear();
+  urlCache.set(url, u);
+  return u;
+}
+
+/**
+ * The incoming Request. Host-built heads that `new Request(url, { method, headers })` would accept
+ * unchanged become undici's inner request directly (same state as the constructor produces: mode
+ * 'cors', guard 'request'); anything else goes through the constructor, errors included.
+ */
+function incomingRequest(inv: Invocation, body: ReadableStream<Uint8Array> | null): Request {
+  const head = inv.head;
+  const ac = new AbortController();
+  inv.ac = ac;
+  fast: if (FAST_METHODS.has(head.method)) {
+    const url = parsedUrl(head.url);
+    if (url === null) break fast;
+    const list = new HeadersList();
+    const pairs = head.headers;
+    for (let i = 0; i < pairs.length; i++) {
+      const [name, value] = pairs[i]!;
+      if (!HEADER_NAME.test(name) || HEADER_VALUE_SLOW.test(value)) break fast;
+      list.append(name, value, false);
+    }
+    const inner = makeRequest({ method: head.method, headersList: list, urlList: [url], mode: 'cors', body: body === null ? null : { stream: body, source: null, length: null } });
+    return fromInnerRequest(inner, undefined, ac.signal, 'request');
+  }
+  const init: RequestInit & { duplex?: string } = { method: head.method, headers: head.headers, signal: ac.signal };
+  if (body !== null) {
+    init.body = body;
+    init.duplex = 'half';
+  }
+  return new Request(head.url, init);
+}
+
+function respondWith(inv: Invocation, res: unknown): void {
+  sendResponse(inv, res).catch((err) => fail(inv, err));
+}
+
 function runFetch(inv: Invocation, hasBody: boolean): void {
   const l = loaded!;
-  // No `signal` on the Request: undici's signal following costs about as much as the Request itself.
-  // abort() errors the body stream and clears the invocation's timers instead.
-  const init: RequestInit & { duplex?: string } = { method: inv.head.method, headers: inv.head.headers };
+  let body: ReadableStream<Uint8Array> | null = null;
   if (hasBody && inv.head.method !== 'GET' && inv.head.method !== 'HEAD') {
-    init.body = new ReadableStream<Uint8Array>({
+    body = new ReadableStream<Uint8Array>({
       start(controller) {
         inv.bodyController = controller;
       },
     });
-    init.duplex = 'half';
   }
-  const request = new Request(inv.head.url, init);
-  const ctx = {
-    waitUntil(promise: unknown) {
-      inv.waitUntil++;
-      Promise.resolve(promise)
-        .catch((err) => {
-          current = inv.id;
-          reportError(err);
-        })
-        .finally(() => {
-          inv.waitUntil--;
-          if (inv.ended && inv.waitUntil === 0) clearInvocationTimers(inv);
-        });
-    },
-    passThroughOnException() {},
-    props: {},
-  };
   let result: unknown;
   try {
+    const request = incomingRequest(inv, body);
+    const ctx = {
+      waitUntil(promise: unknown) {
+        inv.waitUntil++;
+        Promise.resolve(promise)
+          .catch((err) => {
+            current = inv.id;
+            reportError(err);
+          })
+          .finally(() => {
+            inv.waitUntil--;
+            if (inv.ended && inv.waitUntil === 0) clearInvocationTimers(inv);
+          });
+      },
+      passThroughOnException() {},
+      props: {},
+    };
     result = Reflect.apply(l.handler, l.target, [request, l.env, ctx]);
   } catch (err) {
     fail(inv, err);
     return;
   }
-  Promise.resolve(result)
-    .then((res) => sendResponse(inv, res))
-    .catch((err) => fail(inv, err));
+  if (result instanceof Response) respondWith(inv, result);
+  else
+    Promise.resolve(result).then(
+      (res) => respondWith(inv, res),
+      (err) => fail(inv, err),
+    );
 }
 
 function lambdaContext(inv: Invocation): Record<string, unknown> {
@@ -488,7 +551,7 @@ const entryPoints = {
     if (loaded === null) throw new Error('no module loaded');
     const head = JSON.parse(headJson) as WireRequestHead;
     const inv: Invocation = {
-      id, head, ac: new AbortController(), bodyController: null, chunks: null, onBodyEnd: null,
+      id, head, ac: null, bodyController: null, chunks: null, onBodyEnd: null,
       ended: false, responded: false, subrequests: 0, started: Date.now(), waitUntil: 0, timers: new Set(),
     };
     invocations.set(id, inv);
@@ -570,7 +633,7 @@ const entryPoints = {
       } catch {
         // already closed
       }
-      inv.ac.abort(err);
+      inv.ac?.abort(err);
       clearInvocationTimers(inv);
     });
   },
