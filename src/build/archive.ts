@@ -24,7 +24,7 @@
 import { constants as fsc } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Readable, Transform, Writable } from 'node:stream';
+import { PassThrough, pipeline as pipelineCallback, Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
@@ -301,11 +301,13 @@ export async function extractZip(bytes: Uint8Array, root: string, limits: BuildL
       } catch (err) {
         refuse(`zip entry ${showName(rel)} cannot be read: ${(err as Error).message}`);
       }
-      // A corrupt deflate stream can error before the writer starts reading it; without a listener that
-      // error would escape as an uncaught exception. The writer's iteration still sees it (stream.errored).
-      stream.on('error', () => {});
+      // A corrupt deflate stream can error before the writer starts reading (it awaits mkdir/open first).
+      // pipeline() listens at once and destroys `source` with the error, which the writer's iteration
+      // then throws; yauzl's own stream only emits the error, so reading it directly could hang.
+      const source = new PassThrough();
+      pipelineCallback(stream, source, () => {});
       try {
-        await writer.file(rel, stream, budget);
+        await writer.file(rel, source, budget);
       } catch (err) {
         stream.destroy();
         if (err instanceof ContinuumError) throw err;
