@@ -2,9 +2,9 @@
  * HTTP ingress for function traffic. Hot path: no store reads, no body parsing; the request body streams
  * into the instance (capped) and the response body streams back with backpressure.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ContinuumError, ERROR_CODES, errorBody, type ErrorCode } from '../core/errors.ts';
+import { uuidv7 } from '../core/ids.ts';
 import type { InvokeRequest } from '../core/driver.ts';
 import type { Trigger } from '../core/types.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
@@ -57,7 +57,7 @@ export async function invokeHttp(
     return;
   }
   const hasBody = declared !== undefined ? Number(declared) > 0 : req.headers['transfer-encoding'] !== undefined;
-  const invocationId = randomUUID();
+  const invocationId = uuidv7();
   const headers: Array<[string, string]> = [];
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
