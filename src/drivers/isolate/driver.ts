@@ -296,12 +296,14 @@ export class IsolateDriver implements SandboxDriver {
           timer = setTimeout(() => reject(new ContinuumError('bad_bundle', `module did not load within ${this.options.createTimeoutMs} ms`)), this.options.createTimeoutMs);
         });
         const body = await Promise.race([created, timeout]);
-        const info = JSON.parse(body.toString('utf8')) as { timing: { sandboxMs: number; runtimeMs: number; moduleMs: number }; format: string; exportName: string };
+        const info = JSON.parse(body.toString('utf8')) as { timing: { sandboxMs: number; runtimeMs: number; moduleMs: number; spare?: boolean; prepaidMs?: number }; format: string; exportName: string };
+        // sandboxMs is 0 for a sandbox made from a spare isolate; `spare`/`prepaidMs` say what was paid ahead.
+        const extra = info.timing.spare === undefined ? {} : { spare: info.timing.spare, prepaidMs: info.timing.prepaidMs ?? 0 };
         const instance = new IsolateInstance({
           spec,
           worker,
           num,
-          initTiming: { sandboxMs: info.timing.sandboxMs, runtimeMs: info.timing.runtimeMs, moduleMs: info.timing.moduleMs },
+          initTiming: { sandboxMs: info.timing.sandboxMs, runtimeMs: info.timing.runtimeMs, moduleMs: info.timing.moduleMs, ...extra },
           format: info.format,
           exportName: info.exportName,
           onStopped: (inst) => {

@@ -42,6 +42,13 @@ export interface EngineOptions {
   cacheDir?: string | null;
   /** ivm's "v8 lost control" signal: the worker should stop taking work and exit (catalogue test 14). */
   onCatastrophicError?: (message: string) => void;
+  /**
+   * Spare isolates kept ready (restored from the snapshot, bridges installed, no tenant code) so that
+   * createSandbox only compiles and loads the module. Each costs one idle isolate's memory. Default 1.
+   */
+  spares?: number;
+  /** Delay before a used spare is replaced (its creation blocks the event loop for a few ms). Default 20. */
+  spareRefillDelayMs?: number;
 }
 
 const LOG_LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error', 'log']);
@@ -51,6 +58,29 @@ const MAX_PENDING_CALLS = 1_000;
 const MAX_KEYS = 10_000;
 const MAX_MESSAGE = 64 * 1024;
 
+/**
+ * Run once while the snapshot is made, in a throw-away context: it drives one request through the
+ * runtime so that the functions every request uses are compiled when the snapshot is taken (V8 keeps
+ * their bytecode), instead of lazily on each new isolate's first request. Nothing it creates survives:
+ * the snapshot is taken from a fresh context.
+ */
+const WARMUP = `(function () {
+  const install = __continuum_install, load = __continuum_load, dispatch = __continuum_dispatch, push = __continuum_push;
+  install({ log() {}, timerSet() {}, timerClear() {}, random(n) { return new ArrayBuffer(n); }, domainToASCII(d) { return d; }, subtle() {}, fetch() {}, respond() { return true; }, chunk() { return true; }, finish() {} });
+  load(function (module) {
+    module.exports = { default: { async fetch(request, env, ctx) {
+      const url = new URL(request.url);
+      if (request.method === 'POST') await request.text();
+      return new Response(url.pathname + request.headers.get('accept'), { headers: { 'content-type': 'text/plain' } });
+    } } };
+  }, JSON.stringify({ format: 'auto', exportName: null, env: {} }));
+  const head = (method) => JSON.stringify({ method, url: 'http://warm.up/a?b=1', headers: [['host', 'warm.up'], ['accept', '*/*'], ['user-agent', 'w']] });
+  for (let i = 0; i < 4; i++) dispatch('w' + i, head('GET'), false, null);
+  dispatch('p', head('POST'), true, null);
+  push('p', new TextEncoder().encode('x').buffer);
+  push('p', null);
+})();`;
+
 export class IsolateEngine {
   readonly preludeBytes: number;
   readonly snapshotBytes: number;
@@ -59,6 +89,13 @@ export class IsolateEngine {
   readonly preludeCached: boolean;
   readonly #snapshot: ivm.ExternalCopy<ArrayBuffer>;
   readonly #onCatastrophicError: ((message: string) => void) | undefined;
+  readonly #spareCount: number;
+  readonly #refillDelayMs: number;
+  readonly #spares: Shell[] = [];
+  /** Memory limit the spares are made with: the one most recently asked for. */
+  #spareLimitMb = Math.max(8, FUNCTION_DEFAULTS.limits.memoryMb);
+  #refill: NodeJS.Timeout | null = null;
+  #closed = false;
 
   private constructor(snapshot: ivm.ExternalCopy<ArrayBuffer>, preludeBytes: number, snapshotMs: number, cached: boolean, options: EngineOptions) {
     this.#snapshot = snapshot;
@@ -67,6 +104,9 @@ export class IsolateEngine {
     this.snapshotMs = snapshotMs;
     this.preludeCached = cached;
     this.#onCatastrophicError = options.onCatastrophicError;
+    this.#spareCount = Math.max(0, Math.floor(options.spares ?? 1));
+    this.#refillDelayMs = Math.max(0, options.spareRefillDelayMs ?? 20);
+    this.#scheduleRefill(0);
   }
 
   static async create(options: EngineOptions = {}): Promise<IsolateEngine> {
@@ -78,14 +118,132 @@ export class IsolateEngine {
       cached = built.cached;
     }
     const t0 = performance.now();
-    const snapshot = ivm.Isolate.createSnapshot([{ code: source, filename: 'continuum:prelude' }]);
+    const snapshot = ivm.Isolate.createSnapshot([{ code: source, filename: 'continuum:prelude' }], WARMUP);
     return new IsolateEngine(snapshot, source.length, performance.now() - t0, cached, options);
   }
 
+  /** Spare isolates ready now. */
+  get spares(): number {
+    return this.#spares.length;
+  }
+
   createSandbox(opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }): Sandbox {
-    return new Sandbox(this.#snapshot, opts, this.#onCatastrophicError);
+    const limitMb = Math.max(8, opts.load.memoryLimitMb);
+    let shell: Shell | undefined;
+    const at = this.#spares.findIndex((s) => s.memoryLimitMb === limitMb);
+    if (at >= 0) shell = this.#spares.splice(at, 1)[0];
+    if (this.#spareLimitMb !== limitMb) {
+      // Spares follow the limit in use; ones made for another limit are dropped.
+      this.#spareLimitMb = limitMb;
+      for (const s of this.#spares.splice(0)) s.dispose();
+    }
+    if (this.#spareCount > 0) this.#scheduleRefill(this.#refillDelayMs);
+    return new Sandbox(shell ?? Shell.create(this.#snapshot, limitMb, this.#onCatastrophicError), opts, shell !== undefined);
+  }
+
+  /** Drop the spares and stop refilling (the engine can still create sandboxes). */
+  close(): void {
+    this.#closed = true;
+    if (this.#refill) clearTimeout(this.#refill);
+    this.#refill = null;
+    for (const s of this.#spares.splice(0)) s.dispose();
+  }
+
+  #scheduleRefill(delayMs: number): void {
+    if (this.#refill || this.#closed || this.#spares.length >= this.#spareCount) return;
+    this.#refill = setTimeout(() => {
+      this.#refill = null;
+      if (this.#closed || this.#spares.length >= this.#spareCount) return;
+      try {
+        this.#spares.push(Shell.create(this.#snapshot, this.#spareLimitMb, this.#onCatastrophicError));
+      } catch {
+        return; // out of memory or similar: createSandbox makes isolates on demand
+      }
+      // One at a time, each on its own turn of the event loop.
+      this.#scheduleRefill(0);
+    }, delayMs);
+    this.#refill.unref();
   }
 }
+
+type BridgeImpl = { [K in keyof HostBridges]: (...args: never[]) => unknown };
+
+/**
+ * An isolate restored from the snapshot with the runtime's bridges installed and no tenant code yet.
+ * The bridges forward to whichever Sandbox adopts the shell (none while it is a spare).
+ */
+class Shell {
+  readonly isolate: ivm.Isolate;
+  readonly context: ivm.Context;
+  readonly refs: { dispatch: Ref; push: Ref; fire: Ref; settle: Ref; abort: Ref; load: Ref };
+  readonly memoryLimitMb: number;
+  /** What making it cost, ms: restore (isolate + context) and runtime install. */
+  readonly sandboxMs: number;
+  readonly runtimeMs: number;
+  impl: BridgeImpl | null = null;
+  onCatastrophic: ((message: string) => void) | null = null;
+
+  private constructor(isolate: ivm.Isolate, context: ivm.Context, refs: Shell['refs'], memoryLimitMb: number, sandboxMs: number, runtimeMs: number) {
+    this.isolate = isolate;
+    this.context = context;
+    this.refs = refs;
+    this.memoryLimitMb = memoryLimitMb;
+    this.sandboxMs = sandboxMs;
+    this.runtimeMs = runtimeMs;
+  }
+
+  static create(snapshot: ivm.ExternalCopy<ArrayBuffer>, memoryLimitMb: number, onEngineCatastrophe: ((message: string) => void) | undefined): Shell {
+    const t0 = performance.now();
+    let shell: Shell | null = null;
+    const isolate = new ivm.Isolate({
+      memoryLimit: memoryLimitMb,
+      snapshot,
+      onCatastrophicError: (message: string) => {
+        shell?.onCatastrophic?.(message);
+        onEngineCatastrophe?.(message);
+      },
+    });
+    try {
+      const context = isolate.createContextSync();
+      const t1 = performance.now();
+      const global = context.global;
+      const get = (name: string) => global.getSync(name, { reference: true }) as Ref;
+      const install = get('__continuum_install');
+      const refs = { dispatch: get('__continuum_dispatch'), push: get('__continuum_push'), fire: get('__continuum_fire'), settle: get('__continuum_settle'), abort: get('__continuum_abort'), load: get('__continuum_load') };
+      const bridges = {} as Record<keyof HostBridges, ivm.Callback>;
+      const holder: { shell: Shell | null } = { shell: null };
+      for (const name of BRIDGE_NAMES) {
+        bridges[name] = new ivm.Callback((...args: unknown[]) => {
+          const impl = holder.shell?.impl;
+          return impl ? Reflect.apply(impl[name], undefined, args) : undefined;
+        });
+      }
+      install.applySync(undefined, [bridges], { arguments: { copy: true }, timeout: 1000 });
+      install.release();
+      shell = new Shell(isolate, context, refs, memoryLimitMb, t1 - t0, performance.now() - t1);
+      holder.shell = shell;
+      return shell;
+    } catch (err) {
+      try {
+        isolate.dispose();
+      } catch {
+        // already gone
+      }
+      throw err;
+    }
+  }
+
+  dispose(): void {
+    this.impl = null;
+    try {
+      if (!this.isolate.isDisposed) this.isolate.dispose();
+    } catch {
+      // already gone
+    }
+  }
+}
+
+const BRIDGE_NAMES: ReadonlyArray<keyof HostBridges> = ['log', 'timerSet', 'timerClear', 'random', 'domainToASCII', 'subtle', 'fetch', 'respond', 'chunk', 'finish'];
 
 interface HostInvocation {
   cpuMs: number;
@@ -106,7 +264,7 @@ function errorMessage(err: unknown): string {
 }
 
 export class Sandbox {
-  readonly timing: { sandboxMs: number; runtimeMs: number; moduleMs: number };
+  readonly timing: { sandboxMs: number; runtimeMs: number; moduleMs: number; spare: boolean; prepaidMs: number };
   readonly format: HandlerFormat;
   readonly exportName: string;
 
@@ -127,35 +285,20 @@ export class Sandbox {
   #disposed = false;
   #finalCpuMs = 0;
 
-  constructor(snapshot: ivm.ExternalCopy<ArrayBuffer>, opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }, onCatastrophicError?: (message: string) => void) {
+  constructor(shell: Shell, opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }, spare: boolean) {
     const { load } = opts;
     this.#callbacks = opts.callbacks;
     this.#cpuMs = load.cpuMs ?? FUNCTION_DEFAULTS.limits.cpuMs;
     this.#responseBytes = load.responseBytes ?? FUNCTION_DEFAULTS.limits.responseBytes;
     this.#subrequests = load.subrequests;
     this.#timeoutMs = load.timeoutMs;
-
-    const t0 = performance.now();
-    this.#isolate = new ivm.Isolate({
-      memoryLimit: Math.max(8, load.memoryLimitMb),
-      snapshot,
-      onCatastrophicError: (message: string) => {
-        this.#kill('memory_limit', `isolate failed: ${message}`, 'instance_crashed', '');
-        onCatastrophicError?.(message);
-      },
-    });
+    this.#isolate = shell.isolate;
+    this.#context = shell.context;
+    this.#refs = shell.refs;
+    shell.onCatastrophic = (message: string) => this.#kill('memory_limit', `isolate failed: ${message}`, 'instance_crashed', '');
+    shell.impl = this.#bridges();
+    const t2 = performance.now();
     try {
-      this.#context = this.#isolate.createContextSync();
-      const t1 = performance.now();
-      const global = this.#context.global;
-      const get = (name: string) => global.getSync(name, { reference: true }) as Ref;
-      const install = get('__continuum_install');
-      const loadRef = get('__continuum_load');
-      this.#refs = { dispatch: get('__continuum_dispatch'), push: get('__continuum_push'), fire: get('__continuum_fire'), settle: get('__continuum_settle'), abort: get('__continuum_abort') };
-      install.applySync(undefined, [this.#bridges()], { arguments: { copy: true }, timeout: 1000 });
-      install.release();
-      const t2 = performance.now();
-
       let resolved: { format: HandlerFormat; exportName: string };
       let factory: ivm.Reference<unknown>;
       try {
@@ -167,17 +310,21 @@ export class Sandbox {
       }
       try {
         this.#owners.push('');
-        const out = loadRef.applySync(undefined, [factory.derefInto({ release: true }), JSON.stringify(load)], { timeout: this.#cpuMs });
+        const out = shell.refs.load.applySync(undefined, [factory.derefInto({ release: true }), JSON.stringify(load)], { timeout: this.#cpuMs });
         resolved = JSON.parse(String(out));
       } catch (err) {
         throw this.#loadError(err, 'the module threw while loading');
       } finally {
         this.#owners.pop();
-        loadRef.release();
+        shell.refs.load.release();
       }
       this.format = resolved.format;
       this.exportName = resolved.exportName;
-      this.timing = { sandboxMs: t1 - t0, runtimeMs: t2 - t1, moduleMs: performance.now() - t2 };
+      // A spare's restore and install were paid before this sandbox was asked for: they show as 0 here
+      // and as `prepaidMs` (what they cost when the spare was made).
+      this.timing = spare
+        ? { sandboxMs: 0, runtimeMs: 0, moduleMs: performance.now() - t2, spare: true, prepaidMs: shell.sandboxMs + shell.runtimeMs }
+        : { sandboxMs: shell.sandboxMs, runtimeMs: shell.runtimeMs, moduleMs: performance.now() - t2, spare: false, prepaidMs: 0 };
     } catch (err) {
       this.#disposeIsolate();
       throw err;
@@ -354,8 +501,8 @@ export class Sandbox {
     );
   }
 
-  #bridges(): Record<keyof HostBridges, ivm.Callback> {
-    const bridges: { [K in keyof HostBridges]: (...args: never[]) => unknown } = {
+  #bridges(): BridgeImpl {
+    const bridges: BridgeImpl = {
       log: (id: unknown, level: unknown, message: unknown) => {
         if (typeof id !== 'string' || typeof message !== 'string') return;
         const lvl = LOG_LEVELS.has(level as LogLevel) ? (level as LogLevel) : 'log';
@@ -445,9 +592,7 @@ export class Sandbox {
         this.#finish(id, { code, message: typeof e.message === 'string' ? e.message.slice(0, 2000) : 'the function failed' });
       },
     };
-    const out = {} as Record<keyof HostBridges, ivm.Callback>;
-    for (const [name, fn] of Object.entries(bridges)) out[name as keyof HostBridges] = new ivm.Callback(fn as (...args: unknown[]) => unknown);
-    return out;
+    return bridges;
   }
 
   #startCall(callId: unknown, owner: string, run: () => Promise<[string, ArrayBuffer[]]>): void {
