@@ -362,7 +362,18 @@ export class Sandbox {
       inv.wallTimer = setTimeout(() => this.#timeout(invocationId), this.#timeoutMs);
     }
     const headJson = JSON.stringify(head);
-    this.#enter(invocationId, (timeout) => this.#refs.dispatch.applySync(undefined, [invocationId, headJson, hasBody, traceparent], { timeout }));
+    this.#enter(invocationId, (timeout) => {
+      const whole = this.#refs.dispatch.applySync(undefined, [invocationId, headJson, hasBody, traceparent], { timeout });
+      if (typeof whole === 'string') this.#whole(invocationId, whole);
+    });
+  }
+
+  /** A response that completed inside dispatch: `headJson` or `headJson + "\0" + body` (see protocol.ts). */
+  #whole(id: string, whole: string): void {
+    const cut = whole.indexOf('\0');
+    if (!this.#respond(id, cut < 0 ? whole : whole.slice(0, cut))) return;
+    if (cut >= 0 && cut + 1 < whole.length && !this.#chunk(id, Buffer.from(whole.slice(cut + 1), 'utf8'))) return;
+    this.#finish(id, null);
   }
 
   /** One request-body chunk for an invocation; null ends the body. */
@@ -551,33 +562,18 @@ export class Sandbox {
           throw Object.assign(new TypeError(message), { wireCode: code });
         });
       },
-      respond: (id: unknown, headJson: unknown) => {
-        const inv = typeof id === 'string' ? this.#invocations.get(id) : undefined;
-        if (!inv || inv.responded || typeof headJson !== 'string') return false;
-        let head: { status?: unknown; headers?: unknown };
-        try {
-          head = JSON.parse(headJson);
-        } catch {
-          return false;
-        }
-        if (!Number.isInteger(head.status) || (head.status as number) < 100 || (head.status as number) > 599 || !isStringPairs(head.headers)) {
-          this.#finish(id as string, { code: 'function_error', message: 'the function returned an invalid response head' });
-          return false;
-        }
-        inv.responded = true;
-        this.#safe(() => this.#callbacks.onRespond(id as string, { status: head.status as number, headers: head.headers as Array<[string, string]> }));
-        return this.#invocations.has(id as string);
+      respond: (id: unknown, headJson: unknown, wholeBody?: unknown, complete?: unknown) => {
+        if (typeof id !== 'string' || typeof headJson !== 'string') return false;
+        if (complete !== true) return this.#respond(id, headJson);
+        if (wholeBody !== null && !(wholeBody instanceof ArrayBuffer)) return false;
+        if (!this.#respond(id, headJson)) return false;
+        if (wholeBody !== null && wholeBody.byteLength > 0 && !this.#chunk(id, new Uint8Array(wholeBody))) return false;
+        this.#finish(id, null);
+        return true;
       },
       chunk: (id: unknown, bytes: unknown) => {
-        const inv = typeof id === 'string' ? this.#invocations.get(id) : undefined;
-        if (!inv || !inv.responded || !(bytes instanceof ArrayBuffer)) return false;
-        inv.responseBytes += bytes.byteLength;
-        if (inv.responseBytes > this.#responseBytes) {
-          this.#finish(id as string, { code: 'output_too_large', message: `the response body exceeds the limit of ${this.#responseBytes} bytes` });
-          return false;
-        }
-        this.#safe(() => this.#callbacks.onChunk(id as string, new Uint8Array(bytes)));
-        return this.#invocations.has(id as string);
+        if (typeof id !== 'string' || !(bytes instanceof ArrayBuffer)) return false;
+        return this.#chunk(id, new Uint8Array(bytes));
       },
       finish: (id: unknown, errorJson: unknown) => {
         if (typeof id !== 'string' || !this.#invocations.has(id)) return;
@@ -593,6 +589,36 @@ export class Sandbox {
       },
     };
     return bridges;
+  }
+
+  #respond(id: string, headJson: string): boolean {
+    const inv = this.#invocations.get(id);
+    if (!inv || inv.responded) return false;
+    let head: { status?: unknown; headers?: unknown };
+    try {
+      head = JSON.parse(headJson);
+    } catch {
+      return false;
+    }
+    if (!Number.isInteger(head.status) || (head.status as number) < 100 || (head.status as number) > 599 || !isStringPairs(head.headers)) {
+      this.#finish(id, { code: 'function_error', message: 'the function returned an invalid response head' });
+      return false;
+    }
+    inv.responded = true;
+    this.#safe(() => this.#callbacks.onRespond(id, { status: head.status as number, headers: head.headers as Array<[string, string]> }));
+    return this.#invocations.has(id);
+  }
+
+  #chunk(id: string, bytes: Uint8Array): boolean {
+    const inv = this.#invocations.get(id);
+    if (!inv || !inv.responded) return false;
+    inv.responseBytes += bytes.byteLength;
+    if (inv.responseBytes > this.#responseBytes) {
+      this.#finish(id, { code: 'output_too_large', message: `the response body exceeds the limit of ${this.#responseBytes} bytes` });
+      return false;
+    }
+    this.#safe(() => this.#callbacks.onChunk(id, bytes));
+    return this.#invocations.has(id);
   }
 
   #startCall(callId: unknown, owner: string, run: () => Promise<[string, ArrayBuffer[]]>): void {

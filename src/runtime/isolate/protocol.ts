@@ -78,8 +78,12 @@ export interface HostBridges {
    * rejects with `{name: 'TypeError', message, code}` (code e.g. egress_denied, subrequest_limit).
    */
   fetch(callId: number, invocationId: string, headJson: string, body: ArrayBuffer | null): void;
-  /** Response head for an invocation. Returns false when the host no longer wants the response. */
-  respond(invocationId: string, headJson: string): boolean;
+  /**
+   * Response head for an invocation. Returns false when the host no longer wants the response.
+   * With `complete` true, `wholeBody` is the whole body (null for none) and the invocation is done:
+   * the host records head, body and a successful finish in one call.
+   */
+  respond(invocationId: string, headJson: string, wholeBody?: ArrayBuffer | null, complete?: boolean): boolean;
   /** One chunk of the response body. Returns false to stop (e.g. output_too_large): the runtime cancels the body. */
   chunk(invocationId: string, bytes: ArrayBuffer): boolean;
   /** The invocation ended: errorJson is null on success, else a WireError. */
@@ -99,8 +103,13 @@ export interface RuntimeEntryPoints {
    * error (code bad_bundle) when no handler is found.
    */
   __continuum_load(factory: unknown, optionsJson: string): string;
-  /** Start an invocation. When hasBody, the host follows with `__continuum_push` calls. */
-  __continuum_dispatch(invocationId: string, headJson: string, hasBody: boolean, traceparent: string | null): void;
+  /**
+   * Start an invocation. When hasBody, the host follows with `__continuum_push` calls. When the
+   * handler answered with a fixed string body (or none) before this returns, the return value is the
+   * whole, successful response: `headJson` or `headJson + "\0" + body` (JSON never holds a raw NUL);
+   * no respond/chunk/finish call is made for it. Otherwise undefined.
+   */
+  __continuum_dispatch(invocationId: string, headJson: string, hasBody: boolean, traceparent: string | null): string | undefined;
   /** Push one request-body chunk; null ends the body. */
   __continuum_push(invocationId: string, chunk: ArrayBuffer | null): void;
   /** A timer the runtime set has fired. */

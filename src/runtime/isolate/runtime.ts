@@ -35,6 +35,9 @@ const MAX_URL = 16 * 1024;
 const encoder = new TextEncoder();
 
 let bridges: HostBridges | null = null;
+/** The invocation `__continuum_dispatch` is running right now, and its response if it completed synchronously. */
+let syncTarget: Invocation | null = null;
+let syncResult: string | undefined;
 let current = '';
 let timeOrigin = 0;
 const invocations = new Map<string, Invocation>();
@@ -244,27 +247,40 @@ function exactBuffer(bytes: Uint8Array): ArrayBuffer {
   return bytes.slice().buffer;
 }
 
+/** Ends an invocation whose whole response went to the host in one piece (no finish call follows). */
+function endedWhole(inv: Invocation): void {
+  inv.ended = true;
+  invocations.delete(inv.id);
+  if (inv.waitUntil === 0) clearInvocationTimers(inv);
+}
+
 async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
   if (inv.ended) return;
   if (!(res instanceof Response)) throw new TypeError('The handler did not return a Response');
-  const headers = [...res.headers];
+  const headJson = JSON.stringify({ status: res.status, headers: [...res.headers] });
   inv.responded = true;
-  if (!host().respond(inv.id, JSON.stringify({ status: res.status, headers }))) return;
-  // Fast path: a body made from a string or bytes goes out in one chunk without a stream reader.
+  // Fast path: a body made from a string or bytes goes out whole, without a stream reader.
   // (A body whose stream nobody has touched yet is unused; asking `bodyUsed` would create the stream.)
   const body0 = getResponseState(res).body;
-  const source = body0 !== null && (body0.lazyStreamPending === true || !res.bodyUsed) ? body0.source : undefined;
-  if (typeof source === 'string' || source instanceof Uint8Array) {
-    const bytes = typeof source === 'string' ? encoder.encode(source) : source.slice();
-    if (bytes.byteLength > 0 && !host().chunk(inv.id, bytes.buffer)) {
-      inv.ended = true;
-      invocations.delete(inv.id);
-      clearInvocationTimers(inv);
+  let source: string | Uint8Array | null | undefined; // undefined: stream the body
+  if (body0 === null) source = null;
+  else if (body0.lazyStreamPending === true || !res.bodyUsed) {
+    const s = body0.source;
+    if (typeof s === 'string' || s instanceof Uint8Array) source = s;
+  }
+  if (source !== undefined) {
+    if (syncTarget === inv && (source === null || typeof source === 'string')) {
+      // Answered before dispatch returned: the response is dispatch's return value (no host call).
+      syncResult = source === null ? headJson : `${headJson}\0${source}`;
+      endedWhole(inv);
       return;
     }
-    end(inv, null);
+    const bytes = source === null ? null : typeof source === 'string' ? encoder.encode(source) : source.slice();
+    host().respond(inv.id, headJson, bytes === null ? null : bytes.buffer, true);
+    endedWhole(inv);
     return;
   }
+  if (!host().respond(inv.id, headJson)) return;
   const body = res.body;
   if (body !== null) {
     const reader = body.getReader();
@@ -292,14 +308,8 @@ async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
 function sendPlain(inv: Invocation, res: PlainResponse): void {
   if (inv.ended) return;
   inv.responded = true;
-  if (!host().respond(inv.id, JSON.stringify({ status: res.status, headers: res.headers }))) return;
-  if (res.body.byteLength > 0 && !host().chunk(inv.id, exactBuffer(res.body))) {
-    inv.ended = true;
-    invocations.delete(inv.id);
-    clearInvocationTimers(inv);
-    return;
-  }
-  end(inv, null);
+  host().respond(inv.id, JSON.stringify({ status: res.status, headers: res.headers }), exactBuffer(res.body), true);
+  endedWhole(inv);
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {
@@ -547,7 +557,7 @@ const entryPoints = {
     return JSON.stringify({ format: found.format, exportName: found.exportName });
   },
 
-  __continuum_dispatch(id: string, headJson: string, hasBody: boolean, _traceparent: string | null): void {
+  __continuum_dispatch(id: string, headJson: string, hasBody: boolean, _traceparent: string | null): string | undefined {
     if (loaded === null) throw new Error('no module loaded');
     const head = JSON.parse(headJson) as WireRequestHead;
     const inv: Invocation = {
@@ -555,14 +565,23 @@ const entryPoints = {
       ended: false, responded: false, subrequests: 0, started: Date.now(), waitUntil: 0, timers: new Set(),
     };
     invocations.set(id, inv);
-    enter(id, () => {
-      if (loaded!.format === 'fetch') runFetch(inv, hasBody);
+    syncTarget = inv;
+    syncResult = undefined;
+    try {
+      enter(id, () => {
+        if (loaded!.format === 'fetch') runFetch(inv, hasBody);
       else if (!hasBody) runBuffered(inv, null);
-      else {
-        inv.chunks = [];
-        inv.onBodyEnd = (body) => runBuffered(inv, body);
-      }
-    });
+        else {
+          inv.chunks = [];
+          inv.onBodyEnd = (body) => runBuffered(inv, body);
+        }
+      });
+    } finally {
+      syncTarget = null;
+    }
+    const out = syncResult;
+    syncResult = undefined;
+    return out;
   },
 
   __continuum_push(id: string, chunk: ArrayBuffer | null): void {
