@@ -65,6 +65,20 @@ describe('deploy and invoke', () => {
     assert.equal(list.json.items.length, 2);
   });
 
+  test('two functions with the same code and config share a version id but never an instance', async () => {
+    const a = await node.deploy('twin-a', hello);
+    const b = await node.deploy('twin-b', hello);
+    assert.equal(a.json.version.id, b.json.version.id, 'content-addressed: same code + config, same id');
+    for (const name of ['twin-a', 'twin-b']) {
+      const r = await node.fn(`/fn/${name}/`);
+      const record = await node.api('GET', `/v1/invocations/${r.headers.get('x-continuum-invocation-id')}`);
+      assert.equal(record.json.functionName, name);
+      assert.equal((await node.api('GET', `/v1/functions/${name}`)).json.instances, 1);
+    }
+    await node.api('DELETE', '/v1/functions/twin-a');
+    assert.equal((await node.fn('/fn/twin-b/')).status, 200, 'deleting one twin leaves the other running');
+  });
+
   test('sync invoke through the API and the invocation record with phases and logs', async () => {
     await node.deploy('logger', `export default { fetch(req) { console.log('hello from', req.method); return new Response('ok'); } }`);
     const res = await fetch(`${node.url}/v1/functions/logger/invoke`, { method: 'POST', headers: { authorization: `Bearer ${node.token}` }, body: '{}' });

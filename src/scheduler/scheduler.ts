@@ -27,8 +27,10 @@ export interface Invocation {
 
 export class Scheduler {
   private readonly opts: SchedulerOptions;
+  /** Keyed by poolKey(version): two functions with the same code and config share a version id, never a pool. */
   private readonly pools = new Map<string, InstancePool>();
   private readonly versions = new Map<string, VersionRecord>();
+  /** Function name → pool key of its active version. */
   private readonly active = new Map<string, string>();
   private readonly codeCache = new Map<string, Promise<string>>();
   private readonly sweepTimer: NodeJS.Timeout;
@@ -50,7 +52,7 @@ export class Scheduler {
     try {
       await pool.ensureInstances(Math.max(1, version.config.scale.minInstances));
     } catch (err) {
-      if (this.active.get(version.functionName) !== version.id) await this.dropPool(version.id);
+      if (this.active.get(version.functionName) !== poolKey(version)) await this.dropPool(poolKey(version));
       throw err;
     }
   }
@@ -58,9 +60,10 @@ export class Scheduler {
   /** Route new invocations of the function to this version; the previous version's pool drains. */
   async activate(version: VersionRecord): Promise<void> {
     this.poolFor(version);
+    const key = poolKey(version);
     const previous = this.active.get(version.functionName);
-    this.active.set(version.functionName, version.id);
-    if (previous && previous !== version.id) await this.dropPool(previous);
+    this.active.set(version.functionName, key);
+    if (previous && previous !== key) await this.dropPool(previous);
   }
 
   async deactivate(functionName: string): Promise<void> {
@@ -88,9 +91,9 @@ export class Scheduler {
   async invoke(functionName: string, request: InvokeRequest, trigger: Trigger): Promise<Invocation> {
     const startedAt = Date.now();
     const t0 = performance.now();
-    const versionId = this.active.get(functionName);
-    const pool = versionId ? this.pools.get(versionId) : undefined;
-    const version = versionId ? this.versions.get(versionId) : undefined;
+    const key = this.active.get(functionName);
+    const pool = key ? this.pools.get(key) : undefined;
+    const version = key ? this.versions.get(key) : undefined;
     if (!pool || !version) {
       return { result: errorResult('not_found', `function ${functionName} is not deployed`) };
     }
@@ -138,11 +141,12 @@ export class Scheduler {
   }
 
   private poolFor(version: VersionRecord): InstancePool {
-    let pool = this.pools.get(version.id);
+    const key = poolKey(version);
+    let pool = this.pools.get(key);
     if (pool) return pool;
     const driver = this.opts.drivers.get(version.config.tier);
     if (!driver) throw new ContinuumError('unavailable', `tier ${version.config.tier} is not available on this node`);
-    this.versions.set(version.id, version);
+    this.versions.set(key, version);
     pool = new InstancePool({
       functionName: version.functionName,
       versionId: version.id,
@@ -159,7 +163,7 @@ export class Scheduler {
         env: version.config.env,
       }),
     });
-    this.pools.set(version.id, pool);
+    this.pools.set(key, pool);
     return pool;
   }
 
@@ -173,11 +177,11 @@ export class Scheduler {
     return code;
   }
 
-  private async dropPool(versionId: string): Promise<void> {
-    const pool = this.pools.get(versionId);
-    this.pools.delete(versionId);
-    const version = this.versions.get(versionId);
-    this.versions.delete(versionId);
+  private async dropPool(key: string): Promise<void> {
+    const pool = this.pools.get(key);
+    this.pools.delete(key);
+    const version = this.versions.get(key);
+    this.versions.delete(key);
     if (version && ![...this.versions.values()].some((v) => v.bundleDigest === version.bundleDigest)) {
       this.codeCache.delete(version.bundleDigest);
     }
@@ -219,6 +223,10 @@ export class Scheduler {
       completion,
     );
   }
+}
+
+function poolKey(version: VersionRecord): string {
+  return `${version.functionName}/${version.id}`;
 }
 
 function poolSettings(version: VersionRecord): PoolSettings {
