@@ -3,8 +3,9 @@
  *
  * Frame: u32 length (of everything after it) | u8 type | u32 a | u32 b | payload.
  * `a` is usually the instance number, `b` the invocation number; the payload is raw bytes or UTF-8.
- * Writes made in one tick are coalesced into one writev (cork → uncork on nextTick); small frames are
- * copied into a shared arena so a warm request costs one syscall each way.
+ * Writes made in one turn of the event loop are coalesced into one writev (flushed in setImmediate, so every
+ * request parsed in the same I/O phase shares it); small frames are copied into a shared arena, so under
+ * load many requests cost one syscall each way.
  */
 import type { Socket } from 'node:net';
 
@@ -116,7 +117,7 @@ export class FrameWriter {
   #schedule(): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(this.#flushBound);
+      setImmediate(this.#flushBound);
     }
   }
 
