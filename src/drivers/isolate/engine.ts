@@ -353,7 +353,8 @@ export class Sandbox {
   }
 
   /** Start an invocation. Throws ContinuumError('instance_crashed') when the sandbox is gone. */
-  dispatch(invocationId: string, head: WireRequestHead, hasBody: boolean, traceparent: string | null): void {
+  /** `head` may arrive already serialised (the worker passes the driver's JSON through untouched). */
+  dispatch(invocationId: string, head: WireRequestHead | string, hasBody: boolean, traceparent: string | null): void {
     if (this.disposed) throw new ContinuumError('instance_crashed', 'the sandbox was disposed');
     if (this.#invocations.has(invocationId)) throw new ContinuumError('internal', `invocation ${invocationId} is already running`);
     const inv: HostInvocation = { cpuMs: 0, responseBytes: 0, subrequests: 0, responded: false, wallTimer: null };
@@ -361,7 +362,7 @@ export class Sandbox {
     if (this.#timeoutMs > 0) {
       inv.wallTimer = setTimeout(() => this.#timeout(invocationId), this.#timeoutMs);
     }
-    const headJson = JSON.stringify(head);
+    const headJson = typeof head === 'string' ? head : JSON.stringify(head);
     this.#enter(invocationId, (timeout) => {
       const whole = this.#refs.dispatch.applySync(undefined, [invocationId, headJson, hasBody, traceparent], { timeout });
       if (typeof whole === 'string') this.#whole(invocationId, whole);

@@ -18,7 +18,7 @@ export const F = {
   // driver → worker
   create: 0x01, // a=inst; payload JSON { code, load, logBytes }
   dispose: 0x02, // a=inst
-  dispatch: 0x03, // a=inst b=inv; payload JSON { i, h, b, t }
+  dispatch: 0x03, // a=inst b=inv; payload UTF-8 'invocationId\n0or1 (has body)\ntraceparent\nhead JSON'
   push: 0x04, // a=inst b=inv; payload bytes
   end: 0x05, // a=inst b=inv (request body ended)
   abort: 0x06, // a=inst b=inv; payload reason (UTF-8)

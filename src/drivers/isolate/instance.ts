@@ -152,12 +152,9 @@ export class IsolateInstance implements Instance, FrameSink {
     const limits = this.#spec.limits;
     inv.timer = setTimeout(() => this.#timeout(inv), limits.timeoutMs);
     const hasBody = request.body !== null;
-    this.#worker.out.text(
-      F.dispatch,
-      this.#num,
-      num,
-      JSON.stringify({ i: request.invocationId, h: request.request, b: hasBody, t: request.traceparent ?? null }),
-    );
+    // `id \n hasBody \n traceparent \n headJson`: the head's JSON goes to the isolate as it is, unparsed.
+    const traceparent = request.traceparent && !request.traceparent.includes('\n') ? request.traceparent : '';
+    this.#worker.out.text(F.dispatch, this.#num, num, `${request.invocationId}\n${hasBody ? 1 : 0}\n${traceparent}\n${JSON.stringify(request.request)}`);
     if (request.body) void this.#pump(inv, request.body);
     return result;
   }

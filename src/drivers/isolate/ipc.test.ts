@@ -51,7 +51,7 @@ function standinEngine(): WorkerEngine {
             log: (m) => callbacks.onLog(id, 'log', m),
             body: () => (b.done ? Promise.resolve(b.chunks) : new Promise((r) => b.waiters.push(() => r(b.chunks)))),
           };
-          handler(head, io);
+          handler(typeof head === 'string' ? JSON.parse(head) : head, io);
         },
         push(id, chunk) {
           const b = bodies.get(id);

@@ -24,7 +24,7 @@ export interface WorkerSandbox {
   readonly format: string;
   readonly exportName: string;
   readonly disposed: boolean;
-  dispatch(invocationId: string, head: WireRequestHead, hasBody: boolean, traceparent: string | null): void;
+  dispatch(invocationId: string, head: WireRequestHead | string, hasBody: boolean, traceparent: string | null): void;
   push(invocationId: string, chunk: Uint8Array | null): void;
   abort(invocationId: string, reason: string): void;
   cpuTimeMs(): number;
@@ -239,13 +239,17 @@ export function runWorker(createEngine: EngineFactory): void {
           out.text(F.finish, a, b, JSON.stringify({ e: { code: 'instance_crashed', message: 'instance is gone' }, c: 0, m: 0 }));
           return;
         }
-        const msg = JSON.parse(payload.toString('utf8')) as { i: string; h: WireRequestHead; b: boolean; t: string | null };
+        const text = payload.toString('utf8');
+        const i1 = text.indexOf('\n');
+        const i2 = text.indexOf('\n', i1 + 1);
+        const i3 = text.indexOf('\n', i2 + 1);
+        const traceparent = text.slice(i2 + 1, i3);
         slot.sampleCpu();
-        const inv: Inv = { num: b, id: msg.i, cpuStart: slot.cpuAcc, logBytes: 0, truncated: false };
+        const inv: Inv = { num: b, id: text.slice(0, i1), cpuStart: slot.cpuAcc, logBytes: 0, truncated: false };
         slot.byId.set(inv.id, inv);
         slot.byNum.set(b, inv);
         try {
-          slot.sandbox.dispatch(inv.id, msg.h, msg.b, msg.t);
+          slot.sandbox.dispatch(inv.id, text.slice(i3 + 1), text.slice(i1 + 1, i2) === '1', traceparent || null);
         } catch (err) {
           if (slot.byNum.get(b) === inv) finish(slot, inv, toWireError(err, 'internal'));
         }
