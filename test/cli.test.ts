@@ -22,7 +22,7 @@ interface Run {
 let work: string;
 let dataDir: string;
 let node: ChildProcess | undefined;
-let nodeInfo: { url: string; consoleUrl: string; tokenPath: string; ready: boolean };
+let nodeInfo: { url: string; apiUrl: string; tokenPath: string; ready: boolean };
 
 function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, CONTINUUM_DATA: dataDir, CI: 'true', ...extra };
@@ -102,7 +102,7 @@ describe('continuum CLI against a running node', () => {
 
   it('up prints the URL, the console URL, the admin token path and ready', async () => {
     assert.match(nodeInfo.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.equal(nodeInfo.consoleUrl, `${nodeInfo.url}/`);
+    assert.equal(nodeInfo.apiUrl, `${nodeInfo.url}/v1`);
     assert.equal(nodeInfo.tokenPath, path.join(dataDir, 'admin-token'));
     assert.equal(nodeInfo.ready, true);
     assert.match(await readFile(nodeInfo.tokenPath, 'utf8'), /\S/);
