@@ -173,6 +173,8 @@ describe('refusals store nothing', () => {
       ['POST', '/v1/functions', { name: 'ok-name', config: { env: { 'A=B': 'x' } } }, 400, 'bad_request'],
       ['POST', '/v1/functions', { name: 'ok-name', config: { env: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`V${i}`, 'x'])) } }, 400, 'bad_request'],
       ['POST', '/v1/functions', '{"name":"ok-name","__proto__":{"x":1}}', 400, 'bad_request'],
+      ['POST', '/v1/functions', '{"name":"ok-name","config":{"limits":{"timeoutMs":1e309}}}', 400, 'bad_request'],
+      ['POST', '/v1/functions', '{"name":"ok-name","name":"other-name"}', 400, 'bad_request'],
       ['POST', '/v1/functions', '{"name":"ok-name","config":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}', 400, 'bad_request'],
       ['POST', '/v1/functions', { name: '../../etc' }, 400, 'bad_request'],
       ['POST', '/v1/functions', { name: 'A'.repeat(65) }, 400, 'bad_request'],
@@ -195,6 +197,28 @@ describe('refusals store nothing', () => {
     assert.equal(unknown.json.error.details.pointer, '/body/config/limits/bogus');
     assert.deepEqual(await functionNames(), before);
     assert.equal(({} as Record<string, unknown>).x, undefined, 'Object.prototype unchanged');
+  });
+
+  test('randomly mangled configurations get 400 or 201, never a 5xx, and never pollute prototypes (catalogue 28)', async () => {
+    // A seeded generator so a failure can be replayed.
+    let seed = 0x2f6b1d;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const values: unknown[] = [null, true, 0, -1, 1e308, 1.5, 2 ** 53, '', 'x', '1e9', [], {}, [1], { a: 1 }, '__proto__', 'a\u0000b'];
+    const fields = ['tier', 'handler', 'limits', 'scale', 'routes', 'env', '__proto__', 'constructor', 'timeoutMs', 'memoryMb', 'concurrency', 'path', 'methods', 'host', 'format', 'export'];
+    const mangle = (depth: number): unknown => {
+      if (depth > 3 || rand() < 0.3) return pick(values);
+      const out: Record<string, unknown> = {};
+      for (let i = 0, n = Math.floor(rand() * 4); i < n; i++) out[pick(fields)] = mangle(depth + 1);
+      return rand() < 0.2 ? [out] : out;
+    };
+    for (let i = 0; i < 150; i++) {
+      const config = mangle(0);
+      const res = await node.api('POST', '/v1/functions', `{"name":"fuzz-${i}","config":${JSON.stringify(config)}}`);
+      assert.ok(res.status === 201 || res.status === 400, `config ${JSON.stringify(config)} gave ${res.status} ${JSON.stringify(res.json)}`);
+      if (res.status === 201) await node.api('DELETE', `/v1/functions/fuzz-${i}`);
+    }
+    assert.deepEqual(Object.keys(Object.prototype), []);
   });
 
   test('bad code is refused with a clear location and nothing is stored', async () => {

@@ -1,33 +1,59 @@
 import { ContinuumError } from '../core/errors.ts';
 
 /**
- * JSON.parse with a nesting bound checked before parsing (deep nesting would otherwise recurse in the
- * parser) and refusal of keys that poison prototypes when objects are later merged.
+ * JSON.parse with the checks a control API needs before it: a nesting bound (deep nesting would
+ * otherwise recurse in the parser), refusal of duplicate keys (JSON.parse silently keeps the last, so
+ * a validator and a later reader could disagree), and refusal of keys that poison prototypes when
+ * objects are merged later. One linear scan, then the native parser.
  */
 export function parseJsonBounded(text: string, maxDepth: number): unknown {
-  let depth = 0;
-  let inString = false;
+  // One entry per open container: the keys seen so far for an object, null for an array.
+  const open: Array<Set<string> | null> = [];
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92 /* \ */) i++;
-      else if (c === 34 /* " */) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (++depth > maxDepth) throw new ContinuumError('bad_request', `JSON nests deeper than ${maxDepth} levels`, { limit: maxDepth });
-    } else if (c === 125 || c === 93) depth--;
+    if (c === 34 /* " */) {
+      const start = i;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92 /* \ */) i++;
+        else if (d === 34) break;
+      }
+      const keys = open[open.length - 1];
+      if (keys) {
+        let j = i + 1;
+        while (j < text.length && (text.charCodeAt(j) === 32 || text.charCodeAt(j) === 9 || text.charCodeAt(j) === 10 || text.charCodeAt(j) === 13)) j++;
+        if (text.charCodeAt(j) === 58 /* : */) {
+          const key = decodeKey(text.slice(start, i + 1));
+          if (keys.has(key)) throw new ContinuumError('bad_request', `JSON object has the key ${JSON.stringify(key.slice(0, 100))} twice`);
+          keys.add(key);
+        }
+      }
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      open.push(c === 123 ? new Set() : null);
+      if (open.length > maxDepth) throw new ContinuumError('bad_request', `JSON nests deeper than ${maxDepth} levels`, { limit: maxDepth });
+    } else if (c === 125 /* } */ || c === 93 /* ] */) {
+      open.pop();
+    }
   }
-  let value: unknown;
   try {
-    value = JSON.parse(text, (key, v) => {
+    return JSON.parse(text, (key, value) => {
       if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
         throw new ContinuumError('bad_request', `JSON key "${key}" is not allowed`);
       }
-      return v;
+      return value;
     });
   } catch (err) {
     if (err instanceof ContinuumError) throw err;
     throw new ContinuumError('bad_request', `malformed JSON: ${(err as Error).message}`);
   }
-  return value;
+}
+
+/** A key token as the parser will read it (escapes resolved), so "a" and "\u0061" count as one key. */
+function decodeKey(token: string): string {
+  if (!token.includes('\\')) return token.slice(1, -1);
+  try {
+    return JSON.parse(token) as string;
+  } catch {
+    return token; // malformed: JSON.parse below reports it
+  }
 }

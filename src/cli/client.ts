@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isErrorCode, type ErrorCode, type ErrorDetails } from '../core/errors.ts';
 import type { FunctionConfigInput } from '../core/config.ts';
-import type { Dependency, HandlerFormat, InvocationRecord, LogLine, Tier } from '../core/types.ts';
+import type { InvocationRecord, LogLine, Tier, VersionRecord } from '../core/types.ts';
 import { CliError, EXIT_PLATFORM, EXIT_USER, exitCodeFor, firstLine } from './errors.ts';
 
 export interface FunctionView {
@@ -20,16 +20,8 @@ export interface FunctionView {
   instances: unknown;
 }
 
-export interface VersionView {
-  id: string;
-  functionName: string;
-  bundleDigest: string;
-  bundleBytes: number;
-  format: HandlerFormat;
-  exportName: string;
-  dependencies: Dependency[];
-  createdAt: string;
-}
+/** A version as the API returns it (the CLI does not need its config). */
+export type VersionView = Omit<VersionRecord, 'config'>;
 
 export interface DeployResult {
   function: FunctionView;

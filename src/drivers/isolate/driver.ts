@@ -14,30 +14,16 @@ import { loadPrelude } from './prelude-build.ts';
 import { WorkerProcess, type WorkerSpawnOptions } from './worker-process.ts';
 import type { CreatePayload } from './worker-loop.ts';
 
-export interface IsolateDriverOptions {
+/** Driver options: how to spawn workers (shared with WorkerProcess) plus pool-wide settings. */
+export interface IsolateDriverOptions
+  extends Pick<WorkerSpawnOptions, 'nodePath' | 'workerScript' | 'nodeFlags' | 'workerArgs' | 'pingIntervalMs' | 'stuckMs' | 'createTimeoutMs' | 'startTimeoutMs'> {
   /** Worker processes; 0 means os.availableParallelism(). */
   workers: number;
-  /** The pinned node binary the workers run on. */
-  nodePath: string;
-  /** Worker entry point (tests may point at another script that calls runWorker). */
-  workerScript: string;
   /**
    * Run workers under Node's permission model: no child processes, no worker threads, no file writes,
    * reads only of the code they run (src/, node_modules/). Defence in depth behind the isolate boundary.
    */
   sandboxWorkers: boolean;
-  /** Extra node flags for workers, after --no-node-snapshot. */
-  nodeFlags: readonly string[];
-  /** Arguments after the worker script. */
-  workerArgs: readonly string[];
-  /** Watchdog ping period. */
-  pingIntervalMs: number;
-  /** A worker whose event loop stays unresponsive this long is killed and replaced. */
-  stuckMs: number;
-  /** Longest a module load may take (it blocks the worker's loop while it compiles and evaluates). */
-  createTimeoutMs: number;
-  /** Longest a worker may take to start. */
-  startTimeoutMs: number;
   /**
    * The in-isolate runtime source handed to every worker at start; null builds (or loads the cached)
    * prelude once in this process, so workers never run the bundler.

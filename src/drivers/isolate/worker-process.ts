@@ -8,16 +8,21 @@ import { ContinuumError, type ErrorCode } from '../../core/errors.ts';
 import { F, FrameReader, FrameWriter } from './frames.ts';
 
 export interface WorkerSpawnOptions {
+  /** The pinned node binary the workers run on. */
   nodePath: string;
+  /** Worker entry point (tests may point at another script that calls runWorker). */
   workerScript: string;
   /** Extra node flags (after --no-node-snapshot). */
   nodeFlags: readonly string[];
+  /** Arguments after the worker script. */
   workerArgs: readonly string[];
+  /** Watchdog ping period. */
   pingIntervalMs: number;
-  /** A worker whose event loop does not answer a ping for this long is killed. */
+  /** A worker whose event loop does not answer a ping for this long is killed and replaced. */
   stuckMs: number;
   /** Module load may block the worker's loop this long before the watchdog counts it as stuck. */
   createTimeoutMs: number;
+  /** Longest a worker may take to start. */
   startTimeoutMs: number;
   /** JSON handed to the worker's engine factory in the `init` frame (e.g. the prelude source). */
   initJson: string;
