@@ -79,6 +79,11 @@ export type InvokeResult =
       headers: Array<[string, string]>;
       /** Response body, streamed. It ends early (with an error) if a limit is hit mid-stream. */
       body: AsyncIterable<Uint8Array>;
+      /**
+       * The whole body if it has already arrived in full, which consumes it (the gateway then answers
+       * with one write and a Content-Length); null while it is still streaming. Optional for drivers.
+       */
+      takeWholeBody?: () => Uint8Array[] | null;
       completion: Promise<Completion>;
     }
   | { kind: 'error'; completion: Completion };

@@ -82,27 +82,16 @@ export async function invokeHttp(
   for (const [name, value] of result.headers) {
     if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, value);
   }
+  // A body that arrived in full goes out in one write with a Content-Length; otherwise it streams.
+  const whole = result.takeWholeBody?.();
+  if (whole) {
+    res.writeHead(result.status, out).end(whole.length === 1 ? whole[0] : Buffer.concat(whole));
+    return;
+  }
   try {
-    const body = result.body[Symbol.asyncIterator]();
-    const first = await body.next();
-    if (first.done) {
-      res.writeHead(result.status, out).end();
-      return;
-    }
-    // A body that is already complete goes out in one write with a Content-Length; a body still being
-    // produced streams (chunked) without waiting for its second chunk.
-    const pending = body.next();
-    const second = await settledNow(pending);
-    if (second?.done) {
-      res.writeHead(result.status, out).end(first.value);
-      return;
-    }
     res.writeHead(result.status, out);
-    res.write(first.value);
-    let next = second ?? (await pending);
-    while (!next.done) {
-      if (!res.write(next.value)) await waitForDrain(res);
-      next = await body.next();
+    for await (const chunk of result.body) {
+      if (!res.write(chunk)) await waitForDrain(res);
     }
     res.end();
   } catch {
@@ -131,14 +120,6 @@ async function* cappedBody(req: IncomingMessage, maxBytes: number): AsyncIterabl
     }
     yield chunk;
   }
-}
-
-const NOT_READY = Symbol('not ready');
-
-/** The promise's value if it settles without waiting for I/O (within this turn of the event loop), else null. */
-async function settledNow<T>(promise: Promise<T>): Promise<T | null> {
-  const result = await Promise.race([promise, new Promise<typeof NOT_READY>((resolve) => setImmediate(resolve, NOT_READY))]);
-  return result === NOT_READY ? null : (result as T);
 }
 
 function waitForDrain(res: ServerResponse): Promise<void> {

@@ -77,6 +77,16 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
     }
   }
 
+  /** All chunks, if the body has ended without error and nobody has started reading it; consumes it. */
+  takeIfComplete(): Uint8Array[] | null {
+    if (!this.#ended || this.#error !== null || this.#iterating) return null;
+    this.#iterating = true;
+    const chunks = this.#head === 0 ? this.#chunks : this.#chunks.slice(this.#head);
+    this.#chunks = [];
+    this.#head = 0;
+    return chunks;
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     if (this.#iterating) throw new TypeError('response body can be read only once');
     this.#iterating = true;

@@ -205,7 +205,8 @@ export class IsolateInstance implements Instance, FrameSink {
         inv.headSent = true;
         inv.body = new ByteQueue(() => this.#fail(inv, null, 'client stopped reading the response'));
         const completion = new Promise<Completion>((resolve) => (inv.resolveCompletion = resolve));
-        inv.resolveResult({ kind: 'response', status: head.status, headers: head.headers, body: inv.body, completion });
+        const body = inv.body;
+        inv.resolveResult({ kind: 'response', status: head.status, headers: head.headers, body, completion, takeWholeBody: () => body.takeIfComplete() });
         return;
       }
       case F.chunk: {
