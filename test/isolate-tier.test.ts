@@ -88,6 +88,24 @@ describe('real-world handler shapes', () => {
     assert.deepEqual(await r.json(), { greeting: 'hi ada', n: 3, method: 'post' });
   });
 
+  test('structuredClone follows the spec where functions rely on it', async () => {
+    const source = `export default { fetch() {
+      const a = { n: 1, m: new Map([[1, { d: new Date(5) }]]), s: new Set(['x']), b: new Uint8Array([1, 2]), e: new RangeError('r'), re: /a+/g };
+      a.self = a;
+      const c = structuredClone(a);
+      let fnError = null;
+      try { structuredClone({ f() {} }); } catch (err) { fnError = [err instanceof DOMException, err.name]; }
+      return Response.json({
+        distinct: c !== a, cycle: c.self === c, map: c.m.get(1).d.getTime(), set: c.s.has('x'), bytes: [...c.b],
+        error: [c.e instanceof RangeError, c.e.message], re: [c.re.source, c.re.flags], fnError,
+      });
+    } }`;
+    assert.equal((await node.deploy('clone', source)).status, 201);
+    assert.deepEqual(await (await node.fn('/fn/clone/')).json(), {
+      distinct: true, cycle: true, map: 5, set: true, bytes: [1, 2], error: [true, 'r'], re: ['a+', 'g'], fnError: [true, 'DataCloneError'],
+    });
+  });
+
   test('bodies stream both ways', async () => {
     const source = `export default { async fetch(req) {
       let n = 0; const reader = req.body.getReader();
