@@ -120,8 +120,16 @@ describe('deploy and invoke', () => {
 
   test('1,000 concurrent requests to one function all succeed', async () => {
     await node.deploy('many', hello, 'index.js', { scale: { concurrency: 200, maxInstances: 4 } });
-    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => node.fn(`/fn/many/?n=${i}`).then(async (r) => [r.status, await r.text()] as const)));
-    assert.equal(results.filter(([s]) => s !== 200).length, 0);
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        node.fn(`/fn/many/?n=${i}`).then(
+          async (r) => [r.status, await r.text()] as const,
+          (err: Error) => [0, `${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`] as const,
+        ),
+      ),
+    );
+    const failed = results.filter(([s]) => s !== 200);
+    assert.equal(failed.length, 0, `${failed.length} failed, e.g. ${JSON.stringify(failed.slice(0, 3))}`);
     assert.equal(results[999]![1], 'hi 999 at /');
   });
 
@@ -320,5 +328,20 @@ describe('HTTP hygiene (catalogue 39, 40)', () => {
   test('oversized header sets get 431', async () => {
     const answer = await raw(`GET /fn/victim/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`);
     assert.match(answer, /^HTTP\/1\.1 431/);
+  });
+});
+
+describe('shutdown', () => {
+  test('closing a node with a request in flight finishes within the grace period', async () => {
+    const n = await startTestNode();
+    const deployed = await n.deploy('forever', 'export default { fetch() { return new Promise(() => {}); } }', 'index.js', { limits: { timeoutMs: 120_000 } });
+    assert.equal(deployed.status, 201);
+    const pending = n.fn('/fn/forever/').then((r) => r.status, () => 'connection closed');
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = performance.now();
+    await n.stop();
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed < 8000, `stop took ${elapsed} ms`);
+    assert.notEqual(await pending, 200);
   });
 });

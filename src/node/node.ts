@@ -45,6 +45,7 @@ export interface RunningNode {
 }
 
 const VERSION = '0.1.0';
+const CLOSE_GRACE_MS = 5_000;
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const log = config.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -95,7 +96,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     followLogs: (listener) => sink.follow(listener),
     ...(config.http ? { http: config.http } : {}),
   });
-  await app.listen({ port: config.port, host: config.host });
+  // A deep accept queue: bursts of new connections (a thousand clients at once) must not be dropped.
+  await app.listen({ port: config.port, host: config.host, backlog: 4096 });
   const address = app.server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   await writeFile(join(config.dataDir, 'node.json'), JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 });
@@ -110,8 +112,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     service,
     close: () =>
       (closing ??= (async () => {
-        await app.close();
-        await scheduler.close();
+        // Stop accepting; invocations in flight get a grace period, then their instances stop (answering
+        // instance_crashed), and any connection still open after that is cut.
+        const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS + 1000);
+        await Promise.all([app.close(), scheduler.close(CLOSE_GRACE_MS)]);
+        clearTimeout(force);
         await isolate.stop();
         await sink.close();
         await stores.state.close();

@@ -128,14 +128,17 @@ export class InstancePool {
     this.pump();
   }
 
-  /** Refuse new work, fail waiters, drain and stop all instances. */
-  async close(): Promise<void> {
+  /**
+   * Refuse new work, fail waiters, drain and stop all instances. In-flight invocations get `graceMs` to
+   * finish; after that their instances are stopped (they end with `instance_crashed`).
+   */
+  async close(graceMs = Infinity): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.reject(new ContinuumError('unavailable', `function ${this.functionName} is being replaced; retry`));
     }
-    await Promise.all([...this.slots.keys()].map((id) => this.retire(id)));
+    await Promise.all([...this.slots.keys()].map((id) => this.retire(id, graceMs)));
   }
 
   private snapshot() {
@@ -248,11 +251,16 @@ export class InstancePool {
     }
   }
 
-  private async retire(id: string): Promise<void> {
+  private async retire(id: string, graceMs = Infinity): Promise<void> {
     const slot = this.slots.get(id);
     if (!slot) return;
     this.slots.delete(id);
-    await slot.instance.drain();
+    if (graceMs === Infinity) await slot.instance.drain();
+    else {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([slot.instance.drain(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
     await slot.instance.stop();
   }
 }

@@ -131,9 +131,10 @@ export class Scheduler {
     return { result };
   }
 
-  async close(): Promise<void> {
+  /** Stop everything; in-flight invocations get `graceMs` to finish. */
+  async close(graceMs = Infinity): Promise<void> {
     clearInterval(this.sweepTimer);
-    await Promise.all([...this.pools.keys()].map((id) => this.dropPool(id)));
+    await Promise.all([...this.pools.keys()].map((key) => this.dropPool(key, graceMs)));
   }
 
   private sweep(): void {
@@ -177,7 +178,7 @@ export class Scheduler {
     return code;
   }
 
-  private async dropPool(key: string): Promise<void> {
+  private async dropPool(key: string, graceMs = Infinity): Promise<void> {
     const pool = this.pools.get(key);
     this.pools.delete(key);
     const version = this.versions.get(key);
@@ -185,7 +186,7 @@ export class Scheduler {
     if (version && ![...this.versions.values()].some((v) => v.bundleDigest === version.bundleDigest)) {
       this.codeCache.delete(version.bundleDigest);
     }
-    await pool?.close();
+    await pool?.close(graceMs);
   }
 
   private record(

@@ -3,9 +3,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { FUNCTION_DEFAULTS } from '../../core/defaults.ts';
-import type { Instance, InstanceSpec, InvokeRequest, InvokeResult } from '../../core/driver.ts';
+import type { Instance, InvokeRequest, InvokeResult } from '../../core/driver.ts';
 import { IsolateDriver } from './driver.ts';
+import { testSpec } from './testing.ts';
 
 let driver: IsolateDriver;
 const diagnostics: string[] = [];
@@ -19,19 +19,7 @@ after(async () => {
 });
 
 let seq = 0;
-function spec(code: string, limits: Partial<InstanceSpec['limits']> = {}, functionName = 'fn-a'): InstanceSpec {
-  return {
-    instanceId: `i-${++seq}`,
-    functionName,
-    versionId: 'v_test',
-    code,
-    format: 'fetch',
-    exportName: 'default',
-    limits: { ...FUNCTION_DEFAULTS.limits, ...limits },
-    concurrency: 64,
-    env: { GREETING: 'hi' },
-  };
-}
+const spec = testSpec;
 function req(path = '/hello', body: AsyncIterable<Uint8Array> | null = null, method = body ? 'POST' : 'GET'): InvokeRequest {
   return { kind: 'http', invocationId: `inv-${++seq}`, request: { method, url: `http://fn.test${path}`, headers: [['x-a', '1']] }, body };
 }

@@ -7,9 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { FUNCTION_DEFAULTS } from '../../core/defaults.ts';
-import type { InstanceSpec, InvokeRequest, InvokeResult } from '../../core/driver.ts';
+import type { InvokeRequest, InvokeResult } from '../../core/driver.ts';
 import { IsolateDriver } from './driver.ts';
+import { testSpec } from './testing.ts';
 import { runWorker, type WorkerEngine, type WorkerSandbox, type WorkerSandboxCallbacks } from './worker-loop.ts';
 
 // ---------------------------------------------------------------- stand-in worker (child process only)
@@ -97,17 +97,7 @@ function suite(): void {
   });
 
   let seq = 0;
-  const spec = (code: string, limits: Partial<InstanceSpec['limits']> = {}, fn = 'fn-a'): InstanceSpec => ({
-    instanceId: `i-${++seq}`,
-    functionName: fn,
-    versionId: 'v_test',
-    code,
-    format: 'fetch',
-    exportName: 'default',
-    limits: { ...FUNCTION_DEFAULTS.limits, ...limits },
-    concurrency: 64,
-    env: {},
-  });
+  const spec = testSpec;
   const req = (body: AsyncIterable<Uint8Array> | null = null): InvokeRequest => ({
     kind: 'http',
     invocationId: `inv-${++seq}`,
