@@ -80,6 +80,23 @@ describe('real-world handler shapes', () => {
     assert.deepEqual(await echo.json(), { got: { a: 1 }, path: '/echo' });
   });
 
+  test('a Lambda handler with the REST API (payload 1.0) event and response shapes', async () => {
+    const source = `export const handler = async (event, context) => ({
+      statusCode: 201,
+      headers: { 'content-type': 'application/json' },
+      multiValueHeaders: { 'x-multi': ['a', 'b'] },
+      body: JSON.stringify({ method: event.httpMethod, path: event.path, q: event.multiValueQueryStringParameters, body: event.body, fn: context.functionName, v2: 'rawPath' in event }),
+      isBase64Encoded: false,
+    });`;
+    const res = await node.deploy('rest-v1', source, 'index.js', { handler: { lambdaPayload: '1.0' } });
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    assert.equal(res.json.version.format, 'lambda');
+    const r = await node.fn('/fn/rest-v1/items?a=1&a=2', { method: 'PUT', body: 'payload' });
+    assert.equal(r.status, 201);
+    assert.equal(r.headers.get('x-multi'), 'a, b');
+    assert.deepEqual(await r.json(), { method: 'PUT', path: '/items', q: { a: ['1', '2'] }, body: 'payload', fn: 'rest-v1', v2: false });
+  });
+
   test('a plain OpenWhisk main(params) action gets query and JSON body as params', async () => {
     const res = await node.deploy('ow', 'function main(params) { return { greeting: "hi " + params.name, n: params.n, method: params.__ow_method }; }\nmodule.exports.main = main;');
     assert.equal(res.status, 201, JSON.stringify(res.json));

@@ -46,7 +46,7 @@ export const DeployQuery = Type.Object(
 const Limits = Type.Record(Type.String(), Type.Integer());
 export const FunctionConfigView = Type.Object({
   tier: TierSchema,
-  handler: Type.Object({ format: Type.String(), export: Type.Union([Type.String(), Type.Null()]) }),
+  handler: Type.Object({ format: Type.String(), export: Type.Union([Type.String(), Type.Null()]), lambdaPayload: Type.Optional(Type.String()) }),
   limits: Limits,
   scale: Limits,
   routes: Type.Array(Type.Object({ path: Type.String(), methods: Type.Optional(Type.Array(Type.String())), host: Type.Optional(Type.String()) })),

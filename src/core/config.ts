@@ -76,6 +76,7 @@ export const HandlerSchema = Type.Object(
   {
     format: Type.Optional(HandlerFormatSchema),
     export: Type.Optional(Type.String({ pattern: '^[A-Za-z_$][A-Za-z0-9_$]{0,127}$', description: 'Export that holds the handler' })),
+    lambdaPayload: Type.Optional(Type.Union([Type.Literal('2.0'), Type.Literal('1.0')], { description: 'API Gateway event shape for Lambda handlers: 2.0 (HTTP API) or 1.0 (REST API)' })),
   },
   strict,
 );
@@ -98,7 +99,7 @@ export type Route = Static<typeof RouteSchema>;
 
 export interface FunctionConfig {
   tier: (typeof TIERS)[number];
-  handler: { format: 'auto' | (typeof HANDLER_FORMATS)[number]; export: string | null };
+  handler: { format: 'auto' | (typeof HANDLER_FORMATS)[number]; export: string | null; lambdaPayload: '1.0' | '2.0' };
   limits: { [K in keyof typeof FUNCTION_DEFAULTS.limits]: number };
   scale: { [K in keyof typeof FUNCTION_DEFAULTS.scale]: number };
   routes: Route[];
@@ -109,7 +110,7 @@ export interface FunctionConfig {
 export function resolveFunctionConfig(input: FunctionConfigInput, base?: FunctionConfig): FunctionConfig {
   const from = base ?? {
     tier: 'isolate' as const,
-    handler: { format: 'auto' as const, export: null },
+    handler: { format: 'auto' as const, export: null, lambdaPayload: '2.0' as const },
     limits: { ...FUNCTION_DEFAULTS.limits },
     scale: { ...FUNCTION_DEFAULTS.scale },
     routes: [],
@@ -120,6 +121,7 @@ export function resolveFunctionConfig(input: FunctionConfigInput, base?: Functio
     handler: {
       format: input.handler?.format ?? from.handler.format,
       export: input.handler?.export ?? from.handler.export,
+      lambdaPayload: input.handler?.lambdaPayload ?? from.handler.lambdaPayload ?? '2.0',
     },
     limits: { ...from.limits, ...input.limits },
     scale: { ...from.scale, ...input.scale },

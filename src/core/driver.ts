@@ -25,6 +25,8 @@ export interface InstanceSpec {
   code: string;
   format: HandlerFormat;
   exportName: string;
+  /** API Gateway event shape for Lambda handlers. */
+  lambdaPayload: '1.0' | '2.0';
   limits: FunctionConfig['limits'];
   /** Concurrent invocations this instance must accept. */
   concurrency: number;

@@ -159,6 +159,7 @@ export class Scheduler {
         code: await this.code(version.bundleDigest),
         format: version.format,
         exportName: version.exportName,
+        lambdaPayload: version.config.handler.lambdaPayload ?? '2.0',
         limits: version.config.limits,
         concurrency: version.config.scale.concurrency,
         env: version.config.env,

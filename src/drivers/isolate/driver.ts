@@ -257,6 +257,7 @@ export class IsolateDriver implements SandboxDriver {
       versionId: spec.versionId,
       format: spec.format,
       exportName: spec.exportName,
+      payload: spec.lambdaPayload,
       env: spec.env,
       memoryLimitMb: spec.limits.memoryMb,
       timeoutMs: spec.limits.timeoutMs,

@@ -12,6 +12,7 @@ export function testSpec(code: string, limits: Partial<InstanceSpec['limits']> =
     code,
     format: 'fetch',
     exportName: 'default',
+    lambdaPayload: '2.0',
     limits: { ...FUNCTION_DEFAULTS.limits, ...limits },
     concurrency: 64,
     env: { GREETING: 'hi' },
