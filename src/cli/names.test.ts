@@ -24,9 +24,9 @@ test('deriveName uses the basename without extension', () => {
 });
 
 test('deriveName skips generic basenames like index.ts for the enclosing directory', () => {
-  assert.equal(deriveName('/work/thumbnails/index.ts'), 'thumbnails');
-  assert.equal(deriveName('/work/thumbnails/src/index.ts'), 'thumbnails');
-  assert.equal(deriveName('/work/orders/handler.js'), 'orders');
+  assert.equal(deriveName('/srv/app/thumbnails/index.ts'), 'thumbnails');
+  assert.equal(deriveName('/srv/app/thumbnails/src/index.ts'), 'thumbnails');
+  assert.equal(deriveName('/srv/app/orders/handler.js'), 'orders');
 });
 
 test('deriveName fails with a hint to pass --name when nothing usable is left', () => {
