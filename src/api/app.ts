@@ -11,7 +11,7 @@ import { ContinuumError, ERROR_CODES, errorBody, type ErrorCode } from '../core/
 import { validate, FunctionConfigInputSchema, type FunctionConfigInput } from '../core/config.ts';
 import { BUILD_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
 import type { LogLine } from '../core/types.ts';
-import type { FunctionService } from './service.ts';
+import type { FunctionService, FunctionView } from './service.ts';
 import * as S from './schemas.ts';
 import { parseJsonBounded } from './json.ts';
 
@@ -21,7 +21,7 @@ export interface AppOptions {
   /** Function traffic; returns false when the request is not for a function. */
   ingress: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
   /** Sync invoke through the API: streams the request into the function and its response back. */
-  invoke: (req: http.IncomingMessage, res: http.ServerResponse, functionName: string) => Promise<void>;
+  invoke: (req: http.IncomingMessage, res: http.ServerResponse, fn: FunctionView) => Promise<void>;
   /** Live log lines for `follow`. */
   followLogs: (listener: (line: LogLine) => void) => () => void;
   http?: { [K in keyof (typeof NODE_DEFAULTS)['http']]?: number };
@@ -204,9 +204,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         },
       },
       async (req, reply) => {
-        await service.get(req.params.name);
+        // Loaded before hijacking, so an unknown function is still answered as a normal API error.
+        const fn = await service.get(req.params.name);
         reply.hijack();
-        await opts.invoke(req.raw, reply.raw, req.params.name);
+        await opts.invoke(req.raw, reply.raw, fn);
       },
     );
   });

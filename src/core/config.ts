@@ -94,7 +94,6 @@ export const FunctionConfigInputSchema = Type.Object(
 );
 export type FunctionConfigInput = Static<typeof FunctionConfigInputSchema>;
 
-export type HttpMethod = (typeof HTTP_METHODS)[number];
 export type Route = Static<typeof RouteSchema>;
 
 export interface FunctionConfig {

@@ -101,7 +101,7 @@ export async function invokeHttp(
   }
 }
 
-export function sendError(res: ServerResponse, code: ErrorCode, message: string, limit?: number): void {
+function sendError(res: ServerResponse, code: ErrorCode, message: string, limit?: number): void {
   if (res.headersSent) {
     res.destroy();
     return;

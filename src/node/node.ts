@@ -89,10 +89,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     adminToken: token,
     version: VERSION,
     ingress: createIngress({ scheduler, routes: () => routes }),
-    invoke: async (req, res, name) => {
-      const fn = await service.get(name);
-      await invokeHttp(scheduler, req, res, name, '/', fn.config.limits.requestBodyBytes, 'api', 'POST');
-    },
+    invoke: (req, res, fn) => invokeHttp(scheduler, req, res, fn.name, '/', fn.config.limits.requestBodyBytes, 'api', 'POST'),
     followLogs: (listener) => sink.follow(listener),
     ...(config.http ? { http: config.http } : {}),
   });

@@ -84,10 +84,6 @@ export class Scheduler {
     return (id && this.pools.get(id)?.instanceCount) || 0;
   }
 
-  isActive(functionName: string): boolean {
-    return this.active.has(functionName);
-  }
-
   async invoke(functionName: string, request: InvokeRequest, trigger: Trigger): Promise<Invocation> {
     const startedAt = Date.now();
     const t0 = performance.now();
@@ -243,7 +239,7 @@ function poolSettings(version: VersionRecord): PoolSettings {
   };
 }
 
-export function errorResult(code: ErrorCode, message: string): InvokeResult & { kind: 'error' } {
+function errorResult(code: ErrorCode, message: string): InvokeResult & { kind: 'error' } {
   return {
     kind: 'error',
     completion: { error: { code, message }, cpuMs: 0, peakMemoryBytes: 0, logs: [], logBytes: 0, logsTruncated: false },
