@@ -6,7 +6,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ContinuumError } from './errors.ts';
-import { FUNCTION_CEILINGS, FUNCTION_DEFAULTS } from './defaults.ts';
+import { EVENT_DEFAULTS, FUNCTION_CEILINGS, FUNCTION_DEFAULTS } from './defaults.ts';
 import { HANDLER_FORMATS, TIERS } from './types.ts';
 import { NAME_PATTERN } from './names.ts';
 
@@ -81,6 +81,56 @@ export const HandlerSchema = Type.Object(
   strict,
 );
 
+const QT = C.queueTrigger;
+
+export const QueueTriggerSchema = Type.Object(
+  {
+    type: Type.Literal('queue'),
+    queue: NameSchema,
+    batchSize: Type.Optional(intIn(1, QT.batchSize, 'Most messages per invocation')),
+    maxBatchWaitMs: Type.Optional(intIn(0, QT.maxBatchWaitMs, 'Wait to fill a batch once one message is ready')),
+    maxConcurrency: Type.Optional(intIn(1, QT.maxConcurrency, 'Batches in flight at once')),
+    maxRetries: Type.Optional(intIn(0, QT.maxRetries, 'Retries before a message goes to the dead letters')),
+    retryBaseDelayMs: Type.Optional(intIn(0, QT.retryBaseDelayMs, 'First retry delay; doubles per attempt, with full jitter')),
+    retryMaxDelayMs: Type.Optional(intIn(0, QT.retryMaxDelayMs, 'Largest retry delay')),
+    maxMessageAgeMs: Type.Optional(intIn(1000, QT.maxMessageAgeMs, 'Older messages go to the dead letters unexecuted (reason expired)')),
+  },
+  strict,
+);
+
+export const CronTriggerSchema = Type.Object(
+  {
+    type: Type.Literal('cron'),
+    schedule: Type.String({ minLength: 9, maxLength: 256, description: 'Five-field cron expression, or six with leading seconds' }),
+    timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z][A-Za-z0-9_+\\-/]*$', description: 'IANA time zone (default UTC)' })),
+    missed: Type.Optional(Type.Union([Type.Literal('skip'), Type.Literal('run-once')], { description: 'Fires missed while the node was down: skip them, or run once' })),
+  },
+  strict,
+);
+
+export const TriggerSchema = Type.Union([QueueTriggerSchema, CronTriggerSchema]);
+
+export const DestinationSchema = Type.Union(
+  [Type.Object({ queue: NameSchema }, strict), Type.Object({ function: NameSchema }, strict)],
+  { description: 'Where an async invocation record goes: a queue or a function' },
+);
+
+export const AsyncInputSchema = Type.Object(
+  {
+    maxRetries: Type.Optional(intIn(0, C.async.maxRetries, 'Retries of a failed async invocation')),
+    maxEventAgeMs: Type.Optional(intIn(1000, C.async.maxEventAgeMs, 'Older async events go to the dead letters unexecuted')),
+    onSuccess: Type.Optional(DestinationSchema),
+    onFailure: Type.Optional(DestinationSchema),
+  },
+  strict,
+);
+
+export const BindingsSchema = Type.Record(
+  Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' }),
+  Type.Object({ queue: NameSchema }, strict),
+  { maxProperties: C.bindings, additionalProperties: false, description: 'Resources granted to the function, visible as env.<NAME>' },
+);
+
 export const FunctionConfigInputSchema = Type.Object(
   {
     tier: Type.Optional(TierSchema),
@@ -89,12 +139,33 @@ export const FunctionConfigInputSchema = Type.Object(
     scale: Type.Optional(ScaleInputSchema),
     routes: Type.Optional(Type.Array(RouteSchema, { maxItems: C.routes })),
     env: Type.Optional(EnvSchema),
+    triggers: Type.Optional(Type.Array(TriggerSchema, { maxItems: C.triggers })),
+    bindings: Type.Optional(BindingsSchema),
+    async: Type.Optional(AsyncInputSchema),
   },
   { ...strict, $id: 'FunctionConfigInput' },
 );
 export type FunctionConfigInput = Static<typeof FunctionConfigInputSchema>;
 
 export type Route = Static<typeof RouteSchema>;
+export type Destination = Static<typeof DestinationSchema>;
+
+type QueueTriggerDefaults = { -readonly [K in keyof typeof EVENT_DEFAULTS.queueTrigger]: number };
+export type QueueTrigger = { type: 'queue'; queue: string } & QueueTriggerDefaults;
+export interface CronTrigger {
+  type: 'cron';
+  schedule: string;
+  timezone: string;
+  missed: 'skip' | 'run-once';
+}
+export type TriggerConfig = QueueTrigger | CronTrigger;
+
+export interface AsyncConfig {
+  maxRetries: number;
+  maxEventAgeMs: number;
+  onSuccess: Destination | null;
+  onFailure: Destination | null;
+}
 
 export interface FunctionConfig {
   tier: (typeof TIERS)[number];
@@ -103,6 +174,20 @@ export interface FunctionConfig {
   scale: { [K in keyof typeof FUNCTION_DEFAULTS.scale]: number };
   routes: Route[];
   env: Record<string, string>;
+  triggers: TriggerConfig[];
+  bindings: Record<string, { queue: string }>;
+  async: AsyncConfig;
+}
+
+function resolveTrigger(t: Static<typeof TriggerSchema>): TriggerConfig {
+  if (t.type === 'queue') {
+    const resolved: QueueTrigger = { ...EVENT_DEFAULTS.queueTrigger, ...t };
+    if (resolved.retryMaxDelayMs < resolved.retryBaseDelayMs) {
+      throw new ContinuumError('bad_request', 'triggers: retryMaxDelayMs must not be below retryBaseDelayMs', { pointer: '/triggers' });
+    }
+    return resolved;
+  }
+  return { type: 'cron', schedule: t.schedule, timezone: t.timezone ?? 'UTC', missed: t.missed ?? EVENT_DEFAULTS.cron.missed };
 }
 
 /** Fill every default. `base` lets an update merge over the stored config instead of the defaults. */
@@ -114,6 +199,9 @@ export function resolveFunctionConfig(input: FunctionConfigInput, base?: Functio
     scale: { ...FUNCTION_DEFAULTS.scale },
     routes: [],
     env: {},
+    triggers: [],
+    bindings: {},
+    async: { maxRetries: EVENT_DEFAULTS.async.maxRetries, maxEventAgeMs: EVENT_DEFAULTS.async.maxEventAgeMs, onSuccess: null, onFailure: null },
   };
   const resolved: FunctionConfig = {
     tier: input.tier ?? from.tier,
@@ -126,11 +214,25 @@ export function resolveFunctionConfig(input: FunctionConfigInput, base?: Functio
     scale: { ...from.scale, ...input.scale },
     routes: input.routes ? input.routes.map((r) => ({ ...r })) : from.routes.map((r) => ({ ...r })),
     env: input.env ? { ...input.env } : { ...from.env },
+    triggers: input.triggers ? input.triggers.map(resolveTrigger) : (from.triggers ?? []).map((t) => ({ ...t })),
+    bindings: input.bindings ? copyBindings(input.bindings) : copyBindings(from.bindings ?? {}),
+    async: {
+      maxRetries: input.async?.maxRetries ?? from.async?.maxRetries ?? EVENT_DEFAULTS.async.maxRetries,
+      maxEventAgeMs: input.async?.maxEventAgeMs ?? from.async?.maxEventAgeMs ?? EVENT_DEFAULTS.async.maxEventAgeMs,
+      onSuccess: input.async?.onSuccess ?? from.async?.onSuccess ?? null,
+      onFailure: input.async?.onFailure ?? from.async?.onFailure ?? null,
+    },
   };
   if (resolved.scale.minInstances > resolved.scale.maxInstances) {
     throw new ContinuumError('bad_request', 'scale.minInstances must not exceed scale.maxInstances', { pointer: '/scale/minInstances' });
   }
   return resolved;
+}
+
+function copyBindings(b: Record<string, { queue: string }>): Record<string, { queue: string }> {
+  const out: Record<string, { queue: string }> = {};
+  for (const [k, v] of Object.entries(b)) out[k] = { queue: v.queue };
+  return out;
 }
 
 /** Canonical JSON (sorted keys) so equal configs hash equally. */

@@ -28,6 +28,44 @@ export const FUNCTION_DEFAULTS = {
   },
 } as const;
 
+/** Event delivery defaults (ARCHITECTURE §6): queue triggers, async invocations, cron, queues. */
+export const EVENT_DEFAULTS = {
+  queueTrigger: {
+    batchSize: 10,
+    /** How long a consumer waits to fill a batch once it holds at least one message. */
+    maxBatchWaitMs: 50,
+    /** Batches of one trigger in flight at once. */
+    maxConcurrency: 4,
+    maxRetries: 3,
+    retryBaseDelayMs: 1000,
+    retryMaxDelayMs: 5 * 60_000,
+    maxMessageAgeMs: 4 * 24 * 3600_000,
+  },
+  async: {
+    /** Lambda's default: two retries. */
+    maxRetries: 2,
+    retryBaseDelayMs: 1000,
+    retryMaxDelayMs: 5 * 60_000,
+    /** Lambda's ceiling and default: six hours. */
+    maxEventAgeMs: 6 * 3600_000,
+  },
+  queue: {
+    /** A repeated idempotency key within this window returns the first message id. */
+    dedupeWindowMs: 24 * 3600_000,
+    /** Outcomes of tracked messages (async invocations) stay queryable this long. */
+    outcomeRetentionMs: 7 * 24 * 3600_000,
+    maxMessageBytes: 256 * 1024,
+    maxSendBatch: 100,
+    /** Errors kept per message (oldest dropped first). */
+    maxErrorsKept: 10,
+    /** A lease lasts the function's timeout plus this margin; heartbeats extend it meanwhile. */
+    leaseMarginMs: 5_000,
+  },
+  cron: {
+    missed: 'skip' as 'skip' | 'run-once',
+  },
+} as const;
+
 /** What a function may ask for at most; the API rejects anything beyond (catalogue test 28). */
 export const FUNCTION_CEILINGS = {
   limits: {
@@ -48,6 +86,21 @@ export const FUNCTION_CEILINGS = {
     maxQueued: 100_000,
   },
   routes: 64,
+  triggers: 32,
+  bindings: 64,
+  queueTrigger: {
+    batchSize: 100,
+    maxBatchWaitMs: 60_000,
+    maxConcurrency: 100,
+    maxRetries: 100,
+    retryBaseDelayMs: 3600_000,
+    retryMaxDelayMs: 12 * 3600_000,
+    maxMessageAgeMs: 14 * 24 * 3600_000,
+  },
+  async: {
+    maxRetries: 10,
+    maxEventAgeMs: 6 * 3600_000,
+  },
   envVars: 256,
   envValueBytes: 32 * 1024,
 } as const;

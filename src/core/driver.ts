@@ -31,6 +31,55 @@ export interface InstanceSpec {
   /** Concurrent invocations this instance must accept. */
   concurrency: number;
   env: Record<string, string>;
+  /** Bindings visible as `env.<NAME>`: the resources this function was granted (queues for now). */
+  bindings: Record<string, BindingTarget>;
+}
+
+export type BindingTarget = { queue: string };
+
+/** One message a function sends through a queue binding (`env.ORDERS.send(body, { delaySeconds })`). */
+export interface BindingMessage {
+  body: Uint8Array;
+  contentType: string;
+  delayMs?: number;
+}
+
+/**
+ * What the host offers instances beyond running code: the driver calls these when tenant code uses a
+ * binding. The driver resolves binding names through the instance's own spec, so a sandbox can only reach
+ * what its function was granted.
+ */
+export interface InstanceServices {
+  /** Durably enqueue; resolves with message ids. Rejects with a ContinuumError (e.g. not_found, payload_too_large). */
+  sendToQueue(functionName: string, queue: string, messages: BindingMessage[]): Promise<string[]>;
+}
+
+/**
+ * An event invocation: the head carries `event`, the body the payload.
+ * - `queue`: body is JSON `{ "messages": [WireQueueMessage…] }`; the runtime answers 200 (handler resolved)
+ *   or 500 (it threw) with JSON `{ "acked": [id…], "retried": [{ "id", "delaySeconds" }], "error": string|null }`;
+ *   messages in neither list are acked on 200 and retried on 500.
+ * - `scheduled`: no body; success or a function error, as for HTTP.
+ * - `invoke` (async invocation, CloudEvent to a function): the head is a POST with the payload as body;
+ *   fetch handlers see that request, Lambda handlers get the JSON-parsed payload as the event, OpenWhisk
+ *   `main` gets it as params; Lambda and OpenWhisk results come back as a 200 JSON body.
+ */
+export type EventHead =
+  | { kind: 'queue'; queue: string }
+  | { kind: 'scheduled'; cron: string; scheduledTime: number }
+  | { kind: 'invoke'; attempt: number; idempotencyKey: string | null };
+
+export interface WireQueueMessage {
+  id: string;
+  /** UTF-8 text, or base64 when `encoding` is base64. */
+  body: string;
+  encoding: 'utf8' | 'base64';
+  contentType: string | null;
+  attempt: number;
+  /** Epoch ms of the first enqueue. */
+  timestamp: number;
+  attributes: Record<string, string>;
+  idempotencyKey: string | null;
 }
 
 /** Phases of a cold start, in milliseconds, as measured by the driver. */
@@ -46,6 +95,8 @@ export interface HttpRequestHead {
   url: string;
   /** Raw header pairs in arrival order (repeated names allowed). */
   headers: Array<[string, string]>;
+  /** Present for event invocations (queue batch, cron fire, async invoke). */
+  event?: EventHead;
 }
 
 export interface InvokeRequest {
@@ -113,5 +164,5 @@ export interface SandboxDriver {
   stop(): Promise<void>;
   status(): DriverStatus;
   /** Create and load an instance; rejects with `bad_bundle` if the module cannot load or lacks its handler. */
-  createInstance(spec: InstanceSpec): Promise<Instance>;
+  createInstance(spec: InstanceSpec, services?: InstanceServices): Promise<Instance>;
 }

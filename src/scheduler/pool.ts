@@ -4,7 +4,7 @@
  * this class only carries them out. It is the seam an autoscaler drives (`ensureInstances`).
  */
 import { ContinuumError } from '../core/errors.ts';
-import type { InitTiming, Instance, InstanceSpec, SandboxDriver } from '../core/driver.ts';
+import type { InitTiming, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../core/driver.ts';
 import { decideLease, desiredStarts, idleEvictions, retryAfterSeconds } from './decide.ts';
 
 export interface PoolSettings {
@@ -54,6 +54,7 @@ export class InstancePool {
   readonly functionName: string;
   readonly versionId: string;
   private readonly driver: SandboxDriver;
+  private readonly services: InstanceServices | undefined;
   private readonly spec: () => Promise<Omit<InstanceSpec, 'instanceId'>>;
   private settings: PoolSettings;
   private readonly slots = new Map<string, Slot>();
@@ -65,6 +66,7 @@ export class InstancePool {
     functionName: string;
     versionId: string;
     driver: SandboxDriver;
+    services?: InstanceServices;
     settings: PoolSettings;
     /** Loads what an instance needs (bundle code etc.); called per start, may be cached by the caller. */
     spec: () => Promise<Omit<InstanceSpec, 'instanceId'>>;
@@ -72,6 +74,7 @@ export class InstancePool {
     this.functionName = opts.functionName;
     this.versionId = opts.versionId;
     this.driver = opts.driver;
+    this.services = opts.services;
     this.settings = opts.settings;
     this.spec = opts.spec;
   }
@@ -219,7 +222,7 @@ export class InstancePool {
     let instance: Instance;
     try {
       const spec = await this.spec();
-      instance = await this.driver.createInstance({ ...spec, instanceId: `${this.functionName}-${(++instanceCounter).toString(36)}` });
+      instance = await this.driver.createInstance({ ...spec, instanceId: `${this.functionName}-${(++instanceCounter).toString(36)}` }, this.services);
     } catch (err) {
       this.starting--;
       this.failWaitersIfHopeless(err);

@@ -4,7 +4,7 @@
  * driver invoke → release when the response body is done → one invocation record.
  */
 import { ContinuumError, toContinuumError, type ErrorCode } from '../core/errors.ts';
-import type { Completion, InvokeRequest, InvokeResult, SandboxDriver } from '../core/driver.ts';
+import type { Completion, InstanceServices, InvokeRequest, InvokeResult, SandboxDriver } from '../core/driver.ts';
 import type { InvocationRecord, Tier, Trigger, VersionRecord } from '../core/types.ts';
 import { InstancePool, OverloadedError, type PoolSettings } from './pool.ts';
 
@@ -15,6 +15,8 @@ export interface SchedulerOptions {
   /** Receives every finished invocation. */
   onRecord: (record: InvocationRecord, completion: Completion) => void;
   nodeName: string;
+  /** What instances may call back into (queue bindings); absent, binding calls fail with `unavailable`. */
+  services?: InstanceServices;
   /** How often idle instances are looked for. */
   sweepIntervalMs?: number;
 }
@@ -148,6 +150,7 @@ export class Scheduler {
       functionName: version.functionName,
       versionId: version.id,
       driver,
+      services: this.opts.services,
       settings: poolSettings(version),
       spec: async () => ({
         functionName: version.functionName,
@@ -159,6 +162,7 @@ export class Scheduler {
         limits: version.config.limits,
         concurrency: version.config.scale.concurrency,
         env: version.config.env,
+        bindings: version.config.bindings ?? {},
       }),
     });
     this.pools.set(key, pool);

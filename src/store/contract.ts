@@ -87,3 +87,169 @@ export interface ArtifactStore {
   list(): Promise<string[]>;
   close(): Promise<void>;
 }
+
+// ---------------------------------------------------------------- queues (ARCHITECTURE §2 and §6)
+
+/**
+ * Queue names: user queues follow the resource name grammar; internal queues (async invocations of a
+ * function: `_async-<function>`) start with `_`. Both are safe as stream names and file names.
+ */
+export const INTERNAL_QUEUE_PATTERN = '^_[a-z][a-z0-9-]{0,70}$';
+
+export interface QueueRecord {
+  name: string;
+  createdAt: string;
+}
+
+export interface QueueStats {
+  /** Messages not yet finished: ready + delayed + in flight. */
+  depth: number;
+  ready: number;
+  /** Not yet visible: sent with a delay or waiting out a retry backoff. */
+  delayed: number;
+  inFlight: number;
+  /** Age of the oldest unfinished message in ms (0 when empty), measured from its first enqueue. */
+  oldestAgeMs: number;
+  deadLetters: number;
+}
+
+export interface NewMessage {
+  body: Uint8Array;
+  contentType?: string;
+  /** Not delivered before this many ms from now. */
+  delayMs?: number;
+  /**
+   * Dedupe key: a second send with the same key within the dedupe window returns the first message's id
+   * (`duplicate: true`) and stores nothing; with a different body it fails with `conflict`.
+   */
+  idempotencyKey?: string;
+  /** Small string attributes carried to the consumer (e.g. CloudEvents attributes, async request facts). */
+  attributes?: Record<string, string>;
+  /**
+   * Keep the message's state and outcome queryable by id after it finishes (async invocations):
+   * `getMessage` then answers until the outcome's retention expires.
+   */
+  track?: boolean;
+}
+
+export interface SentMessage {
+  id: string;
+  duplicate: boolean;
+}
+
+export type MessageState = 'ready' | 'delayed' | 'in_flight' | 'succeeded' | 'failed' | 'dead' | 'expired';
+
+/** A delivery: one attempt at one message, fenced by `leaseToken`. */
+export interface LeasedMessage {
+  id: string;
+  queue: string;
+  body: Uint8Array;
+  contentType: string | null;
+  attributes: Record<string, string>;
+  idempotencyKey: string | null;
+  /** Epoch ms of the first enqueue. */
+  enqueuedAt: number;
+  /** 1 on first delivery; every receive of the message increments it. */
+  attempt: number;
+  /** Errors of earlier attempts, oldest first (bounded). */
+  errors: string[];
+  /** Only the holder of the current token can extend, ack, retry or dead-letter this delivery. */
+  leaseToken: string;
+  leaseUntil: number;
+}
+
+/** What became of a finished message (tracked messages keep it). First terminal outcome wins. */
+export interface MessageOutcome {
+  state: 'succeeded' | 'failed' | 'dead' | 'expired';
+  attempt: number;
+  finishedAt: number;
+  /** Result payload (e.g. the function's response), stored as sent. */
+  result?: { status: number | null; contentType: string | null; body: Uint8Array };
+  /** Error code and message of the last attempt, or the dead-letter reason. */
+  error?: { code: string; message: string };
+}
+
+export interface MessageStatus {
+  id: string;
+  queue: string;
+  state: MessageState;
+  attempt: number;
+  enqueuedAt: number;
+  idempotencyKey: string | null;
+  attributes: Record<string, string>;
+  outcome: MessageOutcome | null;
+}
+
+export type Settlement =
+  /** Done: remove the message; with `outcome`, tracked messages keep it (first terminal outcome wins). */
+  | { id: string; leaseToken: string; action: 'ack'; outcome?: MessageOutcome }
+  /** Try again after `delayMs`; `error` is appended to the message's error list. */
+  | { id: string; leaseToken: string; action: 'retry'; delayMs: number; error: string }
+  /** Move to the queue's dead letters with a reason (`expired`, `max_retries: …`, …). */
+  | { id: string; leaseToken: string; action: 'dead'; reason: string; error?: string; outcome?: MessageOutcome };
+
+export interface DeadLetter {
+  id: string;
+  body: Uint8Array;
+  contentType: string | null;
+  attributes: Record<string, string>;
+  idempotencyKey: string | null;
+  enqueuedAt: number;
+  deadAt: number;
+  attempts: number;
+  reason: string;
+  errors: string[];
+}
+
+/**
+ * Durable queues with leases (SQS-style visibility timeouts) and fencing tokens. Semantics every backend
+ * keeps (the contract suite checks them):
+ * - `send` resolves only when the messages are durable (acknowledged means stored); a batch is all or nothing.
+ * - `receive` hands each visible message to one caller at a time, oldest first, with a fresh lease token and
+ *   attempt + 1; when the lease runs out the message becomes visible again (at least once delivery).
+ * - settlements and `extend` with a token that is no longer current return false and change nothing
+ *   (a stale attempt cannot complete a message).
+ * - a queue's messages never block another queue's.
+ */
+export interface QueueStore {
+  /** Throws `conflict` if it exists, `bad_name` for an invalid name. */
+  createQueue(name: string): Promise<QueueRecord>;
+  getQueue(name: string): Promise<QueueRecord | null>;
+  listQueues(): Promise<QueueRecord[]>;
+  /** Deletes the queue with its messages and dead letters; false if it did not exist. */
+  deleteQueue(name: string): Promise<boolean>;
+  /** Throws `not_found` for a missing queue. */
+  stats(name: string): Promise<QueueStats>;
+
+  /** Throws `not_found` for a missing queue, `conflict` for an idempotency key reused with another body. */
+  send(queue: string, messages: NewMessage[]): Promise<SentMessage[]>;
+  /** Up to `max` visible messages, leased for `leaseMs`. Never blocks waiting for messages. */
+  receive(queue: string, max: number, leaseMs: number): Promise<LeasedMessage[]>;
+  /** Heartbeat: push the lease out to now + leaseMs. False if the token is stale or the message is gone. */
+  extend(queue: string, id: string, leaseToken: string, leaseMs: number): Promise<boolean>;
+  /** Apply settlements (in one durable write where the backend allows); one boolean per settlement. */
+  settle(queue: string, settlements: Settlement[]): Promise<boolean[]>;
+  /** Milliseconds until the next delayed message of the queue becomes visible, or null when none. */
+  nextVisibleInMs(queue: string): Promise<number | null>;
+
+  /** State of a tracked message (any queue), or null when unknown or past retention. */
+  getMessage(id: string): Promise<MessageStatus | null>;
+
+  /** Removes ready and delayed messages (not those in flight, not dead letters); returns how many. */
+  purge(queue: string): Promise<number>;
+  /** Oldest first; `after` is the last id of the previous page. */
+  listDeadLetters(queue: string, opts: { limit: number; after?: string }): Promise<DeadLetter[]>;
+  /** Move dead letters back to the queue as fresh messages (attempt restarts at 1); all when `ids` is absent. */
+  redrive(queue: string, ids?: string[]): Promise<number>;
+  /** Delete dead letters; all when `ids` is absent. */
+  purgeDeadLetters(queue: string, ids?: string[]): Promise<number>;
+
+  /**
+   * Small durable cursors (e.g. a cron trigger's last fire time). `expected` makes it a compare-and-set:
+   * the write happens only when the stored value equals it (null = absent); returns whether it wrote.
+   */
+  getCursor(key: string): Promise<string | null>;
+  setCursor(key: string, value: string, expected?: string | null): Promise<boolean>;
+
+  close(): Promise<void>;
+}

@@ -16,5 +16,6 @@ export function testSpec(code: string, limits: Partial<InstanceSpec['limits']> =
     limits: { ...FUNCTION_DEFAULTS.limits, ...limits },
     concurrency: 64,
     env: { GREETING: 'hi' },
+    bindings: {},
   };
 }
