@@ -56,6 +56,8 @@ export const EVENT_DEFAULTS = {
     outcomeRetentionMs: 7 * 24 * 3600_000,
     maxMessageBytes: 256 * 1024,
     maxSendBatch: 100,
+    /** Longest delay a message may be sent with (SQS: 15 minutes; Cloudflare: 12 hours). */
+    maxDelayMs: 12 * 3600_000,
     /** Errors kept per message (oldest dropped first). */
     maxErrorsKept: 10,
     /** A lease lasts the function's timeout plus this margin; heartbeats extend it meanwhile. */
