@@ -63,11 +63,13 @@ export interface InstanceServices {
  * - `invoke` (async invocation, CloudEvent to a function): the head is a POST with the payload as body;
  *   fetch handlers see that request, Lambda handlers get the JSON-parsed payload as the event, OpenWhisk
  *   `main` gets it as params; Lambda and OpenWhisk results come back as a 200 JSON body.
+ * `invocationId` is the delivery's id, the same on every attempt (the message id); the function sees it
+ * (e.g. Lambda `context.awsRequestId`), while InvokeRequest.invocationId stays unique per execution.
  */
 export type EventHead =
   | { kind: 'queue'; queue: string }
-  | { kind: 'scheduled'; cron: string; scheduledTime: number }
-  | { kind: 'invoke'; attempt: number; idempotencyKey: string | null };
+  | { kind: 'scheduled'; cron: string; scheduledTime: number; invocationId?: string }
+  | { kind: 'invoke'; attempt: number; idempotencyKey: string | null; invocationId?: string };
 
 export interface WireQueueMessage {
   id: string;

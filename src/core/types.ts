@@ -69,6 +69,8 @@ export interface InvocationRecord {
   node: string;
   logBytes: number;
   logsTruncated: boolean;
+  /** For event executions: the message or async invocation this executed, and which attempt it was. */
+  event?: { id: string; attempt: number; queue: string };
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'log';

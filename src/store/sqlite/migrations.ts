@@ -79,3 +79,74 @@ export const RECORDS_MIGRATIONS: readonly Migration[] = [
     `,
   },
 ];
+
+export const QUEUE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'queues, messages, dead letters, idempotency keys, outcomes, cursors',
+    up: `
+      CREATE TABLE queues (name TEXT PRIMARY KEY, created_at TEXT NOT NULL) STRICT;
+      CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        queue TEXT NOT NULL REFERENCES queues(name) ON DELETE CASCADE,
+        body BLOB NOT NULL,
+        content_type TEXT,
+        attributes TEXT CHECK (attributes IS NULL OR json_valid(attributes)),
+        idem_key TEXT,
+        tracked INTEGER NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        lease_token TEXT,
+        errors TEXT CHECK (errors IS NULL OR json_valid(errors))
+      ) STRICT;
+      -- FIFO scan of one queue, skipping rows that are not visible yet without touching the table.
+      CREATE INDEX messages_fifo ON messages(queue, seq, visible_at);
+      CREATE INDEX messages_visible ON messages(queue, visible_at);
+      CREATE TABLE dead_letters (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        queue TEXT NOT NULL REFERENCES queues(name) ON DELETE CASCADE,
+        body BLOB NOT NULL,
+        content_type TEXT,
+        attributes TEXT,
+        idem_key TEXT,
+        tracked INTEGER NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        dead_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        errors TEXT
+      ) STRICT;
+      CREATE INDEX dead_letters_by_queue ON dead_letters(queue, seq);
+      CREATE TABLE idempotency (
+        queue TEXT NOT NULL REFERENCES queues(name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (queue, key)
+      ) STRICT;
+      CREATE INDEX idempotency_by_time ON idempotency(created_at);
+      CREATE TABLE outcomes (
+        id TEXT PRIMARY KEY,
+        queue TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        result_status INTEGER,
+        result_type TEXT,
+        result_body BLOB,
+        has_result INTEGER NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        attributes TEXT,
+        idem_key TEXT,
+        enqueued_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX outcomes_by_time ON outcomes(finished_at);
+      CREATE TABLE cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    `,
+  },
+];
