@@ -321,6 +321,7 @@ export class SqliteQueueStore implements QueueStore {
 
   async nextVisibleInMs(queue: string): Promise<number | null> {
     assertQueueName(queue);
+    this.#requireQueue(queue);
     const now = this.#now();
     const r = this.#s.nextVisible!.get(queue, now) as { t: number | null };
     return r.t === null ? null : Math.max(0, Number(r.t) - now);
