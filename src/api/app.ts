@@ -9,14 +9,18 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import swagger from '@fastify/swagger';
 import { ContinuumError, ERROR_CODES, errorBody, type ErrorCode } from '../core/errors.ts';
 import { validate, FunctionConfigInputSchema, type FunctionConfigInput } from '../core/config.ts';
-import { BUILD_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
+import { Type } from '@sinclair/typebox';
+import { BUILD_DEFAULTS, EVENT_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
 import type { LogLine } from '../core/types.ts';
 import type { FunctionService, FunctionView } from './service.ts';
+import type { EventsService } from '../events/service.ts';
+import { asyncStatusView, registerEventRoutes, submitAsyncInvoke } from './events-routes.ts';
 import * as S from './schemas.ts';
 import { parseJsonBounded } from './json.ts';
 
 export interface AppOptions {
   service: FunctionService;
+  events: EventsService;
   adminToken: string;
   /** Function traffic; returns false when the request is not for a function. */
   ingress: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
@@ -103,7 +107,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
 
-  const errors = Object.fromEntries([400, 401, 404, 409, 413, 415, 500, 503].map((s) => [s, S.ErrorView]));
+  const errors = Object.fromEntries([400, 401, 403, 404, 409, 413, 415, 500, 503].map((s) => [s, S.ErrorView]));
   const { service } = opts;
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
@@ -198,14 +202,27 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       '/v1/functions/:name/invoke',
       {
         schema: {
-          summary: 'Invoke synchronously',
-          description: 'The request body is passed to the function as a POST to /; the response is the function response.',
+          summary: 'Invoke synchronously, or asynchronously (202 with an invocation id once durable)',
+          description:
+            'Sync: the request body is the payload (Lambda and OpenWhisk handlers get it as their event, fetch handlers as a POST to /); the response is the function response. ' +
+            'Async: header `X-Amz-Invocation-Type: Event` or `Continuum-Invocation-Type: async` (or `?mode=async`); optional `Idempotency-Key` (a repeat within 24 h returns the first id; another payload with the same key is a conflict). ' +
+            'Status and result: GET /v1/invocations/{id}.',
           params: S.NameParams,
+          querystring: S.InvokeQuery,
         },
       },
       async (req, reply) => {
         // Loaded before hijacking, so an unknown function is still answered as a normal API error.
         const fn = await service.get(req.params.name);
+        if (isAsyncInvoke(req.headers, (req.query as { mode?: string }).mode)) {
+          const body = await readBounded(req.raw, EVENT_DEFAULTS.queue.maxMessageBytes);
+          const accepted = await submitAsyncInvoke(opts.events, fn.name, req.headers, body);
+          return reply
+            .code(202)
+            .header('x-continuum-invocation-id', accepted.invocationId)
+            .header('location', `/v1/invocations/${accepted.invocationId}`)
+            .send(accepted);
+        }
         reply.hijack();
         await opts.invoke(req.raw, reply.raw, fn);
       },
@@ -226,8 +243,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   app.get<{ Params: { id: string } }>(
     '/v1/invocations/:id',
-    { schema: { summary: 'Get an invocation record', params: S.InvocationParams, response: { 200: S.InvocationView, ...errors } } },
-    async (req) => service.invocation(req.params.id),
+    {
+      schema: {
+        summary: 'Get an invocation: an execution record, or the state and result of an async invocation',
+        params: S.InvocationParams,
+        response: { 200: Type.Union([S.InvocationView, S.AsyncStatusView]), ...errors },
+      },
+    },
+    async (req) => {
+      const status = await opts.events.status(req.params.id);
+      if (status) return asyncStatusView(status);
+      return service.invocation(req.params.id);
+    },
   );
 
   app.get<{ Params: { id: string } }>(
@@ -283,7 +310,33 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   );
 
+  await registerEventRoutes(app, opts.events, service, errors);
+
   return app;
+}
+
+function isAsyncInvoke(headers: http.IncomingHttpHeaders, mode: string | undefined): boolean {
+  const amz = headers['x-amz-invocation-type'];
+  const ours = headers['continuum-invocation-type'];
+  if (typeof amz === 'string' && amz !== 'Event' && amz !== 'RequestResponse') {
+    throw new ContinuumError('bad_request', 'X-Amz-Invocation-Type must be Event or RequestResponse');
+  }
+  if (typeof ours === 'string' && ours !== 'async' && ours !== 'sync') throw new ContinuumError('bad_request', 'Continuum-Invocation-Type must be async or sync');
+  return amz === 'Event' || ours === 'async' || mode === 'async';
+}
+
+/** Read a whole request body, refusing it past `max` bytes. */
+async function readBounded(req: http.IncomingMessage, max: number): Promise<Uint8Array> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) throw new ContinuumError('payload_too_large', `async payloads are limited to ${max} bytes`, { limit: max });
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > max) throw new ContinuumError('payload_too_large', `async payloads are limited to ${max} bytes`, { limit: max });
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** Close connections beyond the per-address cap at once, before they can hold a parser slot. */
@@ -316,7 +369,7 @@ function toApiError(err: FastifyError | ContinuumError): ContinuumError {
     const first = fe.validation[0]!;
     const extra = (first.params as { additionalProperty?: string } | undefined)?.additionalProperty;
     const pointer = `/${fe.validationContext ?? 'body'}${first.instancePath ?? ''}${extra ? `/${extra}` : ''}`;
-    const isName = fe.validationContext === 'params' && /\/name$/.test(first.instancePath ?? '');
+    const isName = (fe.validationContext === 'params' || fe.validationContext === 'body') && /^\/name$/.test(first.instancePath ?? '') && first.keyword === 'pattern';
     const message = extra ? 'is not a known field' : (first.message ?? 'is invalid');
     return new ContinuumError(isName ? 'bad_name' : 'bad_request', `${pointer} ${message}`, { pointer });
   }

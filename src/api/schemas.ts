@@ -38,6 +38,11 @@ export const LogsQuery = Type.Object(
   strict,
 );
 
+export const InvokeQuery = Type.Object(
+  { mode: Type.Optional(Type.Union([Type.Literal('sync'), Type.Literal('async')], { description: 'async: accept and run later (202)' })) },
+  strict,
+);
+
 export const DeployQuery = Type.Object(
   { filename: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$', description: 'Original file name (decides the loader)' })) },
   strict,
@@ -51,6 +56,9 @@ export const FunctionConfigView = Type.Object({
   scale: Limits,
   routes: Type.Array(Type.Object({ path: Type.String(), methods: Type.Optional(Type.Array(Type.String())), host: Type.Optional(Type.String()) })),
   env: Type.Record(Type.String(), Type.String()),
+  triggers: Type.Array(Type.Object({ type: Type.String() }, { additionalProperties: true })),
+  bindings: Type.Record(Type.String(), Type.Object({ queue: Type.String() })),
+  async: Type.Object({}, { additionalProperties: true }),
 });
 
 export const FunctionView = Type.Object({
@@ -94,6 +102,7 @@ export const InvocationView = Type.Object({
   node: Type.String(),
   logBytes: Type.Integer(),
   logsTruncated: Type.Boolean(),
+  event: Type.Optional(Type.Object({ id: Type.String(), attempt: Type.Integer(), queue: Type.String() })),
 });
 
 export const LogLineView = Type.Object({
@@ -115,3 +124,90 @@ export const ErrorView = Type.Object({
 });
 
 export const Items = <T extends Parameters<typeof Type.Array>[0]>(item: T) => Type.Object({ items: Type.Array(item) });
+
+// ---------------------------------------------------------------- queues and async invocations
+
+export const QueueParams = NameParams;
+export const CreateQueueBody = Type.Object({ name: NameSchema }, strict);
+
+export const QueueView = Type.Object({
+  name: Type.String(),
+  createdAt: Type.String(),
+  stats: Type.Object({
+    depth: Type.Integer(),
+    ready: Type.Integer(),
+    delayed: Type.Integer(),
+    inFlight: Type.Integer(),
+    oldestAgeMs: Type.Number(),
+    deadLetters: Type.Integer(),
+  }),
+  consumers: Type.Array(Type.String()),
+});
+
+export const SendMessagesBody = Type.Object(
+  {
+    messages: Type.Array(
+      Type.Object(
+        {
+          body: Type.String({ description: 'Message body: text, or base64 when encoding is base64' }),
+          encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')])),
+          contentType: Type.Optional(Type.String({ maxLength: 256 })),
+          delaySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 43_200 })),
+          idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+        },
+        strict,
+      ),
+      { minItems: 1, maxItems: 100 },
+    ),
+  },
+  strict,
+);
+
+export const SentView = Type.Object({ items: Type.Array(Type.Object({ id: Type.String(), duplicate: Type.Boolean() })) });
+
+export const DeadLettersQuery = Type.Object(
+  { limit: Type.Optional(LimitQuery), after: Type.Optional(Type.String({ maxLength: 64 })) },
+  strict,
+);
+
+export const DeadLetterView = Type.Object({
+  id: Type.String(),
+  body: Type.String(),
+  encoding: Type.String(),
+  contentType: Type.Union([Type.String(), Type.Null()]),
+  attributes: Type.Record(Type.String(), Type.String()),
+  idempotencyKey: Type.Union([Type.String(), Type.Null()]),
+  enqueuedAt: Type.Number(),
+  deadAt: Type.Number(),
+  attempts: Type.Integer(),
+  reason: Type.String(),
+  errors: Type.Array(Type.String()),
+});
+
+export const IdsBody = Type.Object(
+  { ids: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 1000 })) },
+  strict,
+);
+
+export const AsyncAcceptedView = Type.Object({ invocationId: Type.String(), duplicate: Type.Boolean() });
+
+export const AsyncStatusView = Type.Object({
+  kind: Type.Literal('async'),
+  id: Type.String(),
+  functionName: Type.Union([Type.String(), Type.Null()]),
+  queue: Type.String(),
+  state: Type.String(),
+  attempt: Type.Integer(),
+  enqueuedAt: Type.Number(),
+  idempotencyKey: Type.Union([Type.String(), Type.Null()]),
+  outcome: Type.Union([
+    Type.Null(),
+    Type.Object({
+      state: Type.String(),
+      attempt: Type.Integer(),
+      finishedAt: Type.Number(),
+      result: Type.Optional(Type.Object({ status: Type.Union([Type.Integer(), Type.Null()]), contentType: Type.Union([Type.String(), Type.Null()]), body: Type.String(), encoding: Type.String() })),
+      error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    }),
+  ]),
+});

@@ -34,8 +34,10 @@ export interface ServiceDeps {
   records: RecordStore;
   scheduler: Scheduler;
   sink: RecordSink;
+  /** Checks a resolved config against other resources (queues of triggers and bindings) before it is stored. */
+  checkConfig?: (config: FunctionConfig) => Promise<void>;
   /** Called after any change that affects routing, with every function. */
-  onFunctionsChanged: (functions: FunctionRecord[]) => void;
+  onFunctionsChanged: (functions: FunctionRecord[]) => void | Promise<void>;
 }
 
 export class FunctionService {
@@ -57,7 +59,7 @@ export class FunctionService {
       const version = await this.deps.state.getVersion(fn.name, fn.activeVersion);
       if (version) await this.deps.scheduler.activate(version);
     }
-    this.deps.onFunctionsChanged(functions);
+    await this.deps.onFunctionsChanged(functions);
   }
 
   async list(): Promise<FunctionView[]> {
@@ -72,7 +74,7 @@ export class FunctionService {
     assertName(name, 'function name');
     return this.locked(name, async () => {
       const now = new Date().toISOString();
-      const record: FunctionRecord = { name, config: resolveFunctionConfig(input), activeVersion: null, createdAt: now, updatedAt: now };
+      const record: FunctionRecord = { name, config: await this.resolve(input), activeVersion: null, createdAt: now, updatedAt: now };
       await this.deps.state.createFunction(record);
       await this.changed();
       return this.view(record);
@@ -84,7 +86,7 @@ export class FunctionService {
     assertName(name, 'function name');
     return this.locked(name, async () => {
       const fn = await this.mustGet(name);
-      const config = resolveFunctionConfig(input, fn.config);
+      const config = await this.resolve(input, fn.config);
       if (!fn.activeVersion) {
         const updated = await this.deps.state.updateFunction(name, { config });
         await this.changed();
@@ -115,7 +117,7 @@ export class FunctionService {
     assertName(name, 'function name');
     return this.locked(name, async () => {
       const existing = await this.deps.state.getFunction(name);
-      const config = resolveFunctionConfig(input ?? {}, existing?.config);
+      const config = await this.resolve(input ?? {}, existing?.config);
       const kind = detectUploadKind(upload.bytes, upload.filename, upload.contentType);
       const built = await build({
         bytes: upload.bytes,
@@ -205,6 +207,12 @@ export class FunctionService {
     return { function: this.view(record), version };
   }
 
+  private async resolve(input: FunctionConfigInput, base?: FunctionConfig): Promise<FunctionConfig> {
+    const config = resolveFunctionConfig(input, base);
+    await this.deps.checkConfig?.(config);
+    return config;
+  }
+
   private async mustGet(name: string): Promise<FunctionRecord> {
     const fn = await this.deps.state.getFunction(assertName(name, 'function name'));
     if (!fn) throw new ContinuumError('not_found', `function ${name} does not exist`);
@@ -224,7 +232,7 @@ export class FunctionService {
   }
 
   private async changed(): Promise<void> {
-    this.deps.onFunctionsChanged(await this.deps.state.listFunctions());
+    await this.deps.onFunctionsChanged(await this.deps.state.listFunctions());
   }
 
   private locked<T>(name: string, work: () => Promise<T>): Promise<T> {

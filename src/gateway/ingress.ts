@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ContinuumError, ERROR_CODES, errorBody, type ErrorCode } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import type { InvokeRequest } from '../core/driver.ts';
+import type { EventHead, InvokeRequest } from '../core/driver.ts';
 import type { Trigger } from '../core/types.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { RoutingTable } from './router.ts';
@@ -49,6 +49,7 @@ export async function invokeHttp(
   maxBodyBytes: number,
   trigger: Trigger,
   method = req.method ?? 'GET',
+  event?: EventHead,
 ): Promise<void> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBodyBytes) {
@@ -65,7 +66,7 @@ export async function invokeHttp(
   const request: InvokeRequest = {
     kind: 'http',
     invocationId,
-    request: { method, url: `http://${req.headers.host ?? 'localhost'}${pathAndQuery}`, headers },
+    request: { method, url: `http://${req.headers.host ?? 'localhost'}${pathAndQuery}`, headers, ...(event ? { event } : {}) },
     body: hasBody ? cappedBody(req, maxBodyBytes) : null,
     ...(typeof traceparent === 'string' ? { traceparent } : {}),
   };

@@ -19,6 +19,8 @@ import { RecordSink } from '../telemetry/sink.ts';
 import { RoutingTable } from '../gateway/router.ts';
 import { createIngress, invokeHttp } from '../gateway/ingress.ts';
 import { FunctionService } from '../api/service.ts';
+import { EventsService } from '../events/service.ts';
+import { ContinuumError } from '../core/errors.ts';
 import { buildApp } from '../api/app.ts';
 
 export interface NodeConfig {
@@ -62,9 +64,18 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     onError: (err) => log(`records: ${(err as Error).message}`),
     retention: { ...NODE_DEFAULTS.records, intervalMs: 10 * 60_000 },
   });
+  // Instances reach the events service (queue bindings) through the scheduler; it exists only once the
+  // scheduler does, so the services object forwards.
+  let events: EventsService | null = null;
   const scheduler = new Scheduler({
     drivers,
     nodeName,
+    services: {
+      sendToQueue: (fn, queue, messages) => {
+        if (!events) throw new ContinuumError('unavailable', 'the events service is not running');
+        return events.instanceServices.sendToQueue(fn, queue, messages);
+      },
+    },
     loadCode: async (digest) => {
       const bytes = await stores.artifacts.get(digest);
       if (!bytes) throw new Error(`bundle ${digest} is missing from the artifact store`);
@@ -73,13 +84,22 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     onRecord: (record, completion) => sink.add(record, completion),
   });
 
+  const eventsService = new EventsService({
+    queues: stores.queues,
+    invoke: (fn, request, trigger, event) => scheduler.invoke(fn, request, trigger, event),
+    log,
+  });
+  events = eventsService;
+
   let routes = new RoutingTable([]);
   const service = new FunctionService({
     ...stores,
     scheduler,
     sink,
+    checkConfig: (config) => eventsService.checkConfig(config),
     onFunctionsChanged: (functions) => {
       routes = new RoutingTable(functions.map((f) => ({ name: f.name, routes: f.config.routes, requestBodyBytes: f.config.limits.requestBodyBytes })));
+      return eventsService.sync(functions.map((f) => ({ name: f.name, config: f.config, format: scheduler.activeFormat(f.name) })));
     },
   });
   await service.restore();
@@ -89,7 +109,15 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     adminToken: token,
     version: VERSION,
     ingress: createIngress({ scheduler, routes: () => routes }),
-    invoke: (req, res, fn) => invokeHttp(scheduler, req, res, fn.name, '/', fn.config.limits.requestBodyBytes, 'api', 'POST'),
+    events: eventsService,
+    invoke: (req, res, fn) => {
+      const key = req.headers['idempotency-key'];
+      return invokeHttp(scheduler, req, res, fn.name, '/', fn.config.limits.requestBodyBytes, 'api', 'POST', {
+        kind: 'invoke',
+        attempt: 1,
+        idempotencyKey: typeof key === 'string' ? key : null,
+      });
+    },
     followLogs: (listener) => sink.follow(listener),
     ...(config.http ? { http: config.http } : {}),
   });
@@ -112,12 +140,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         // Stop accepting; invocations in flight get a grace period, then their instances stop (answering
         // instance_crashed), and any connection still open after that is cut.
         const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS + 1000);
-        await Promise.all([app.close(), scheduler.close(CLOSE_GRACE_MS)]);
+        await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS)]);
+        await scheduler.close(CLOSE_GRACE_MS);
         clearTimeout(force);
         await isolate.stop();
         await sink.close();
         await stores.state.close();
         await stores.records.close();
+        await stores.queues.close();
         await stores.artifacts.close();
         await rm(join(config.dataDir, 'node.json'), { force: true });
       })()),

@@ -81,12 +81,19 @@ export class Scheduler {
     return pool ? pool.evictAll() : 0;
   }
 
+  /** Handler format of the function's active version, or null when it has none. */
+  activeFormat(functionName: string): VersionRecord['format'] | null {
+    const key = this.active.get(functionName);
+    return (key && this.versions.get(key)?.format) || null;
+  }
+
   instances(functionName: string): number {
     const id = this.active.get(functionName);
     return (id && this.pools.get(id)?.instanceCount) || 0;
   }
 
-  async invoke(functionName: string, request: InvokeRequest, trigger: Trigger): Promise<Invocation> {
+  /** `event` names the message or async invocation an event execution serves (kept in its record). */
+  async invoke(functionName: string, request: InvokeRequest, trigger: Trigger, event?: InvocationRecord['event']): Promise<Invocation> {
     const startedAt = Date.now();
     const t0 = performance.now();
     const key = this.active.get(functionName);
@@ -101,7 +108,7 @@ export class Scheduler {
     } catch (err) {
       const e = toContinuumError(err);
       const result = errorResult(e.code, e.message);
-      this.record(version, request, trigger, startedAt, { queueMs: performance.now() - t0, initMs: 0, execMs: 0 }, null, null, result.completion, null);
+      this.record(version, request, trigger, startedAt, { queueMs: performance.now() - t0, initMs: 0, execMs: 0 }, null, null, result.completion, null, event);
       return { result, ...(err instanceof OverloadedError ? { retryAfterSeconds: err.retryAfterSeconds } : {}) };
     }
     const initMs = lease.coldStart ? lease.coldStart.sandboxMs + lease.coldStart.runtimeMs + lease.coldStart.moduleMs : 0;
@@ -115,7 +122,7 @@ export class Scheduler {
     }
     const finish = (completion: Completion, status: number | null) => {
       lease.release();
-      this.record(version, request, trigger, startedAt, { queueMs: lease.queueMs, initMs, execMs: performance.now() - execStart }, lease.instance.id, status, completion, lease.coldStart !== null);
+      this.record(version, request, trigger, startedAt, { queueMs: lease.queueMs, initMs, execMs: performance.now() - execStart }, lease.instance.id, status, completion, lease.coldStart !== null, event);
     };
     if (result.kind === 'error') {
       finish(result.completion, null);
@@ -200,6 +207,7 @@ export class Scheduler {
     status: number | null,
     completion: Completion,
     coldStart: boolean | null,
+    event: InvocationRecord['event'],
   ): void {
     this.opts.onRecord(
       {
@@ -221,6 +229,7 @@ export class Scheduler {
         node: this.opts.nodeName,
         logBytes: completion.logBytes,
         logsTruncated: completion.logsTruncated,
+        ...(event ? { event } : {}),
       },
       completion,
     );

@@ -1,0 +1,210 @@
+/**
+ * A queue consumer: pulls batches from one queue and hands them to a function, at most `maxConcurrency`
+ * batches at a time, heartbeating leases while they run, and settling each message by the function's answer
+ * (ack, retry with backoff, or dead-letter once its retries or its age run out). One consumer per
+ * (function, queue): a backlog or a poison message in one queue never holds up another's consumer.
+ */
+import { toContinuumError } from '../core/errors.ts';
+import type { LeasedMessage, MessageOutcome, QueueStore, Settlement } from '../store/contract.ts';
+import { decideFailure, isExpired } from './retry.ts';
+
+export interface ConsumerSettings {
+  queue: string;
+  batchSize: number;
+  maxBatchWaitMs: number;
+  maxConcurrency: number;
+  /** How long a delivery is leased; heartbeats extend it while the batch runs. */
+  leaseMs: number;
+  maxRetries: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  maxAgeMs: number;
+}
+
+/** What the function made of one message. */
+export type MessageVerdict =
+  | { action: 'ack'; outcome?: MessageOutcome }
+  /** `delayMs` null: the trigger's backoff decides. */
+  | { action: 'retry'; delayMs: number | null; error: string; outcome?: MessageOutcome };
+
+export type BatchRunner = (messages: LeasedMessage[]) => Promise<Map<string, MessageVerdict>>;
+
+export interface ConsumerOptions {
+  store: QueueStore;
+  settings: ConsumerSettings;
+  run: BatchRunner;
+  /** Messages that went to the dead letters (for metrics and destinations). */
+  onDead?: (message: LeasedMessage, reason: string, error: string | null) => void;
+  log?: (line: string) => void;
+  /** Idle poll interval; local publishes wake the consumer at once. */
+  pollMs?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+const DEFAULT_POLL_MS = 500;
+const ERROR_PAUSE_MS = 1000;
+
+export class QueueConsumer {
+  readonly #o: ConsumerOptions;
+  readonly #s: ConsumerSettings;
+  #running = false;
+  #inFlight = 0;
+  readonly #batches = new Set<Promise<void>>();
+  #wake: (() => void) | null = null;
+  #loop: Promise<void> | null = null;
+
+  constructor(options: ConsumerOptions) {
+    this.#o = options;
+    this.#s = options.settings;
+  }
+
+  get settings(): ConsumerSettings {
+    return this.#s;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** New messages may be visible (a local send): stop waiting. */
+  notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  /**
+   * Stop pulling; batches in flight get `graceMs` to finish and settle. Those that do not keep their leases,
+   * which run out, so their messages are delivered again (at least once).
+   */
+  async stop(graceMs = Infinity): Promise<void> {
+    this.#running = false;
+    this.notify();
+    await this.#loop;
+    const all = Promise.allSettled([...this.#batches]);
+    if (graceMs === Infinity) await all;
+    else {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+    }
+  }
+
+  async #run(): Promise<void> {
+    const s = this.#s;
+    while (this.#running) {
+      if (this.#inFlight >= s.maxConcurrency) {
+        await this.#sleep(Infinity);
+        continue;
+      }
+      let batch: LeasedMessage[];
+      try {
+        batch = await this.#o.store.receive(s.queue, s.batchSize, s.leaseMs + s.maxBatchWaitMs);
+        if (batch.length > 0 && batch.length < s.batchSize && s.maxBatchWaitMs > 0 && this.#running) {
+          await this.#sleep(s.maxBatchWaitMs);
+          if (this.#running) batch = batch.concat(await this.#o.store.receive(s.queue, s.batchSize - batch.length, s.leaseMs));
+        }
+      } catch (err) {
+        this.#o.log?.(`queue ${s.queue}: receive failed: ${toContinuumError(err).message}`);
+        await this.#sleep(ERROR_PAUSE_MS);
+        continue;
+      }
+      if (batch.length === 0) {
+        let wait = this.#o.pollMs ?? DEFAULT_POLL_MS;
+        try {
+          const next = await this.#o.store.nextVisibleInMs(s.queue);
+          if (next !== null) wait = Math.min(wait, next + 1);
+        } catch {
+          // fall back to the poll interval
+        }
+        await this.#sleep(wait);
+        continue;
+      }
+      this.#inFlight++;
+      const p = this.#process(batch).finally(() => {
+        this.#inFlight--;
+        this.#batches.delete(p);
+        this.notify();
+      });
+      this.#batches.add(p);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === Infinity ? undefined : setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  async #process(batch: LeasedMessage[]): Promise<void> {
+    const s = this.#s;
+    const now = (this.#o.now ?? Date.now)();
+    const settlements: Settlement[] = [];
+    const dead: Array<[LeasedMessage, string, string | null]> = [];
+    const live: LeasedMessage[] = [];
+    for (const m of batch) {
+      if (isExpired(m.enqueuedAt, now, s.maxAgeMs)) {
+        settlements.push({ id: m.id, leaseToken: m.leaseToken, action: 'dead', reason: 'expired' });
+        dead.push([m, 'expired', null]);
+      } else live.push(m);
+    }
+    if (live.length > 0) {
+      const heartbeat = setInterval(() => {
+        for (const m of live) void this.#o.store.extend(s.queue, m.id, m.leaseToken, s.leaseMs).catch(() => {});
+      }, Math.max(50, Math.floor(s.leaseMs / 3)));
+      let verdicts: Map<string, MessageVerdict>;
+      try {
+        verdicts = await this.#o.run(live);
+      } catch (err) {
+        const message = toContinuumError(err).message;
+        verdicts = new Map(live.map((m) => [m.id, { action: 'retry', delayMs: null, error: message }]));
+      } finally {
+        clearInterval(heartbeat);
+      }
+      const at = (this.#o.now ?? Date.now)();
+      for (const m of live) {
+        const v = verdicts.get(m.id) ?? { action: 'retry', delayMs: null, error: 'no verdict for this message' };
+        if (v.action === 'ack') {
+          settlements.push({ id: m.id, leaseToken: m.leaseToken, action: 'ack', ...(v.outcome ? { outcome: v.outcome } : {}) });
+          continue;
+        }
+        const decision = decideFailure({
+          attempt: m.attempt,
+          maxRetries: s.maxRetries,
+          enqueuedAt: m.enqueuedAt,
+          now: at,
+          maxAgeMs: s.maxAgeMs,
+          baseDelayMs: s.retryBaseDelayMs,
+          maxDelayMs: s.retryMaxDelayMs,
+          ...(this.#o.random ? { random: this.#o.random } : {}),
+        });
+        if (decision.action === 'dead') {
+          settlements.push({ id: m.id, leaseToken: m.leaseToken, action: 'dead', reason: decision.reason, error: v.error, ...(v.outcome ? { outcome: v.outcome } : {}) });
+          dead.push([m, decision.reason, v.error]);
+        } else {
+          settlements.push({ id: m.id, leaseToken: m.leaseToken, action: 'retry', delayMs: v.delayMs ?? decision.delayMs, error: v.error });
+        }
+      }
+    }
+    let applied: boolean[];
+    try {
+      applied = await this.#o.store.settle(s.queue, settlements);
+    } catch (err) {
+      // Nothing settled: the leases run out and the messages come again (at least once).
+      this.#o.log?.(`queue ${s.queue}: settle failed: ${toContinuumError(err).message}`);
+      return;
+    }
+    for (const [m, reason, error] of dead) {
+      const i = settlements.findIndex((x) => x.id === m.id);
+      if (applied[i]) this.#o.onDead?.(m, reason, error);
+    }
+  }
+}
