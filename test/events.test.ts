@@ -77,6 +77,20 @@ describe('queues as resources', () => {
     assert.equal((await node.api('GET', '/v1/queues/res-q')).json.error.code, 'not_found');
   });
 
+  test('external consumers pull with receipts; a stale receipt cannot ack; unacked messages come back', async () => {
+    await node.api('POST', '/v1/queues', { name: 'pull-q' });
+    await send('pull-q', ['m1', 'm2', 'm3']);
+    const first = await node.api('POST', '/v1/queues/pull-q/receive', { max: 2, visibilitySeconds: 1 });
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.json.items.map((m: { body: string }) => m.body), ['m1', 'm2']);
+    assert.deepEqual((await node.api('POST', '/v1/queues/pull-q/ack', { receipts: [first.json.items[0].receipt] })).json.acked, [true]);
+    await sleep(1100);
+    const second = await node.api('POST', '/v1/queues/pull-q/receive', { max: 10 });
+    assert.deepEqual(second.json.items.map((m: { body: string; attempt: number }) => `${m.body}/${m.attempt}`), ['m2/2', 'm3/1']);
+    assert.deepEqual((await node.api('POST', '/v1/queues/pull-q/ack', { receipts: [first.json.items[1].receipt, 'junk'] })).json.acked, [false, false]);
+    assert.equal((await node.api('POST', '/v1/queues/pull-q/receive', { max: 500 })).status, 400);
+  });
+
   test('a trigger or binding on a missing queue is refused at deploy; a queue in use cannot be deleted', async () => {
     const code = `export default { async queue(batch) { batch.ackAll(); } }`;
     const r = await node.deploy('orphan', code, 'index.js', { triggers: [{ type: 'queue', queue: 'nowhere' }] });

@@ -58,6 +58,46 @@ export async function registerEventRoutes(app: FastifyInstance, events: EventsSe
     },
   );
 
+  app.post<{ Params: { name: string }; Body: { max?: number; visibilitySeconds?: number } }>(
+    '/v1/queues/:name/receive',
+    {
+      schema: {
+        summary: 'Pull messages for an external consumer; acknowledge them by receipt before the visibility timeout',
+        params: S.QueueParams,
+        body: S.ReceiveBody,
+        response: { 200: S.ReceivedView, ...errors },
+      },
+    },
+    async (req) => {
+      const got = await events.receive(req.params.name, req.body.max ?? 10, (req.body.visibilitySeconds ?? 30) * 1000);
+      return {
+        items: got.map((m) => ({
+          id: m.id,
+          receipt: m.receipt,
+          ...encodeBody(m.body),
+          contentType: m.contentType,
+          attributes: m.attributes,
+          idempotencyKey: m.idempotencyKey,
+          enqueuedAt: m.enqueuedAt,
+          attempt: m.attempt,
+        })),
+      };
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { receipts: string[] } }>(
+    '/v1/queues/:name/ack',
+    {
+      schema: {
+        summary: 'Acknowledge pulled messages (deletes them); false for a receipt that is no longer current',
+        params: S.QueueParams,
+        body: S.AckBody,
+        response: { 200: { type: 'object', properties: { acked: { type: 'array', items: { type: 'boolean' } } } }, ...errors },
+      },
+    },
+    async (req) => ({ acked: await events.ack(req.params.name, req.body.receipts) }),
+  );
+
   app.delete<{ Params: { name: string } }>(
     '/v1/queues/:name/messages',
     { schema: { summary: 'Purge ready and delayed messages', params: S.QueueParams, response: { 200: { type: 'object', properties: { purged: { type: 'integer' } } }, ...errors } } },

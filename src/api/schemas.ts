@@ -211,3 +211,29 @@ export const AsyncStatusView = Type.Object({
     }),
   ]),
 });
+
+export const ReceiveBody = Type.Object(
+  {
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Most messages to return (default 10)' })),
+    visibilitySeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 43_200, description: 'How long the receipts stay valid (default 30)' })),
+  },
+  strict,
+);
+
+export const ReceivedView = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      receipt: Type.String(),
+      body: Type.String(),
+      encoding: Type.String(),
+      contentType: Type.Union([Type.String(), Type.Null()]),
+      attributes: Type.Record(Type.String(), Type.String()),
+      idempotencyKey: Type.Union([Type.String(), Type.Null()]),
+      enqueuedAt: Type.Number(),
+      attempt: Type.Integer(),
+    }),
+  ),
+});
+
+export const AckBody = Type.Object({ receipts: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100 }) }, strict);

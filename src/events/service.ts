@@ -113,6 +113,24 @@ export class EventsService {
     return sent;
   }
 
+  /**
+   * Pull messages for an external consumer (SQS ReceiveMessage style): each comes with a receipt that
+   * acknowledges it until `visibilityMs` runs out; unacknowledged messages are delivered again.
+   */
+  async receive(queue: string, max: number, visibilityMs: number): Promise<Array<LeasedMessage & { receipt: string }>> {
+    const got = await this.#o.queues.receive(assertUserQueue(queue), max, visibilityMs);
+    return got.map((m) => ({ ...m, receipt: `${m.id}~${m.leaseToken}` }));
+  }
+
+  /** Acknowledge pulled messages by receipt; one boolean per receipt (false: stale or unknown). */
+  async ack(queue: string, receipts: string[]): Promise<boolean[]> {
+    const settlements = receipts.map((r) => {
+      const at = r.indexOf('~');
+      return { id: at > 0 ? r.slice(0, at) : r, leaseToken: at > 0 ? r.slice(at + 1) : '', action: 'ack' as const };
+    });
+    return this.#o.queues.settle(assertUserQueue(queue), settlements);
+  }
+
   purge(queue: string): Promise<number> {
     return this.#o.queues.purge(assertUserQueue(queue));
   }

@@ -34,6 +34,11 @@ export interface NodeConfig {
   examplesDir?: string;
   /** HTTP server limits (timeouts, header size, connection caps) over NODE_DEFAULTS.http. */
   http?: { [K in keyof (typeof NODE_DEFAULTS)['http']]?: number };
+  /**
+   * NATS server URL(s) (comma-separated): queues, async invocations and cron cursors live in JetStream
+   * instead of the embedded SQLite queue store.
+   */
+  nats?: string;
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
 }
