@@ -6,6 +6,7 @@
 import type { EventHead, InvokeRequest, WireQueueMessage } from '../core/driver.ts';
 import type { HandlerFormat } from '../core/types.ts';
 import type { LeasedMessage } from '../store/contract.ts';
+import { toBinaryHeaders, toStructuredJson, type ParsedCloudEvent } from './cloudevents.ts';
 
 /** Message attribute naming what an entry of a function's async queue is. */
 export const KIND_ATTRIBUTE = 'continuum-kind';
@@ -63,42 +64,16 @@ export function asyncRequest(functionName: string, format: HandlerFormat, execut
   if (kind === 'cloudevent') {
     const attributes: Record<string, string> = {};
     for (const [k, v] of Object.entries(m.attributes)) if (k.startsWith(CE_PREFIX)) attributes[k.slice(CE_PREFIX.length)] = v;
-    if (format === 'fetch') {
-      for (const [k, v] of Object.entries(attributes)) headers.push([`ce-${k}`, v]);
-      if (m.contentType !== null) headers.push(['content-type', m.contentType]);
-    } else {
-      body = new TextEncoder().encode(JSON.stringify(structuredCloudEvent(attributes, m.contentType, m.body)));
+    const event: ParsedCloudEvent = { attributes, data: m.body.byteLength > 0 ? m.body : null, dataContentType: m.contentType };
+    if (format === 'fetch') headers.push(...toBinaryHeaders(event));
+    else {
+      body = new TextEncoder().encode(toStructuredJson(event));
       headers.push(['content-type', 'application/cloudevents+json']);
     }
   } else if (m.contentType !== null) {
     headers.push(['content-type', m.contentType]);
   }
   return { kind: 'http', invocationId: executionId, request: { method: 'POST', url, headers, event }, body: body.byteLength > 0 ? once(body) : null };
-}
-
-/** CloudEvents JSON format: JSON data inline, text as a string, anything else as data_base64. */
-export function structuredCloudEvent(attributes: Record<string, string>, contentType: string | null, data: Uint8Array): Record<string, unknown> {
-  const event: Record<string, unknown> = { ...attributes };
-  if (contentType !== null) event.datacontenttype = contentType;
-  if (data.byteLength === 0) return event;
-  const text = (() => {
-    try {
-      return utf8.decode(data);
-    } catch {
-      return null;
-    }
-  })();
-  if (text !== null && (contentType === null || /[/+]json(;|$)/i.test(contentType))) {
-    try {
-      event.data = JSON.parse(text);
-      return event;
-    } catch {
-      // not JSON after all: fall through
-    }
-  }
-  if (text !== null && (contentType === null || /^text\//i.test(contentType))) event.data = text;
-  else event.data_base64 = Buffer.from(data).toString('base64');
-  return event;
 }
 
 export interface QueueBatchAnswer {

@@ -1,0 +1,203 @@
+/**
+ * Crash tests with a ledger (catalogue 41, 44): a node in its own process is killed with SIGKILL in the
+ * middle of a 10,000-message run and of an async-invoke run, and started again on the same data dir.
+ * The ledger is outside the consumer: every execution writes `<body>|<attempt>` through a queue binding
+ * (durable before the function goes on) into a ledger queue the test drains through the pull API; the
+ * producer's record of what was acknowledged (202) is the other half.
+ *
+ * Must: every acknowledged message executed at least once or dead-lettered; duplicates no more than were
+ * in flight at the kills; a retried request with the same idempotency key never gets a second id.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, ProcessNode } from './helpers/process-node.ts';
+
+const cleanup: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const fn of cleanup.reverse()) await fn().catch(() => {});
+});
+
+const BATCH = 10;
+const CONCURRENCY = 4;
+
+/** Start a node (optionally with extra `up` flags), returning it and a restart function. */
+async function startCrashNode(extraArgs: string[] = []): Promise<ProcessNode> {
+  const dir = await mkdtemp(join(tmpdir(), 'continuum-crash-'));
+  const node = new ProcessNode(dir, await freePort(), extraArgs);
+  cleanup.push(async () => {
+    await node.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await node.start();
+  return node;
+}
+
+/** Call `fn` until it answers; connection failures (the node is down) are retried after a pause. */
+async function retrying<T>(fn: () => Promise<T>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+/** Drain a queue through the pull API: every body, acknowledged. */
+async function drain(node: ProcessNode, queue: string): Promise<string[]> {
+  const out: string[] = [];
+  for (;;) {
+    const r = await node.api('POST', `/v1/queues/${queue}/receive`, { max: 100, visibilitySeconds: 600 });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    if (r.json.items.length === 0) return out;
+    for (const m of r.json.items) out.push(m.body);
+    const acked = await node.api('POST', `/v1/queues/${queue}/ack`, { receipts: r.json.items.map((m: { receipt: string }) => m.receipt) });
+    assert.ok(acked.json.acked.every(Boolean));
+  }
+}
+
+async function waitEmpty(node: ProcessNode, queue: string, ms = 120_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = await retrying(() => node.api('GET', `/v1/queues/${queue}`));
+    if (s.json.stats?.depth === 0) return;
+    if (Date.now() > deadline) throw new Error(`queue ${queue} still holds ${JSON.stringify(s.json.stats)}`);
+    await sleep(200);
+  }
+}
+
+function runCrashSuite(backend: string, startNode: () => Promise<ProcessNode>, midRun?: (node: ProcessNode, phase: number) => Promise<void>): void {
+  describe(`crash tests with a ledger: ${backend}`, () => {
+    test('kill -9 during a 10,000-message run: every acknowledged message executed or dead-lettered; duplicates bounded by what was in flight', async () => {
+      const node = await startNode();
+      assert.equal((await node.api('POST', '/v1/queues', { name: 'in' })).status, 201);
+      assert.equal((await node.api('POST', '/v1/queues', { name: 'ledger' })).status, 201);
+      const consumer = `export default { async queue(batch, env) {
+        await env.LEDGER.sendBatch(batch.messages.map((m) => ({ body: m.body + '|' + m.attempts })));
+      } }`;
+      const dep = await node.deploy('consumer', consumer, {
+        limits: { timeoutMs: 2000 },
+        triggers: [{ type: 'queue', queue: 'in', batchSize: BATCH, maxBatchWaitMs: 10, maxConcurrency: CONCURRENCY, retryBaseDelayMs: 50 }],
+        bindings: { LEDGER: { queue: 'ledger' } },
+      });
+      assert.equal(dep.status, 201, JSON.stringify(dep.json));
+
+      const TOTAL = 10_000;
+      const PER_REQUEST = 100;
+      const acked = new Map<string, string>(); // body → id
+      const killAt = [2_500, 6_500];
+      let kills = 0;
+      let next = 0;
+      const sendOne = async (start: number) => {
+        const messages = Array.from({ length: PER_REQUEST }, (_, i) => ({ body: `m${start + i}`, idempotencyKey: `k${start + i}` }));
+        const r = await retrying(async () => {
+          const res = await node.api('POST', '/v1/queues/in/messages', { messages });
+          if (res.status !== 202) throw new Error(`send answered ${res.status}`);
+          return res;
+        });
+        r.json.items.forEach((it: { id: string }, i: number) => {
+          const body = messages[i]!.body;
+          const earlier = acked.get(body);
+          assert.ok(earlier === undefined || earlier === it.id, `${body} got two ids`);
+          acked.set(body, it.id);
+        });
+      };
+      const producers = Array.from({ length: 4 }, async () => {
+        while (next < TOTAL) {
+          const start = next;
+          next += PER_REQUEST;
+          await sendOne(start);
+        }
+      });
+      const killer = (async () => {
+        for (const at of killAt) {
+          while (acked.size < at) await sleep(5);
+          await node.kill();
+          kills++;
+          await midRun?.(node, kills);
+          await node.start();
+        }
+      })();
+      await Promise.all([...producers, killer]);
+      assert.equal(acked.size, TOTAL);
+
+      await waitEmpty(node, 'in');
+      const dead = await node.api('GET', '/v1/queues/in/dead-letters?limit=1000');
+      const deadBodies = new Set<string>(dead.json.items.map((d: { body: string }) => d.body));
+      const ledger = await drain(node, 'ledger');
+      const executed = new Map<string, number>();
+      for (const entry of ledger) {
+        const body = entry.slice(0, entry.lastIndexOf('|'));
+        executed.set(body, (executed.get(body) ?? 0) + 1);
+      }
+      const lost = [...acked.keys()].filter((b) => !executed.has(b) && !deadBodies.has(b));
+      assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged messages never executed`);
+      const duplicates = ledger.length - executed.size;
+      const inFlightBound = kills * BATCH * CONCURRENCY;
+      assert.ok(duplicates <= inFlightBound, `${duplicates} duplicate executions; at most ${inFlightBound} were in flight at ${kills} kills`);
+      const unknown = [...executed.keys()].filter((b) => !acked.has(b));
+      assert.deepEqual(unknown, [], 'the ledger holds only messages that were sent');
+      process.stderr.write(`[${backend}] ${TOTAL} acknowledged, ${executed.size} executed, ${duplicates} duplicates, ${deadBodies.size} dead-lettered, ${kills} kills\n`);
+    });
+
+    test('kill -9 during async invokes: every 202 executed; a retried idempotency key keeps its id', async () => {
+      const node = await startNode();
+      assert.equal((await node.api('POST', '/v1/queues', { name: 'ledger' })).status, 201);
+      const fn = `export default { async fetch(req, env) {
+        await env.LEDGER.send((await req.text()) + '|' + req.headers.get('continuum-attempt'));
+        return new Response('ok');
+      } }`;
+      assert.equal((await node.deploy('async-target', fn, { limits: { timeoutMs: 2000 }, bindings: { LEDGER: { queue: 'ledger' } } })).status, 201);
+      const TOTAL = 2_000;
+      const ids = new Map<string, string>(); // key → id
+      let next = 0;
+      let done = 0;
+      const invoke = async (i: number) => {
+        const res = await retrying(async () => {
+          const r = await node.api('POST', '/v1/functions/async-target/invoke', `a${i}`, { 'content-type': 'text/plain', 'x-amz-invocation-type': 'Event', 'idempotency-key': `key-${i}` });
+          if (r.status !== 202) throw new Error(`invoke answered ${r.status}`);
+          return r;
+        });
+        const earlier = ids.get(`a${i}`);
+        assert.ok(earlier === undefined || earlier === res.json.invocationId, `a${i} got two ids`);
+        ids.set(`a${i}`, res.json.invocationId);
+        done++;
+      };
+      const clients = Array.from({ length: 8 }, async () => {
+        while (next < TOTAL) await invoke(next++);
+      });
+      const killer = (async () => {
+        while (done < TOTAL / 2) await sleep(5);
+        await node.kill();
+        await midRun?.(node, 1);
+        await node.start();
+      })();
+      await Promise.all([...clients, killer]);
+      const deadline = Date.now() + 120_000;
+      const executed = new Set<string>();
+      const ledger: string[] = [];
+      while (executed.size < TOTAL && Date.now() < deadline) {
+        for (const entry of await drain(node, 'ledger')) {
+          ledger.push(entry);
+          executed.add(entry.slice(0, entry.lastIndexOf('|')));
+        }
+        if (executed.size < TOTAL) await sleep(250);
+      }
+      const missing = [...ids.keys()].filter((b) => !executed.has(b));
+      // An acknowledged invocation that did not run must at least be recorded as dead or expired.
+      for (const body of missing.slice(0, 20)) {
+        const s = await node.api('GET', `/v1/invocations/${ids.get(body)}`);
+        assert.ok(['dead', 'expired', 'failed'].includes(s.json.state), `${body} (${ids.get(body)}) acknowledged but neither run nor dead-lettered: ${JSON.stringify(s.json)}`);
+      }
+      process.stderr.write(`[${backend}] async: ${TOTAL} acknowledged, ${executed.size} executed, ${ledger.length - executed.size} duplicates\n`);
+    });
+  });
+}
+
+runCrashSuite('sqlite', () => startCrashNode());
