@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ContinuumError } from '../../core/errors.ts';
-import type { DriverStatus, Instance, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
+import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
 import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
 import { IsolateInstance } from './instance.ts';
 import { loadPrelude } from './prelude-build.ts';
@@ -250,7 +250,7 @@ export class IsolateDriver implements SandboxDriver {
     }
   }
 
-  async createInstance(spec: InstanceSpec): Promise<Instance> {
+  async createInstance(spec: InstanceSpec, services?: InstanceServices): Promise<Instance> {
     if (!this.#running) throw new ContinuumError('unavailable', 'the isolate driver is not running');
     const load: WireLoadOptions = {
       functionName: spec.functionName,
@@ -266,6 +266,8 @@ export class IsolateDriver implements SandboxDriver {
       cpuMs: Math.min(spec.limits.cpuMs, spec.limits.timeoutMs),
       responseBytes: spec.limits.responseBytes,
       subrequests: spec.limits.subrequests,
+      // Names only: the driver resolves a name to its queue through this spec when the isolate sends.
+      bindings: Object.keys(spec.bindings ?? {}),
     };
     const payload: CreatePayload & { limits: InstanceSpec['limits'] } = { code: spec.code, load, logBytes: spec.limits.logBytes, limits: spec.limits };
     const json = JSON.stringify(payload);
@@ -288,6 +290,7 @@ export class IsolateDriver implements SandboxDriver {
         const extra = info.timing.spare === undefined ? {} : { spare: info.timing.spare, prepaidMs: info.timing.prepaidMs ?? 0 };
         const instance = new IsolateInstance({
           spec,
+          services,
           worker,
           num,
           initTiming: { sandboxMs: info.timing.sandboxMs, runtimeMs: info.timing.runtimeMs, moduleMs: info.timing.moduleMs, ...extra },

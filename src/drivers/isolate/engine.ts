@@ -6,7 +6,7 @@
  *
  * Every run of tenant code happens inside a synchronous host call (`applySync`) that carries a
  * timeout equal to the calling invocation's remaining CPU budget: dispatch, body push, timer fire, and
- * completions of host operations (crypto.subtle, fetch) all enter through entry points — no promise
+ * completions of host operations (crypto.subtle, fetch, queue sends) all enter through entry points — no promise
  * crosses the boundary, so nothing runs in the isolate without a limit. ivm's timeout also covers
  * microtasks drained at the end of the call (microtask bombs and endless `await` loops end at the
  * limit, measured in engine.test.ts). A timed-out or over-heap isolate is disposed; the caller creates
@@ -22,15 +22,22 @@ import { domainToASCII } from 'node:url';
 import ivm from 'isolated-vm';
 import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.ts';
 import { FUNCTION_DEFAULTS } from '../../core/defaults.ts';
+import type { BindingMessage } from '../../core/driver.ts';
 import type { HandlerFormat, LogLevel } from '../../core/types.ts';
 import type { HostBridges, WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
 import { loadPrelude } from './prelude-build.ts';
+import { checkQueueSend } from './bindings.ts';
 
 export interface SandboxCallbacks {
   onRespond(invocationId: string, head: { status: number; headers: Array<[string, string]> }): void;
   onChunk(invocationId: string, bytes: Uint8Array): void;
   onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
   onLog(invocationId: string, level: LogLevel, message: string): void;
+  /**
+   * Tenant code sent through the queue binding `binding` (a name of load.bindings, checked): resolves
+   * with message ids or rejects with a ContinuumError. Absent: sends fail with `unavailable`.
+   */
+  onQueueSend?(invocationId: string, binding: string, messages: BindingMessage[]): Promise<string[]>;
   /** A callback above threw; the engine carries on. Default: rethrown on a later microtask. */
   onCallbackError?(error: unknown): void;
 }
@@ -66,7 +73,7 @@ const MAX_MESSAGE = 64 * 1024;
  */
 const WARMUP = `(function () {
   const install = __continuum_install, load = __continuum_load, dispatch = __continuum_dispatch, push = __continuum_push;
-  install({ log() {}, timerSet() {}, timerClear() {}, random(n) { return new ArrayBuffer(n); }, domainToASCII(d) { return d; }, subtle() {}, fetch() {}, respond() { return true; }, chunk() { return true; }, finish() {} });
+  install({ log() {}, timerSet() {}, timerClear() {}, random(n) { return new ArrayBuffer(n); }, domainToASCII(d) { return d; }, subtle() {}, fetch() {}, queueSend() {}, respond() { return true; }, chunk() { return true; }, finish() {} });
   load(function (module) {
     module.exports = { default: { async fetch(request, env, ctx) {
       const url = new URL(request.url);
@@ -243,7 +250,7 @@ class Shell {
   }
 }
 
-const BRIDGE_NAMES: ReadonlyArray<keyof HostBridges> = ['log', 'timerSet', 'timerClear', 'random', 'domainToASCII', 'subtle', 'fetch', 'respond', 'chunk', 'finish'];
+const BRIDGE_NAMES: ReadonlyArray<keyof HostBridges> = ['log', 'timerSet', 'timerClear', 'random', 'domainToASCII', 'subtle', 'fetch', 'queueSend', 'respond', 'chunk', 'finish'];
 
 interface HostInvocation {
   cpuMs: number;
@@ -263,6 +270,11 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A failed host call as the runtime receives it: `{name, message, code}` (see #startCall). */
+function wireError(code: ErrorCode, message: string): Error {
+  return Object.assign(new Error(message), { wireCode: code });
+}
+
 export class Sandbox {
   readonly timing: { sandboxMs: number; runtimeMs: number; moduleMs: number; spare: boolean; prepaidMs: number };
   readonly format: HandlerFormat;
@@ -276,6 +288,7 @@ export class Sandbox {
   readonly #responseBytes: number;
   readonly #subrequests: number;
   readonly #timeoutMs: number;
+  readonly #bindings: ReadonlySet<string>;
   readonly #invocations = new Map<string, HostInvocation>();
   readonly #timers = new Map<number, { handle: NodeJS.Timeout; owner: string }>();
   readonly #keys = new Map<number, WebCrypto.CryptoKey>();
@@ -291,6 +304,7 @@ export class Sandbox {
     this.#cpuMs = load.cpuMs ?? FUNCTION_DEFAULTS.limits.cpuMs;
     this.#responseBytes = load.responseBytes ?? FUNCTION_DEFAULTS.limits.responseBytes;
     this.#subrequests = load.subrequests;
+    this.#bindings = new Set(load.bindings ?? []);
     this.#timeoutMs = load.timeoutMs;
     this.#isolate = shell.isolate;
     this.#context = shell.context;
@@ -563,6 +577,25 @@ export class Sandbox {
           throw Object.assign(new TypeError(message), { wireCode: code });
         });
       },
+      queueSend: (callId: unknown, invocationId: unknown, binding: unknown, metaJson: unknown, buffers: unknown) => {
+        const owner = typeof invocationId === 'string' ? invocationId : this.#currentOwner();
+        const inv = this.#invocations.get(owner);
+        const over = inv !== undefined && ++inv.subrequests > this.#subrequests;
+        this.#startCall(callId, owner, async () => {
+          if (over) throw wireError('subrequest_limit', `queue send failed: subrequest_limit: more than ${this.#subrequests} subrequests in one invocation`);
+          let ids: string[];
+          try {
+            const messages = this.#queueMessages(binding, metaJson, buffers);
+            const send = this.#callbacks.onQueueSend;
+            if (!send) throw new ContinuumError('unavailable', 'queue bindings are not available here');
+            ids = await send(owner, binding as string, messages);
+          } catch (err) {
+            const e = err instanceof ContinuumError ? err : new ContinuumError('internal', 'the queue send failed');
+            throw wireError(e.code, `queue send failed: ${e.code}: ${e.message}`);
+          }
+          return [JSON.stringify({ ids }), []];
+        });
+      },
       respond: (id: unknown, headJson: unknown, wholeBody?: unknown, complete?: unknown) => {
         if (typeof id !== 'string' || typeof headJson !== 'string') return false;
         if (complete !== true) return this.#respond(id, headJson);
@@ -642,6 +675,31 @@ export class Sandbox {
           this.#settle(id, owner, false, JSON.stringify({ name, message, code: typeof e?.wireCode === 'string' ? e.wireCode : undefined }), []);
         },
       );
+  }
+
+  /** A queue send's arguments as they crossed the boundary → messages within the ceilings. */
+  #queueMessages(binding: unknown, metaJson: unknown, buffers: unknown): BindingMessage[] {
+    if (typeof binding !== 'string' || !this.#bindings.has(binding)) {
+      throw new ContinuumError('forbidden', `binding ${JSON.stringify(String(binding).slice(0, 64))} is not granted to this function`);
+    }
+    const bad = new ContinuumError('bad_argument', 'invalid queue send arguments');
+    if (typeof metaJson !== 'string' || metaJson.length > 1_000_000 || !Array.isArray(buffers) || !buffers.every((b) => b instanceof ArrayBuffer)) throw bad;
+    let meta: unknown;
+    try {
+      meta = JSON.parse(metaJson);
+    } catch {
+      throw bad;
+    }
+    if (!Array.isArray(meta) || meta.length !== buffers.length) throw bad;
+    const messages = meta.map((m: { contentType?: unknown; delaySeconds?: unknown }, i): BindingMessage => {
+      if (m === null || typeof m !== 'object' || typeof m.contentType !== 'string') throw bad;
+      const body = new Uint8Array(buffers[i] as ArrayBuffer);
+      if (m.delaySeconds === undefined || m.delaySeconds === null) return { body, contentType: m.contentType };
+      if (typeof m.delaySeconds !== 'number' || !Number.isFinite(m.delaySeconds)) throw bad;
+      return { body, contentType: m.contentType, delayMs: Math.round(m.delaySeconds * 1000) };
+    });
+    checkQueueSend(messages);
+    return messages;
   }
 
   async #subtle(argsJson: unknown, buffers: unknown): Promise<[string, ArrayBuffer[]]> {

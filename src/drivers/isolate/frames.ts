@@ -24,6 +24,7 @@ export const F = {
   abort: 0x06, // a=inst b=inv; payload reason (UTF-8)
   ping: 0x07, // a=seq
   init: 0x08, // payload JSON (engine start options, e.g. the prelude source); answered with ready
+  queueSent: 0x09, // a=inst b=call; payload JSON { ids } or { error: { code, message } } (answers queueSend)
   // worker → driver
   ready: 0x40, // payload JSON { pid } or { error } when the engine could not start
   created: 0x41, // a=inst; payload JSON { timing, format, exportName }
@@ -37,6 +38,7 @@ export const F = {
   pong: 0x49, // a=seq
   fatal: 0x4a, // payload UTF-8 (catastrophic error: stop taking work)
   workerError: 0x4b, // payload UTF-8 (uncaught error in the worker, kept alive)
+  queueSend: 0x4c, // a=inst b=call; payload see bindings.ts encodeQueueSend (a queue binding's send)
 } as const;
 
 export const LOG_LEVELS = ['log', 'debug', 'info', 'warn', 'error'] as const;

@@ -9,12 +9,14 @@ import type {
   Completion,
   InitTiming,
   Instance,
+  InstanceServices,
   InstanceSpec,
   InstanceState,
   InvokeRequest,
   InvokeResult,
 } from '../../core/driver.ts';
 import type { LogLevel } from '../../core/types.ts';
+import { checkQueueSend, decodeQueueSend } from './bindings.ts';
 import { ByteQueue } from './body.ts';
 import { F, LOG_LEVELS } from './frames.ts';
 import type { FrameSink, WorkerProcess } from './worker-process.ts';
@@ -79,6 +81,8 @@ class Invocation {
 
 export interface InstanceInit {
   spec: InstanceSpec;
+  /** What binding calls reach; absent, they fail with `unavailable`. */
+  services?: InstanceServices;
   worker: WorkerProcess;
   num: number;
   initTiming: InitTiming;
@@ -95,6 +99,7 @@ export class IsolateInstance implements Instance, FrameSink {
   readonly format: string;
   readonly exportName: string;
   readonly #spec: InstanceSpec;
+  readonly #services: InstanceServices | undefined;
   readonly #worker: WorkerProcess;
   readonly #num: number;
   readonly #onStopped: (instance: IsolateInstance) => void;
@@ -109,6 +114,7 @@ export class IsolateInstance implements Instance, FrameSink {
 
   constructor(init: InstanceInit) {
     this.#spec = init.spec;
+    this.#services = init.services;
     this.id = init.spec.instanceId;
     this.functionName = init.spec.functionName;
     this.initTiming = init.initTiming;
@@ -196,6 +202,10 @@ export class IsolateInstance implements Instance, FrameSink {
   }
 
   frame(type: number, b: number, payload: Buffer): void {
+    if (type === F.queueSend) {
+      this.#queueSend(b, payload);
+      return;
+    }
     const inv = this.#inflight.get(b);
     if (!inv) return;
     switch (type) {
@@ -240,6 +250,42 @@ export class IsolateInstance implements Instance, FrameSink {
         return;
       }
     }
+  }
+
+  /**
+   * A queue binding's send from the sandbox (call number `call`). The binding name is resolved through
+   * this instance's own spec, so a compromised worker cannot reach a queue its function was not granted.
+   * The send may outlive the invocation that made it (ctx.waitUntil), so it is not tied to one.
+   */
+  #queueSend(call: number, payload: Buffer): void {
+    const reply = (answer: { ids: string[] } | { error: { code: ErrorCode; message: string } }) => {
+      if (this.#state !== 'stopped') this.#worker.out.text(F.queueSent, this.#num, call, JSON.stringify(answer));
+    };
+    const refuse = (err: unknown) => {
+      const e = err instanceof ContinuumError ? err : new ContinuumError('internal', 'the queue send failed');
+      reply({ error: { code: e.code, message: e.message } });
+    };
+    let send: ReturnType<typeof decodeQueueSend>;
+    try {
+      send = decodeQueueSend(payload);
+      checkQueueSend(send.messages);
+    } catch (err) {
+      refuse(err);
+      return;
+    }
+    const target = Object.hasOwn(this.#spec.bindings, send.binding) ? this.#spec.bindings[send.binding] : undefined;
+    if (target === undefined) {
+      refuse(new ContinuumError('forbidden', `binding ${send.binding} is not granted to this function`));
+      return;
+    }
+    const services = this.#services;
+    if (!services) {
+      refuse(new ContinuumError('unavailable', 'queue bindings are not available on this node'));
+      return;
+    }
+    Promise.resolve()
+      .then(() => services.sendToQueue(this.functionName, target.queue, send.messages))
+      .then((ids) => reply({ ids: ids.map(String) }), refuse);
   }
 
   #timeout(inv: Invocation): void {

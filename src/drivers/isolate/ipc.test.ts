@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import type { InvokeRequest, InvokeResult } from '../../core/driver.ts';
+import type { BindingMessage, InvokeRequest, InvokeResult } from '../../core/driver.ts';
 import { IsolateDriver } from './driver.ts';
 import { testSpec } from './testing.ts';
 import { runWorker, type WorkerEngine, type WorkerSandbox, type WorkerSandboxCallbacks } from './worker-loop.ts';
@@ -18,6 +18,8 @@ interface StandinIo {
   chunk(s: string | Uint8Array): void;
   finish(error?: { code: string; message: string } | null): void;
   log(message: string): void;
+  /** What a compromised worker could do: forward any queue send, skipping the engine's checks. */
+  queueSend(binding: string, bodies: string[]): Promise<string[]>;
   body(): Promise<Uint8Array[]>;
 }
 
@@ -49,6 +51,7 @@ function standinEngine(): WorkerEngine {
               callbacks.onFinish(id, (error as never) ?? null);
             },
             log: (m) => callbacks.onLog(id, 'log', m),
+            queueSend: (binding, list) => callbacks.onQueueSend(id, binding, list.map((t) => ({ body: enc.encode(t), contentType: 'text/plain' }))),
             body: () => (b.done ? Promise.resolve(b.chunks) : new Promise((r) => b.waiters.push(() => r(b.chunks)))),
           };
           handler(typeof head === 'string' ? JSON.parse(head) : head, io);
@@ -126,6 +129,31 @@ function suite(): void {
     assert.equal(c?.peakMemoryBytes, 1234);
     await inst.stop();
     assert.equal(inst.state, 'stopped');
+  });
+
+  test('a worker can reach only the queues of its instance\'s own bindings, within the ceilings', async () => {
+    const sent: Array<[string, string, string[]]> = [];
+    const services = {
+      async sendToQueue(fn: string, queue: string, messages: BindingMessage[]) {
+        sent.push([fn, queue, messages.map((x) => new TextDecoder().decode(x.body))]);
+        return messages.map((_, i) => `id-${i}`);
+      },
+    };
+    const code = `module.exports = async (h, io) => {
+      const out = [];
+      for (const [name, bodies] of [['ORDERS', ['a', 'b']], ['OTHER', ['x']], ['ORDERS', Array.from({ length: 101 }, () => 'm')], ['ORDERS', ['z'.repeat(300 * 1024)]]]) {
+        try { out.push(await io.queueSend(name, bodies)); } catch (e) { out.push(e.code); }
+      }
+      io.respond(200); io.chunk(JSON.stringify(out)); io.finish();
+    };`;
+    const inst = await driver.createInstance({ ...spec(code), bindings: { ORDERS: { queue: 'orders' } } }, services);
+    assert.deepEqual(JSON.parse(await text(await inst.invoke(req()))), [['id-0', 'id-1'], 'forbidden', 'bad_request', 'payload_too_large']);
+    assert.deepEqual(sent, [['fn-a', 'orders', ['a', 'b']]]);
+    await inst.stop();
+    // No services on this node: a granted binding answers unavailable.
+    const bare = await driver.createInstance({ ...spec(code), bindings: { ORDERS: { queue: 'orders' } } });
+    assert.equal(JSON.parse(await text(await bare.invoke(req())))[0], 'unavailable');
+    await bare.stop();
   });
 
   test('workers run with an empty environment', async () => {

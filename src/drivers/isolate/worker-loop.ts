@@ -7,7 +7,9 @@
  */
 import { Socket } from 'node:net';
 import { F, FrameReader, FrameWriter, LOG_LEVELS } from './frames.ts';
-import type { ErrorCode } from '../../core/errors.ts';
+import { encodeQueueSend } from './bindings.ts';
+import type { BindingMessage } from '../../core/driver.ts';
+import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.ts';
 import type { LogLevel } from '../../core/types.ts';
 import type { WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
 
@@ -17,6 +19,8 @@ export interface WorkerSandboxCallbacks {
   onChunk(invocationId: string, bytes: Uint8Array): void;
   onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
   onLog(invocationId: string, level: LogLevel, message: string): void;
+  /** A queue binding's send: forwarded to the driver, which resolves the binding through the instance's spec. */
+  onQueueSend(invocationId: string, binding: string, messages: BindingMessage[]): Promise<string[]>;
 }
 
 export interface WorkerSandbox {
@@ -76,6 +80,9 @@ class Slot {
   cpuAcc = 0;
   dying: { code: string; message: string } | null = null;
   dyingScheduled = false;
+  /** Queue sends waiting for the driver's answer, by call number. */
+  readonly calls = new Map<number, { resolve: (ids: string[]) => void; reject: (err: ContinuumError) => void }>();
+  nextCall = 0;
 
   constructor(num: number, sandbox: WorkerSandbox, logCap: number) {
     this.num = num;
@@ -92,6 +99,30 @@ class Slot {
     const n = this.byNum.size;
     if (delta > 0 && n > 0) this.cpuAcc += delta / n;
   }
+
+  /** The sandbox is going away: sends still waiting will not be answered. */
+  failCalls(): void {
+    const err = new ContinuumError('instance_crashed', 'the instance stopped before the send was confirmed');
+    for (const c of this.calls.values()) c.reject(err);
+    this.calls.clear();
+  }
+}
+
+/** The driver's answer to a queue send: `{ ids }` or `{ error: { code, message } }`. */
+function settleCall(call: { resolve: (ids: string[]) => void; reject: (err: ContinuumError) => void }, payload: Buffer): void {
+  let answer: { ids?: unknown; error?: { code?: unknown; message?: unknown } };
+  try {
+    answer = JSON.parse(payload.toString('utf8'));
+  } catch {
+    answer = {};
+  }
+  if (Array.isArray(answer.ids) && answer.ids.every((id) => typeof id === 'string')) {
+    call.resolve(answer.ids);
+    return;
+  }
+  const e = answer.error;
+  const code = isErrorCode(e?.code) ? e.code : 'internal';
+  call.reject(new ContinuumError(code, typeof e?.message === 'string' ? e.message : 'the queue send failed'));
 }
 
 function safeNumber(fn: () => number): number {
@@ -166,6 +197,7 @@ export function runWorker(createEngine: EngineFactory): void {
   const dropSlot = (slot: Slot, reason: { code: string; message: string }) => {
     if (slots.get(slot.num) !== slot) return;
     slots.delete(slot.num);
+    slot.failCalls();
     for (const inv of [...slot.byNum.values()]) {
       out.text(F.finish, slot.num, inv.num, JSON.stringify({ e: { code: 'instance_crashed', message: reason.message }, c: 0, m: 0 }));
     }
@@ -218,6 +250,17 @@ export function runWorker(createEngine: EngineFactory): void {
         inv.logBytes += bytes;
         if (kept.length > 0 || !inv.truncated) out.text(F.log, num, inv.num, kept, LEVEL_INDEX.get(level) ?? 0);
         if (inv.truncated) out.bytes(F.logTruncated, num, inv.num);
+      },
+      onQueueSend(_id, binding, messages) {
+        return new Promise((resolve, reject) => {
+          if (!slot || slots.get(num) !== slot) {
+            reject(new ContinuumError('instance_crashed', 'the instance is gone'));
+            return;
+          }
+          const call = (slot.nextCall = (slot.nextCall + 1) >>> 0 || 1);
+          slot.calls.set(call, { resolve, reject });
+          out.bytes(F.queueSend, num, call, encodeQueueSend(binding, messages));
+        });
       },
     };
     try {
@@ -284,6 +327,14 @@ export function runWorker(createEngine: EngineFactory): void {
         if (slot.sandbox.disposed) dropSlot(slot, { code: 'instance_crashed', message: 'sandbox disposed' });
         return;
       }
+      case F.queueSent: {
+        const slot = slots.get(a);
+        const call = slot?.calls.get(b);
+        if (!slot || !call) return;
+        slot.calls.delete(b);
+        settleCall(call, payload);
+        return;
+      }
       case F.create:
         create(a, JSON.parse(payload.toString('utf8')) as CreatePayload);
         return;
@@ -291,6 +342,7 @@ export function runWorker(createEngine: EngineFactory): void {
         const slot = slots.get(a);
         if (!slot) return;
         slots.delete(a);
+        slot.failCalls();
         try {
           slot.sandbox.dispose();
         } catch {

@@ -18,6 +18,38 @@ export interface WireRequestHead {
   headers: Array<[string, string]>;
   /** Client address for Lambda `sourceIp` (optional). */
   clientIp?: string;
+  /** Present for event invocations; mirrors EventHead in src/core/driver.ts, whose doc is the contract. */
+  event?: WireEventHead;
+}
+
+export type WireEventHead =
+  | { kind: 'queue'; queue: string }
+  | { kind: 'scheduled'; cron: string; scheduledTime: number; invocationId?: string }
+  | { kind: 'invoke'; attempt: number; idempotencyKey: string | null; invocationId?: string };
+
+/** One message of a queue batch (the body of a `queue` event is `{ "messages": [...] }`); mirrors core's WireQueueMessage. */
+export interface WireQueueMessage {
+  id: string;
+  /** UTF-8 text, or base64 when `encoding` is base64. */
+  body: string;
+  encoding: 'utf8' | 'base64';
+  contentType: string | null;
+  attempt: number;
+  /** Epoch ms of the first enqueue. */
+  timestamp: number;
+  attributes: Record<string, string>;
+  idempotencyKey: string | null;
+}
+
+/**
+ * The answer to a `queue` event (JSON body; status 200 when the handler resolved, 500 when it threw).
+ * Messages in neither list are acked on 200 and retried on 500. `delaySeconds` is absent when the
+ * function named none (the trigger's backoff applies).
+ */
+export interface WireBatchOutcome {
+  acked: string[];
+  retried: Array<{ id: string; delaySeconds?: number }>;
+  error: string | null;
 }
 
 /** Response head as it crosses out of the isolate (JSON). */
@@ -50,6 +82,8 @@ export interface WireLoadOptions {
   cpuMs?: number;
   /** Response body cap in bytes (host-enforced; default FUNCTION_DEFAULTS.limits.responseBytes). */
   responseBytes?: number;
+  /** Names of the queue bindings, visible as `env.<NAME>`; the host resolves them to queues. */
+  bindings?: string[];
 }
 
 /** Bridges the host installs after the isolate is restored from the snapshot (each an ivm.Callback). */
@@ -78,6 +112,12 @@ export interface HostBridges {
    * rejects with `{name: 'TypeError', message, code}` (code e.g. egress_denied, subrequest_limit).
    */
   fetch(callId: number, invocationId: string, headJson: string, body: ArrayBuffer | null): void;
+  /**
+   * Send through the queue binding `binding` (a NAME, never a queue): metaJson is
+   * `[{ "contentType", "delaySeconds"? }…]` with one buffer per message. Counts as a subrequest. Settles
+   * like fetch with `{ "ids": [...] }`, or rejects with `{ name, message, code }` (a code of src/core/errors.ts).
+   */
+  queueSend(callId: number, invocationId: string, binding: string, metaJson: string, buffers: ArrayBuffer[]): void;
   /**
    * Response head for an invocation. Returns false when the host no longer wants the response.
    * With `complete` true, `wholeBody` is the whole body (null for none) and the invocation is done:
@@ -114,7 +154,7 @@ export interface RuntimeEntryPoints {
   __continuum_push(invocationId: string, chunk: ArrayBuffer | null): void;
   /** A timer the runtime set has fired. */
   __continuum_fire(timerId: number): void;
-  /** A host call started through `subtle` or `fetch` has completed. */
+  /** A host call started through `subtle`, `fetch` or `queueSend` has completed. */
   __continuum_settle(callId: number, ok: boolean, json: string, buffers: ArrayBuffer[]): void;
   /** The client went away or a host limit hit: abort the invocation's signal. */
   __continuum_abort(invocationId: string, reason: string): void;

@@ -1,15 +1,31 @@
 /**
  * The in-isolate runtime: host-bridged globals (console, timers, crypto, fetch, performance), the
- * handler adapters (Workers fetch, Lambda, OpenWhisk) and the entry points of protocol.ts. Evaluated
- * once into the V8 snapshot; `__continuum_install` wires the host bridges after each restore and removes
- * every `__continuum_*` global before tenant code runs.
+ * handler adapters (Workers fetch/queue/scheduled, Lambda, OpenWhisk) with event dispatch, queue
+ * bindings, and the entry points of protocol.ts. Evaluated once into the V8 snapshot;
+ * `__continuum_install` wires the host bridges after each restore and removes every `__continuum_*`
+ * global before tenant code runs.
  */
-import type { HostBridges, WireRequestHead } from './protocol.ts';
+import type { HostBridges, WireBatchOutcome, WireEventHead, WireQueueMessage, WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
 import { fromInnerRequest, getResponseState, HeadersList, makeRequest } from './prelude/60-fetch.ts';
 import { lambdaEventV1, lambdaEventV2, lambdaResult, openwhiskParams, openwhiskResult, type PlainResponse } from './adapters.ts';
+import {
+  AWS_ACCOUNT,
+  AWS_REGION,
+  checkDelay,
+  decodeBatch,
+  encodeQueueBody,
+  invokeParams,
+  invokePayload,
+  openwhiskQueueParams,
+  QueueDecisions,
+  scheduledEvent,
+  sqsEvent,
+  sqsOutcome,
+  workersBatch,
+} from './events.ts';
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -52,8 +68,12 @@ let loaded: {
   format: 'fetch' | 'lambda' | 'openwhisk';
   exportName: string;
   target: unknown;
-  handler: Fn;
-  env: Record<string, string>;
+  /** Lambda handler, OpenWhisk main, or the Workers fetch method (null when the module has only queue/scheduled). */
+  handler: Fn | null;
+  /** `process.env`: the plain string variables. */
+  vars: Record<string, string>;
+  /** The Workers `env`: the variables plus binding objects. */
+  env: Record<string, unknown>;
   functionName: string;
   versionId: string;
   memoryLimitMb: number;
@@ -184,23 +204,78 @@ const cryptoApi = createCrypto({
 
 // ---------------------------------------------------------------- outbound fetch
 
+/** Outbound fetches and binding calls share one budget per invocation (the host counts too). */
+function countSubrequest(inv: Invocation, what: string): void {
+  inv.subrequests++;
+  if (loaded && inv.subrequests > loaded.subrequests) {
+    const err = new TypeError(`${what}: subrequest_limit: more than ${loaded.subrequests} subrequests in one invocation`);
+    codedErrors.set(err, 'subrequest_limit');
+    throw err;
+  }
+}
+
 async function outboundFetch(input: unknown, init?: unknown): Promise<Response> {
   const inv = invocations.get(current);
   if (typeof input === 'string' && input.length > MAX_URL) throw new TypeError(`fetch: URL longer than ${MAX_URL} characters`);
   const req = new Request(input as RequestInfo, init as RequestInit | undefined);
-  if (inv) {
-    inv.subrequests++;
-    if (loaded && inv.subrequests > loaded.subrequests) {
-      const err = new TypeError(`fetch failed: subrequest_limit: more than ${loaded.subrequests} subrequests in one invocation`);
-      codedErrors.set(err, 'subrequest_limit');
-      throw err;
-    }
-  }
+  if (inv) countSubrequest(inv, 'fetch failed');
   const headJson = JSON.stringify({ method: req.method, url: req.url, headers: [...req.headers] });
   const body = req.body === null ? null : await req.arrayBuffer();
   const [json, buffers] = await hostCall((id) => host().fetch(id, current, headJson, body));
   const head = JSON.parse(json) as { status: number; headers: Array<[string, string]> };
   return new Response(buffers[0] ?? null, { status: head.status, headers: head.headers });
+}
+
+// ---------------------------------------------------------------- queue bindings
+
+interface OutgoingMessage {
+  bytes: Uint8Array;
+  contentType: string;
+  delaySeconds: number | undefined;
+}
+
+/**
+ * Sends through the binding NAME: only the name and copied bytes cross; the host resolves the name
+ * through the function's own grants. Rejections carry the platform's error code as `err.code`.
+ */
+async function queueSend(name: string, messages: OutgoingMessage[]): Promise<{ ids: string[] }> {
+  const inv = invocations.get(current);
+  if (inv) countSubrequest(inv, 'queue send failed');
+  const meta = JSON.stringify(messages.map(({ contentType, delaySeconds }) => ({ contentType, delaySeconds })));
+  const buffers = messages.map((m) => exactBuffer(m.bytes));
+  try {
+    const [json] = await hostCall((id) => host().queueSend(id, current, name, meta, buffers));
+    const ids = (JSON.parse(json) as { ids?: unknown }).ids;
+    return { ids: Array.isArray(ids) ? ids.map(String) : [] };
+  } catch (err) {
+    const code = err !== null && typeof err === 'object' ? codedErrors.get(err) : undefined;
+    if (code !== undefined) Object.defineProperty(err, 'code', { value: code, enumerable: true, configurable: true, writable: true });
+    throw err;
+  }
+}
+
+/** `env.NAME` for a queue binding: Cloudflare's Queue producer API, plain JS inside the isolate. */
+function queueBinding(name: string): object {
+  return Object.freeze({
+    async send(body: unknown, options?: { contentType?: unknown; delaySeconds?: number }): Promise<{ ids: string[] }> {
+      const delaySeconds = checkDelay(options, 'send');
+      return queueSend(name, [{ ...encodeQueueBody(body, options?.contentType), delaySeconds }]);
+    },
+    async sendBatch(messages: Iterable<{ body: unknown; contentType?: unknown; delaySeconds?: number }>, options?: { delaySeconds?: number }): Promise<{ ids: string[] }> {
+      const batchDelay = checkDelay(options, 'sendBatch');
+      if (messages === null || typeof messages !== 'object' || typeof (messages as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+        throw new TypeError('sendBatch: expected an iterable of { body, contentType?, delaySeconds? }');
+      }
+      const list: OutgoingMessage[] = [];
+      for (const m of messages) {
+        if (m === null || typeof m !== 'object') throw new TypeError('sendBatch: each message must be an object { body, contentType?, delaySeconds? }');
+        const delaySeconds = checkDelay(m, 'sendBatch') ?? batchDelay;
+        list.push({ ...encodeQueueBody(m.body, m.contentType), delaySeconds });
+      }
+      if (list.length === 0) throw new TypeError('sendBatch: no messages to send');
+      return queueSend(name, list);
+    },
+  });
 }
 
 // ---------------------------------------------------------------- invocation lifecycle
@@ -385,8 +460,32 @@ function respondWith(inv: Invocation, res: unknown): void {
   sendResponse(inv, res).catch((err) => fail(inv, err));
 }
 
+/** The Workers `ctx` (ExecutionContext): waitUntil keeps the invocation's timers alive after it answered. */
+function executionContext(inv: Invocation): Record<string, unknown> {
+  return {
+    waitUntil(promise: unknown) {
+      inv.waitUntil++;
+      Promise.resolve(promise)
+        .catch((err) => {
+          current = inv.id;
+          reportError(err);
+        })
+        .finally(() => {
+          inv.waitUntil--;
+          if (inv.ended && inv.waitUntil === 0) clearInvocationTimers(inv);
+        });
+    },
+    passThroughOnException() {},
+    props: {},
+  };
+}
+
 function runFetch(inv: Invocation, hasBody: boolean): void {
   const l = loaded!;
+  if (l.handler === null) {
+    fail(inv, new TypeError('No fetch handler: this module exports only event handlers; add fetch(request, env, ctx) to its default export to serve requests'));
+    return;
+  }
   let body: ReadableStream<Uint8Array> | null = null;
   if (hasBody && inv.head.method !== 'GET' && inv.head.method !== 'HEAD') {
     body = new ReadableStream<Uint8Array>({
@@ -398,23 +497,7 @@ function runFetch(inv: Invocation, hasBody: boolean): void {
   let result: unknown;
   try {
     const request = incomingRequest(inv, body);
-    const ctx = {
-      waitUntil(promise: unknown) {
-        inv.waitUntil++;
-        Promise.resolve(promise)
-          .catch((err) => {
-            current = inv.id;
-            reportError(err);
-          })
-          .finally(() => {
-            inv.waitUntil--;
-            if (inv.ended && inv.waitUntil === 0) clearInvocationTimers(inv);
-          });
-      },
-      passThroughOnException() {},
-      props: {},
-    };
-    result = Reflect.apply(l.handler, l.target, [request, l.env, ctx]);
+    result = Reflect.apply(l.handler, l.target, [request, l.env, executionContext(inv)]);
   } catch (err) {
     fail(inv, err);
     return;
@@ -434,7 +517,7 @@ function lambdaContext(inv: Invocation): Record<string, unknown> {
     callbackWaitsForEmptyEventLoop: true,
     functionName: l.functionName,
     functionVersion: l.versionId,
-    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${l.functionName}`,
+    invokedFunctionArn: `arn:aws:lambda:${AWS_REGION}:${AWS_ACCOUNT}:function:${l.functionName}`,
     memoryLimitInMB: String(l.memoryLimitMb),
     awsRequestId: inv.id,
     logGroupName: `/aws/lambda/${l.functionName}`,
@@ -443,30 +526,136 @@ function lambdaContext(inv: Invocation): Record<string, unknown> {
   };
 }
 
-function runBuffered(inv: Invocation, body: Uint8Array | null): void {
+/** How each format receives one invocation; built lazily, only the loaded format's shape is made. */
+interface Shapes {
+  /** A Workers default-export method and its first argument (fetch-format modules). */
+  workers?: () => ['queue' | 'scheduled', unknown];
+  lambda: () => unknown;
+  openwhisk: () => Record<string, unknown>;
+}
+
+/**
+ * Calls the module's handler with the shape of its format; the promise settles with its result. Throws
+ * at once when a Workers module lacks the method (a function_error, not a handler failure).
+ */
+function callHandler(inv: Invocation, shapes: Shapes, lambdaExtra?: Record<string, unknown>): Promise<unknown> {
+  const l = loaded!;
+  if (l.format === 'fetch') {
+    const [method, arg] = shapes.workers!();
+    const fn = (l.target as Record<string, unknown>)[method];
+    if (typeof fn !== 'function') {
+      const signature = method === 'queue' ? 'queue(batch, env, ctx)' : 'scheduled(controller, env, ctx)';
+      throw new TypeError(`No ${method} handler: add ${signature} to the module's default export to receive ${method === 'queue' ? 'queue messages' : 'cron triggers'}`);
+    }
+    return new Promise((resolve) => resolve(Reflect.apply(fn, l.target, [arg, l.env, executionContext(inv)])));
+  }
+  const handler = l.handler!;
+  if (l.format === 'openwhisk') return new Promise((resolve) => resolve(Reflect.apply(handler, undefined, [shapes.openwhisk()])));
+  const event = shapes.lambda();
+  const context = lambdaContext(inv);
+  if (lambdaExtra) Object.assign(context, lambdaExtra);
+  return new Promise((resolve, reject) => {
+    const callback = (err: unknown, value: unknown) => (err ? reject(err) : resolve(value));
+    Object.assign(context, { done: callback, succeed: (v: unknown) => resolve(v), fail: (e: unknown) => reject(e) });
+    const r = Reflect.apply(handler, undefined, handler.length >= 3 ? [event, context, callback] : [event, context]);
+    if (handler.length < 3 || (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')) resolve(r);
+  });
+}
+
+function jsonResponse(status: number, value: unknown): PlainResponse {
+  return { status, headers: [['content-type', 'application/json']], body: encoder.encode(JSON.stringify(value) ?? 'null') };
+}
+
+const EMPTY_OK: PlainResponse = { status: 200, headers: [], body: new Uint8Array(0) };
+
+/** Lambda and OpenWhisk HTTP requests: API Gateway events / web-action params, buffered body. */
+function runHttp(inv: Invocation, body: Uint8Array | null): void {
   const l = loaded!;
   const facts = { invocationId: inv.id, functionName: l.functionName, versionId: l.versionId, clientIp: inv.head.clientIp ?? '', now: inv.started };
-  let result: unknown;
-  try {
-    if (l.format === 'lambda') {
-      const event = l.payload === '1.0' ? lambdaEventV1(inv.head, body, facts) : lambdaEventV2(inv.head, body, facts);
-      const context = lambdaContext(inv);
-      result = new Promise((resolve, reject) => {
-        const callback = (err: unknown, value: unknown) => (err ? reject(err) : resolve(value));
-        Object.assign(context, { done: callback, succeed: (v: unknown) => resolve(v), fail: (e: unknown) => reject(e) });
-        const r = Reflect.apply(l.handler, l.target, l.handler.length >= 3 ? [event, context, callback] : [event, context]);
-        if (l.handler.length < 3 || (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')) resolve(r);
-      });
-    } else {
-      result = Reflect.apply(l.handler, l.target, [openwhiskParams(inv.head, body, l.env)]);
-    }
-  } catch (err) {
-    fail(inv, err);
-    return;
-  }
-  Promise.resolve(result)
+  callHandler(inv, {
+    lambda: () => (l.payload === '1.0' ? lambdaEventV1(inv.head, body, facts) : lambdaEventV2(inv.head, body, facts)),
+    openwhisk: () => openwhiskParams(inv.head, body, l.vars),
+  })
     .then((value) => sendPlain(inv, l.format === 'lambda' ? lambdaResult(value, l.payload) : openwhiskResult(value)))
     .catch((err) => fail(inv, err));
+}
+
+/**
+ * A queue batch. The answer (WireBatchOutcome) says which messages were acked and which retried: the
+ * Workers handler's own ack/retry calls, the Lambda partial batch response, or all-or-nothing for
+ * OpenWhisk; a handler that throws answers 500.
+ */
+function runQueue(inv: Invocation, queue: string, messages: WireQueueMessage[]): void {
+  const l = loaded!;
+  const ids = messages.map((m) => m.id);
+  const decisions = new QueueDecisions();
+  const answer = (status: number, outcome: WireBatchOutcome) => {
+    if (outcome.error !== null) log('error', [`queue batch from '${queue}' failed: ${outcome.error}`]);
+    sendPlain(inv, jsonResponse(status, outcome));
+  };
+  callHandler(inv, {
+    workers: () => ['queue', workersBatch(queue, messages, decisions)],
+    lambda: () => sqsEvent(queue, messages, inv.started),
+    openwhisk: () => openwhiskQueueParams(queue, messages),
+  })
+    .then(
+      (result) => {
+        if (l.format === 'lambda') {
+          const { ok, outcome } = sqsOutcome(result, ids);
+          answer(ok ? 200 : 500, outcome);
+        } else {
+          answer(200, l.format === 'fetch' ? decisions.outcome(ids, null) : { acked: ids, retried: [], error: null });
+        }
+      },
+      (err) => {
+        const error = describe(err);
+        // Workers: explicit acks stand even when the handler throws (Cloudflare); the rest are retried.
+        answer(500, l.format === 'fetch' ? decisions.outcome(ids, error) : { acked: [], retried: [], error });
+      },
+    )
+    .catch((err) => fail(inv, err));
+}
+
+/** The id a function sees for an event: the delivery's, the same on every attempt, when the head names one. */
+function deliveryId(inv: Invocation, ev: { invocationId?: string }): string {
+  return typeof ev.invocationId === 'string' && ev.invocationId !== '' ? ev.invocationId : inv.id;
+}
+
+function runScheduled(inv: Invocation, ev: { cron: string; scheduledTime: number; invocationId?: string }): void {
+  const l = loaded!;
+  const id = deliveryId(inv, ev);
+  callHandler(inv, {
+    // noRetry() has nothing to turn off: cron fires are not retried.
+    workers: () => ['scheduled', Object.freeze({ scheduledTime: ev.scheduledTime, cron: ev.cron, noRetry() {} })],
+    lambda: () => scheduledEvent(id, l.functionName, ev.scheduledTime),
+    openwhisk: () => ({ cron: ev.cron, scheduledTime: ev.scheduledTime }),
+  }, { awsRequestId: id })
+    .then(() => sendPlain(inv, EMPTY_OK))
+    .catch((err) => fail(inv, err));
+}
+
+/** An async invocation of a Lambda or OpenWhisk handler (fetch handlers get the request itself). */
+function runInvoke(inv: Invocation, ev: { attempt: number; idempotencyKey: string | null; invocationId?: string }, body: Uint8Array | null): void {
+  const l = loaded!;
+  // attempt and idempotencyKey on the Lambda context are Continuum extensions (Workers see them as request headers).
+  const extra = { awsRequestId: deliveryId(inv, ev), attempt: ev.attempt, idempotencyKey: ev.idempotencyKey };
+  callHandler(inv, { lambda: () => invokePayload(body), openwhisk: () => invokeParams(body) }, extra)
+    .then((value) => sendPlain(inv, jsonResponse(200, l.format === 'openwhisk' && value === undefined ? {} : value)))
+    .catch((err) => fail(inv, err));
+}
+
+/** Invocations that need the whole body first: every format but fetch, and queue/scheduled events. */
+function runBuffered(inv: Invocation, body: Uint8Array | null): void {
+  const ev: WireEventHead | undefined = inv.head.event;
+  try {
+    if (ev === undefined) runHttp(inv, body);
+    else if (ev.kind === 'queue') runQueue(inv, String(ev.queue), decodeBatch(body));
+    else if (ev.kind === 'scheduled') runScheduled(inv, ev);
+    else if (ev.kind === 'invoke') runInvoke(inv, ev, body);
+    else throw new TypeError(`unsupported event kind ${JSON.stringify(String((ev as { kind: unknown }).kind)).slice(0, 40)}`);
+  } catch (err) {
+    fail(inv, err);
+  }
 }
 
 // ---------------------------------------------------------------- require / module loading
@@ -488,11 +677,15 @@ function pick(exportsValue: unknown, name: string): unknown {
   return name === 'default' ? exportsValue : undefined;
 }
 
-function detect(exp: unknown, format: string, exportName: string | null): { format: 'fetch' | 'lambda' | 'openwhisk'; exportName: string; target: unknown; handler: Fn } {
+function detect(exp: unknown, format: string, exportName: string | null): { format: 'fetch' | 'lambda' | 'openwhisk'; exportName: string; target: unknown; handler: Fn | null } {
+  // A Workers module may export only event handlers (queue, scheduled); requests then fail at invocation.
   const fetchFrom = (name: string) => {
     const obj = name === '' ? exp : pick(exp, name);
-    const fn = obj !== null && (typeof obj === 'object' || typeof obj === 'function') ? (obj as { fetch?: unknown }).fetch : undefined;
-    return typeof fn === 'function' ? { format: 'fetch' as const, exportName: name || 'module.exports', target: obj, handler: fn as Fn } : null;
+    if (obj === null || (typeof obj !== 'object' && typeof obj !== 'function')) return null;
+    const o = obj as { fetch?: unknown; queue?: unknown; scheduled?: unknown };
+    const fn = o.fetch;
+    if (typeof fn !== 'function' && typeof o.queue !== 'function' && typeof o.scheduled !== 'function') return null;
+    return { format: 'fetch' as const, exportName: name || 'module.exports', target: obj, handler: typeof fn === 'function' ? (fn as Fn) : null };
   };
   const fnFrom = (f: 'lambda' | 'openwhisk', name: string) => {
     const fn = pick(exp, name);
@@ -508,7 +701,7 @@ function detect(exp: unknown, format: string, exportName: string | null): { form
     const found = t();
     if (found) return found;
   }
-  const want = format === 'auto' ? 'a default export with a fetch method, a handler export or a main export' : `a ${format} handler${exportName ? ` in export '${exportName}'` : ''}`;
+  const want = format === 'auto' ? 'a default export with a fetch, queue or scheduled method, a handler export or a main export' : `a ${format} handler${exportName ? ` in export '${exportName}'` : ''}`;
   throw Object.assign(new Error(`No handler found: expected ${want}`), { wireCode: 'bad_bundle' });
 }
 
@@ -537,15 +730,19 @@ const entryPoints = {
   __continuum_load(factory: unknown, optionsJson: string): string {
     const o = JSON.parse(optionsJson);
     if (typeof factory !== 'function') throw new Error('bundle did not compile to a module factory');
-    const env: Record<string, string> = Object.create(null);
-    for (const [k, v] of Object.entries(o.env ?? {})) env[k] = String(v);
+    const vars: Record<string, string> = Object.create(null);
+    for (const [k, v] of Object.entries(o.env ?? {})) vars[k] = String(v);
+    Object.freeze(vars);
+    define('process', Object.freeze({ env: vars }));
+    const env: Record<string, unknown> = Object.assign(Object.create(null), vars);
+    for (const name of Array.isArray(o.bindings) ? o.bindings : []) env[String(name)] = queueBinding(String(name));
     Object.freeze(env);
-    define('process', Object.freeze({ env }));
     const module = { exports: {} as unknown };
     enter('', () => Reflect.apply(factory as Fn, undefined, [module, module.exports, unavailableRequire]));
     const found = detect(module.exports, o.format ?? 'auto', o.exportName ?? null);
     loaded = {
       ...found,
+      vars,
       env,
       functionName: String(o.functionName ?? ''),
       versionId: String(o.versionId ?? ''),
@@ -569,8 +766,9 @@ const entryPoints = {
     syncResult = undefined;
     try {
       enter(id, () => {
-        if (loaded!.format === 'fetch') runFetch(inv, hasBody);
-      else if (!hasBody) runBuffered(inv, null);
+        // Fetch handlers get async invokes as the request itself; queue and cron events go to their methods.
+        if (loaded!.format === 'fetch' && (head.event === undefined || head.event.kind === 'invoke')) runFetch(inv, hasBody);
+        else if (!hasBody) runBuffered(inv, null);
         else {
           inv.chunks = [];
           inv.onBodyEnd = (body) => runBuffered(inv, body);
