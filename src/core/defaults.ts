@@ -60,8 +60,11 @@ export const EVENT_DEFAULTS = {
     maxDelayMs: 12 * 3600_000,
     /** Errors kept per message (oldest dropped first). */
     maxErrorsKept: 10,
-    /** A lease lasts the function's timeout plus this margin; heartbeats extend it meanwhile. */
-    leaseMarginMs: 5_000,
+    /**
+     * A delivery's lease; the consumer heartbeats every third of it while the function runs, so a long
+     * invocation keeps its message, and a node that died gives its messages back within this time.
+     */
+    leaseMs: 10_000,
   },
   cron: {
     missed: 'skip' as 'skip' | 'run-once',
