@@ -173,6 +173,37 @@ describe('queue triggers', () => {
   });
 });
 
+describe('backlog and fairness (catalogue 59, scaled down)', () => {
+  test("one queue's 20,000-message backlog does not delay another's 10; in-flight stays capped; the backlog drains", async () => {
+    await node.api('POST', '/v1/queues', { name: 'tenant-x' });
+    await node.api('POST', '/v1/queues', { name: 'tenant-y' });
+    const body = 'x'.repeat(64);
+    const X = 20_000;
+    for (let i = 0; i < X; i += 500) {
+      await Promise.all(Array.from({ length: 5 }, (_, j) => send('tenant-x', Array.from({ length: 100 }, (_, k) => `${body}${i + j * 100 + k}`))));
+    }
+    await send('tenant-y', Array.from({ length: 10 }, (_, i) => `y${i}`));
+    const count = `export default { async queue(batch) { console.log('n ' + batch.messages.length); } }`;
+    const t0 = Date.now();
+    await node.deploy('x-consumer', count, 'index.js', { triggers: [{ type: 'queue', queue: 'tenant-x', batchSize: 100, maxConcurrency: 4 }] });
+    await node.deploy('y-consumer', count, 'index.js', { triggers: [{ type: 'queue', queue: 'tenant-y', batchSize: 10 }] });
+    await until("Y's messages", async () => ((await node.api('GET', '/v1/queues/tenant-y')).json.stats.depth === 0 ? true : undefined));
+    const yMs = Date.now() - t0;
+    let maxInFlight = 0;
+    await until('the backlog to drain', async () => {
+      const stats = (await node.api('GET', '/v1/queues/tenant-x')).json.stats;
+      maxInFlight = Math.max(maxInFlight, stats.inFlight);
+      return stats.depth === 0 ? true : undefined;
+    }, 120_000);
+    const drainMs = Date.now() - t0;
+    assert.ok(yMs < 3000, `Y's 10 messages took ${yMs} ms behind X's backlog`);
+    assert.ok(maxInFlight <= 400, `in flight ${maxInFlight} > batchSize × maxConcurrency`);
+    const handled = (await logLines('x-consumer')).reduce((n, l) => n + Number(l.split(' ')[1]), 0);
+    assert.equal(handled, X);
+    process.stderr.write(`[fairness] Y done in ${yMs} ms; X's ${X} drained in ${drainMs} ms (${Math.round(X / (drainMs / 1000))} msgs/s); max in flight ${maxInFlight}\n`);
+  });
+});
+
 describe('async invocation', () => {
   test('202 once durable; status and result by id; Idempotency-Key returns the first id; another payload conflicts', async () => {
     const code = `exports.handler = async (event, context) => ({ got: event, attempt: context.attempt, id: context.awsRequestId });`;
