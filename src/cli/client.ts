@@ -28,6 +28,73 @@ export interface DeployResult {
   version: VersionView;
 }
 
+/** A queue as GET /v1/queues answers it. */
+export interface QueueView {
+  name: string;
+  createdAt: string;
+  stats: { depth: number; ready: number; delayed: number; inFlight: number; oldestAgeMs: number; deadLetters: number };
+  /** Functions that consume the queue. */
+  consumers: string[];
+}
+
+/** One message to send: its body as text, or as base64 for bytes. */
+export interface OutgoingMessage {
+  body: string;
+  encoding?: 'utf8' | 'base64';
+  contentType?: string;
+  delaySeconds?: number;
+  idempotencyKey?: string;
+}
+
+export interface SentItem {
+  id: string;
+  duplicate: boolean;
+}
+
+export interface DeadLetterView {
+  id: string;
+  body: string;
+  encoding: 'utf8' | 'base64';
+  contentType: string | null;
+  attributes: Record<string, string>;
+  idempotencyKey: string | null;
+  /** Epoch ms. */
+  enqueuedAt: number;
+  deadAt: number;
+  attempts: number;
+  reason: string;
+  /** Errors of the attempts, oldest first. */
+  errors: string[];
+}
+
+export interface AsyncAccepted {
+  invocationId: string;
+  duplicate: boolean;
+}
+
+/** An async invocation's state and, once finished, its outcome (GET /v1/invocations/{id}). */
+export interface AsyncStatus {
+  kind: 'async';
+  id: string;
+  functionName: string | null;
+  queue: string;
+  state: 'ready' | 'delayed' | 'in_flight' | 'succeeded' | 'failed' | 'dead' | 'expired';
+  attempt: number;
+  /** Epoch ms. */
+  enqueuedAt: number;
+  idempotencyKey: string | null;
+  outcome: {
+    state: 'succeeded' | 'failed' | 'dead' | 'expired';
+    attempt: number;
+    finishedAt: number;
+    result?: { status: number | null; contentType: string | null; body: string; encoding: 'utf8' | 'base64' };
+    error?: { code: string; message: string };
+  } | null;
+}
+
+/** What GET /v1/invocations/{id} answers: an execution record, or an async invocation's status. */
+export type InvocationView = InvocationRecord | AsyncStatus;
+
 export interface LogItem extends LogLine {
   seq?: number;
 }
@@ -319,6 +386,50 @@ export class ContinuumClient {
     return { status: res.status, headers, body };
   }
 
+  /** POST /v1/functions/{name}/invoke in async mode: answered once the invocation is durable. */
+  invokeAsync(name: string, req: { headers: Record<string, string>; body?: Buffer; idempotencyKey?: string }): Promise<AsyncAccepted> {
+    const headers: Record<string, string> = { ...req.headers, 'continuum-invocation-type': 'async' };
+    if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
+    return this.json('POST', `/v1/functions/${encodeURIComponent(name)}/invoke`, { headers, body: req.body ?? Buffer.alloc(0) });
+  }
+
+  getInvocation(id: string): Promise<InvocationView> {
+    return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}`);
+  }
+
+  listQueues(): Promise<{ items: QueueView[] }> {
+    return this.json('GET', '/v1/queues');
+  }
+
+  createQueue(name: string): Promise<QueueView> {
+    return this.json('POST', '/v1/queues', jsonBody({ name }));
+  }
+
+  getQueue(name: string): Promise<QueueView> {
+    return this.json('GET', `/v1/queues/${encodeURIComponent(name)}`);
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    await this.json('DELETE', `/v1/queues/${encodeURIComponent(name)}`);
+  }
+
+  sendMessages(queue: string, messages: OutgoingMessage[]): Promise<{ items: SentItem[] }> {
+    return this.json('POST', `/v1/queues/${encodeURIComponent(queue)}/messages`, jsonBody({ messages }));
+  }
+
+  purgeQueue(queue: string): Promise<{ purged: number }> {
+    return this.json('DELETE', `/v1/queues/${encodeURIComponent(queue)}/messages`);
+  }
+
+  deadLetters(queue: string, limit: number): Promise<{ items: DeadLetterView[] }> {
+    return this.json('GET', `/v1/queues/${encodeURIComponent(queue)}/dead-letters`, { query: { limit } });
+  }
+
+  /** Move dead letters back onto the queue: the given ids, or all of them. */
+  redrive(queue: string, ids?: string[]): Promise<{ redriven: number }> {
+    return this.json('POST', `/v1/queues/${encodeURIComponent(queue)}/redrive`, jsonBody(ids && ids.length > 0 ? { ids } : {}));
+  }
+
   listInvocations(fn: string, limit: number): Promise<{ items: InvocationRecord[]; nextCursor: string | null }> {
     return this.json('GET', '/v1/invocations', { query: { function: fn, limit } });
   }
@@ -371,6 +482,10 @@ function parseLogLine(line: string): LogItem {
   } catch {
     throw new CliError('internal', `the server sent a log line that is not JSON: ${firstLine(line, 120)}`, { exitCode: EXIT_PLATFORM });
   }
+}
+
+function jsonBody(value: unknown): Pick<RequestOptions, 'headers' | 'body'> {
+  return { headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
 }
 
 function withHint(err: CliError, hint: string): CliError {

@@ -7,7 +7,7 @@ import { CommanderError } from 'commander';
 import { createContext } from './context.ts';
 import { CliError, EXIT_PLATFORM, EXIT_USER, toCliError } from './errors.ts';
 import { Output } from './output.ts';
-import { createProgram, type CommonOptions, type Handlers } from './program.ts';
+import { allCommands, createProgram, type CommonOptions, type Handlers } from './program.ts';
 
 function readVersion(): string {
   try {
@@ -16,6 +16,8 @@ function readVersion(): string {
     return '0.0.0';
   }
 }
+
+const queueVerbs = () => import('./commands/queue.ts');
 
 export async function run(argv: readonly string[]): Promise<number> {
   const io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
@@ -37,6 +39,17 @@ export async function run(argv: readonly string[]): Promise<number> {
     rm: async (n, o) => (await import('./commands/functions.ts')).rm(ctxFor(o), n),
     invoke: async (n, o) => (await import('./commands/invoke.ts')).invoke(ctxFor(o), n, o),
     logs: async (n, o) => (await import('./commands/logs.ts')).logs(ctxFor(o), n, o),
+    invocation: async (id, o) => (await import('./commands/invocation.ts')).invocation(ctxFor(o), id, o),
+    queue: {
+      create: async (n, o) => (await queueVerbs()).create(ctxFor(o), n),
+      ls: async (o) => (await queueVerbs()).ls(ctxFor(o)),
+      show: async (n, o) => (await queueVerbs()).show(ctxFor(o), n),
+      rm: async (n, o) => (await queueVerbs()).rm(ctxFor(o), n),
+      purge: async (n, o) => (await queueVerbs()).purge(ctxFor(o), n),
+      send: async (n, o) => (await queueVerbs()).send(ctxFor(o), n, o),
+      dlq: async (n, o) => (await queueVerbs()).dlq(ctxFor(o), n, o),
+      redrive: async (n, o) => (await queueVerbs()).redrive(ctxFor(o), n, o),
+    },
   };
   let exitCode = 0;
   const program = createProgram(handlers, version, (code) => {
@@ -45,7 +58,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   program.exitOverride();
   // Usage errors are reported by the catch below in the CLI's own format; help and --version still print.
   program.configureOutput({ outputError: () => {} });
-  for (const cmd of program.commands) {
+  for (const cmd of allCommands(program)) {
     cmd.exitOverride();
     cmd.configureOutput({ outputError: () => {} });
   }

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { CliError } from './errors.ts';
 import { functionsTable, instanceCount } from './commands/functions.ts';
 import { formatLogLine } from './commands/logs.ts';
-import { Output, formatAge, isCI, table } from './output.ts';
+import { Output, fields, formatAge, formatSpan, isCI, table } from './output.ts';
 
 function capture(tty: boolean): { stdout: PassThrough & { isTTY?: boolean }; stderr: PassThrough & { isTTY?: boolean }; text: () => { out: string; err: string } } {
   const stdout: PassThrough & { isTTY?: boolean } = new PassThrough();
@@ -51,6 +51,10 @@ test('tables, ages and log lines', () => {
   assert.equal(formatAge(new Date(now - 5000).toISOString(), now), '5s ago');
   assert.equal(formatAge(new Date(now - 3 * 3600_000).toISOString(), now), '3h ago');
   assert.equal(formatAge(null, now), '-');
+  assert.equal(formatAge(now - 90_000, now), '1m ago', 'epoch ms too');
+  assert.equal(formatAge(now + 5000, now), '0s ago', 'clock skew is not negative');
+  assert.deepEqual([850, 12_400, 95_000, 3 * 3600_000, 50 * 3600_000].map(formatSpan), ['850ms', '12s', '1m', '3h', '2d']);
+  assert.equal(fields([['queue', 'jobs'], ['dead letters', '0'], ['consumers', '']]), 'queue         jobs\ndead letters  0\nconsumers');
   assert.equal(instanceCount(2), '2');
   assert.equal(instanceCount([{}, {}, {}]), '3');
   assert.equal(instanceCount({ idle: 1, busy: 2 }), '3');

@@ -44,6 +44,7 @@ export class Output {
 
   /** The command's result: the JSON document with --json, else the human text (if any). */
   result(value: unknown, human: () => string | undefined): void {
+    this.#clearLive();
     if (this.json) this.#s.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
     else {
       const text = human();
@@ -112,16 +113,29 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [fmt(headers), ...rows.map(fmt)].join('\n');
 }
 
-/** `12s ago`, `5m ago`, `3h ago`, `2d ago`; the input when it is not a date. */
-export function formatAge(iso: string | null | undefined, now: number = Date.now()): string {
-  if (!iso) return '-';
-  const t = Date.parse(iso);
-  if (!Number.isFinite(t)) return iso;
+/** Key/value lines with the values aligned, for one resource (`queue show`, `invocation`). */
+export function fields(rows: readonly (readonly [string, string])[]): string {
+  const width = Math.max(0, ...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`.trimEnd()).join('\n');
+}
+
+/** `850ms`, `12s`, `5m`, `3h`, `2d`: a span rounded down to its largest unit. */
+export function formatSpan(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86_400)}d`;
+}
+
+/** `12s ago`, `5m ago`, `3h ago`, `2d ago` for an ISO time or epoch ms; the input when it is not a date. */
+export function formatAge(when: string | number | null | undefined, now: number = Date.now()): string {
+  if (when === null || when === undefined || when === '') return '-';
+  const t = typeof when === 'number' ? when : Date.parse(when);
+  if (!Number.isFinite(t)) return String(when);
   const s = Math.max(0, Math.round((now - t) / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
-  return `${Math.floor(s / 86_400)}d ago`;
+  return `${s === 0 ? '0s' : formatSpan(s * 1000)} ago`;
 }
 
 const MiB = 1024 * 1024;

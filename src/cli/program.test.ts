@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommanderError } from 'commander';
-import { createProgram, parsePort, type Handlers } from './program.ts';
+import { allCommands, createProgram, parseDelay, parsePort, type Handlers } from './program.ts';
 
 type Call = { verb: string; args: unknown[] };
 
@@ -20,6 +20,17 @@ async function parse(argv: string[]): Promise<Call> {
     rm: record('rm'),
     invoke: record('invoke'),
     logs: record('logs'),
+    invocation: record('invocation'),
+    queue: {
+      create: record('queue create'),
+      ls: record('queue ls'),
+      show: record('queue show'),
+      rm: record('queue rm'),
+      purge: record('queue purge'),
+      send: record('queue send'),
+      dlq: record('queue dlq'),
+      redrive: record('queue redrive'),
+    },
   };
   let exit = -1;
   const program = createProgram(handlers, '9.9.9', (code) => {
@@ -27,7 +38,7 @@ async function parse(argv: string[]): Promise<Call> {
   });
   program.exitOverride();
   program.configureOutput({ writeErr: () => {}, writeOut: () => {}, outputError: () => {} });
-  for (const c of program.commands) {
+  for (const c of allCommands(program)) {
     c.exitOverride();
     c.configureOutput({ writeErr: () => {}, writeOut: () => {}, outputError: () => {} });
   }
@@ -41,10 +52,10 @@ async function rejects(argv: string[], code: string): Promise<void> {
   await assert.rejects(parse(argv), (err: unknown) => err instanceof CommanderError && err.code === code && err.exitCode === 1);
 }
 
-test('up: port, host, data dir and examples flags', async () => {
-  const c = await parse(['up', '--port', '0', '--host', '0.0.0.0', '--data-dir', '/tmp/d', '--examples', '--json']);
+test('up: port, host, data dir, examples and nats flags', async () => {
+  const c = await parse(['up', '--port', '0', '--host', '0.0.0.0', '--data-dir', '/tmp/d', '--examples', '--nats', 'nats://127.0.0.1:4222', '--json']);
   assert.equal(c.verb, 'up');
-  assert.deepEqual(c.args[0], { port: 0, host: '0.0.0.0', dataDir: '/tmp/d', examples: true, json: true });
+  assert.deepEqual(c.args[0], { port: 0, host: '0.0.0.0', dataDir: '/tmp/d', examples: true, nats: 'nats://127.0.0.1:4222', json: true });
   const bare = await parse(['up']);
   assert.deepEqual(bare.args[0], {});
   await rejects(['up', '--port', '70000'], 'commander.invalidArgument');
@@ -65,6 +76,57 @@ test('invoke: repeatable headers, method upper-cased, path must be absolute', as
   assert.deepEqual(bare.args[1], { header: [] });
   await rejects(['invoke', 'hello', '--path', 'items'], 'commander.invalidArgument');
   await rejects(['invoke', 'hello', '-X', 'GE T'], 'commander.invalidArgument');
+});
+
+test('invoke --async with an idempotency key; the key is bounded', async () => {
+  const c = await parse(['invoke', 'hello', '--async', '--idempotency-key', 'order-7', '-d', '{}']);
+  assert.deepEqual(c.args[1], { header: [], async: true, idempotencyKey: 'order-7', data: '{}' });
+  await rejects(['invoke', 'hello', '--async', '--idempotency-key', 'k'.repeat(257)], 'commander.invalidArgument');
+});
+
+test('invocation: --wait, and --timeout (a duration) implies it', async () => {
+  const c = await parse(['invocation', '01a209a5-d5f0-72b3-8121-92108a074038', '--wait', '--json']);
+  assert.deepEqual(c.args, ['01a209a5-d5f0-72b3-8121-92108a074038', { wait: true, json: true }]);
+  const t = await parse(['invocation', 'x', '--timeout', '90s']);
+  assert.deepEqual(t.args[1], { timeout: 90_000, wait: true });
+  await rejects(['invocation', 'x', '--timeout', '0s'], 'commander.invalidArgument');
+  await rejects(['invocation', 'x', '--timeout', 'soon'], 'commander.invalidArgument');
+  await rejects(['invocation'], 'commander.missingArgument');
+});
+
+test('queue verbs: names, aliases and their flags', async () => {
+  assert.deepEqual((await parse(['queue', 'create', 'jobs', '--json'])).args.slice(0, 2), ['jobs', { json: true }]);
+  assert.equal((await parse(['queue', 'ls'])).verb, 'queue ls');
+  assert.equal((await parse(['queue', 'list', '--json'])).verb, 'queue ls');
+  assert.equal((await parse(['queue', 'show', 'jobs'])).verb, 'queue show');
+  assert.equal((await parse(['queue', 'remove', 'jobs'])).verb, 'queue rm');
+  assert.equal((await parse(['queue', 'purge', 'jobs'])).verb, 'queue purge');
+  const dlq = await parse(['queue', 'dlq', 'jobs', '--limit', '5']);
+  assert.deepEqual(dlq.args.slice(0, 2), ['jobs', { limit: 5 }]);
+  const redrive = await parse(['queue', 'redrive', 'jobs', '--id', 'a', '--id', 'b']);
+  assert.deepEqual(redrive.args.slice(0, 2), ['jobs', { id: ['a', 'b'] }]);
+  assert.deepEqual((await parse(['queue', 'redrive', 'jobs'])).args[1], { id: [] });
+  await rejects(['queue', 'dlq', 'jobs', '--limit', '0'], 'commander.invalidArgument');
+  await rejects(['queue', 'dlq', 'jobs', '--limit', '1001'], 'commander.invalidArgument');
+  await rejects(['queue', 'create'], 'commander.missingArgument');
+  await rejects(['queue', 'drain', 'jobs'], 'commander.unknownCommand');
+  await rejects(['queue', 'ls', '--colour'], 'commander.unknownOption');
+});
+
+test('queue send: repeated --data is a batch, keys pair with it, --delay is whole seconds', async () => {
+  const c = await parse(['queue', 'send', 'jobs', '-d', 'a', '--data', '@b.json', '--delay', '1m30s', '--idempotency-key', 'k1', '--idempotency-key', 'k2', '--base64']);
+  assert.deepEqual(c.args.slice(0, 2), ['jobs', { data: ['a', '@b.json'], delay: 90, idempotencyKey: ['k1', 'k2'], base64: true }]);
+  assert.deepEqual((await parse(['queue', 'send', 'jobs'])).args[1], { data: [], idempotencyKey: [] });
+  await rejects(['queue', 'send', 'jobs', '--delay', '13h'], 'commander.invalidArgument');
+  await rejects(['queue', 'send', 'jobs', '--delay', '500ms'], 'commander.invalidArgument');
+  await rejects(['queue', 'send', 'jobs', '--idempotency-key', ''], 'commander.invalidArgument');
+});
+
+test('parseDelay: whole seconds from 0 to 12h', () => {
+  assert.equal(parseDelay('0s'), 0);
+  assert.equal(parseDelay('2m'), 120);
+  assert.equal(parseDelay('12h'), 43_200);
+  for (const bad of ['12h1s', '1.5s', '10', 'later']) assert.throws(() => parseDelay(bad), bad);
 });
 
 test('logs: follow, invocation, since and search', async () => {

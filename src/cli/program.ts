@@ -3,7 +3,9 @@
  * createProgram(handlers) wires each verb to a handler that receives typed, checked options.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { EVENT_DEFAULTS } from '../core/defaults.ts';
 import { TIERS, type Tier } from '../core/types.ts';
+import { parseDuration } from './duration.ts';
 
 export interface CommonOptions {
   json?: boolean;
@@ -16,6 +18,8 @@ export interface UpOptions extends CommonOptions {
   port?: number;
   host?: string;
   examples?: boolean;
+  /** NATS server URL(s), comma-separated: queues and async invocations in JetStream. */
+  nats?: string;
 }
 
 export interface DeployOptions extends CommonOptions {
@@ -28,6 +32,45 @@ export interface InvokeOptions extends CommonOptions {
   header: string[];
   method?: string;
   path?: string;
+  /** Accept and run later; prints the invocation id. */
+  async?: boolean;
+  idempotencyKey?: string;
+}
+
+export interface InvocationOptions extends CommonOptions {
+  wait?: boolean;
+  /** --timeout in ms (implies --wait). */
+  timeout?: number;
+}
+
+export interface QueueSendOptions extends CommonOptions {
+  /** One message per --data. */
+  data: string[];
+  /** --delay in whole seconds. */
+  delay?: number;
+  /** One per message, in order. */
+  idempotencyKey: string[];
+  /** The --data values are base64. */
+  base64?: boolean;
+}
+
+export interface QueueDlqOptions extends CommonOptions {
+  limit?: number;
+}
+
+export interface QueueRedriveOptions extends CommonOptions {
+  id: string[];
+}
+
+export interface QueueHandlers {
+  create(name: string, opts: CommonOptions): Promise<number>;
+  ls(opts: CommonOptions): Promise<number>;
+  show(name: string, opts: CommonOptions): Promise<number>;
+  rm(name: string, opts: CommonOptions): Promise<number>;
+  purge(name: string, opts: CommonOptions): Promise<number>;
+  send(name: string, opts: QueueSendOptions): Promise<number>;
+  dlq(name: string, opts: QueueDlqOptions): Promise<number>;
+  redrive(name: string, opts: QueueRedriveOptions): Promise<number>;
 }
 
 export interface LogsOptions extends CommonOptions {
@@ -36,6 +79,11 @@ export interface LogsOptions extends CommonOptions {
   since?: string;
   search?: string;
 }
+
+/** How long `invocation --wait` waits without --timeout. */
+export const WAIT_TIMEOUT_MS = 5 * 60_000;
+/** Dead letters `queue dlq` lists without --limit. */
+export const DLQ_LIMIT = 100;
 
 /** Each handler resolves with the process exit code. */
 export interface Handlers {
@@ -46,6 +94,8 @@ export interface Handlers {
   rm(name: string, opts: CommonOptions): Promise<number>;
   invoke(name: string, opts: InvokeOptions): Promise<number>;
   logs(name: string, opts: LogsOptions): Promise<number>;
+  invocation(id: string, opts: InvocationOptions): Promise<number>;
+  queue: QueueHandlers;
 }
 
 export function parsePort(value: string): number {
@@ -69,6 +119,54 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 1000) throw new InvalidArgumentError('must be an integer from 1 to 1000');
+  return n;
+}
+
+function durationMs(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new InvalidArgumentError('must be a duration such as 30s, 10m or 1h30m');
+  }
+}
+
+const MAX_DELAY_S = EVENT_DEFAULTS.queue.maxDelayMs / 1000;
+const DEDUPE_H = EVENT_DEFAULTS.queue.dedupeWindowMs / 3_600_000;
+
+/** --delay: a duration in whole seconds, up to the queue's longest delay. */
+export function parseDelay(value: string): number {
+  const ms = durationMs(value);
+  if (ms % 1000 !== 0) throw new InvalidArgumentError('must be whole seconds (messages are delayed by the second)');
+  if (ms > EVENT_DEFAULTS.queue.maxDelayMs) throw new InvalidArgumentError(`must be at most ${MAX_DELAY_S / 3600}h`);
+  return ms / 1000;
+}
+
+function parseTimeout(value: string): number {
+  const ms = durationMs(value);
+  if (ms <= 0) throw new InvalidArgumentError('must be longer than 0s');
+  return ms;
+}
+
+function parseIdempotencyKey(value: string): string {
+  if (value.length < 1 || value.length > 256) throw new InvalidArgumentError('must be 1 to 256 characters');
+  return value;
+}
+
+function collectIdempotencyKey(value: string, previous: string[]): string[] {
+  return [...previous, parseIdempotencyKey(value)];
+}
+
+/** Every command in the tree (error handling is configured on each one). */
+export function* allCommands(cmd: Command): Generator<Command> {
+  for (const sub of cmd.commands) {
+    yield sub;
+    yield* allCommands(sub);
+  }
+}
+
 function common(cmd: Command): Command {
   return cmd
     .option('--json', 'print only JSON on stdout')
@@ -88,6 +186,7 @@ Environment:
   CONTINUUM_URL    control API of the node to talk to (default: the local node in the data dir)
   CONTINUUM_TOKEN  bearer token (default: <data dir>/admin-token for the local node)
   CONTINUUM_DATA   data dir (default: ./.continuum); PORT: default port for 'up'
+  CONTINUUM_NATS   NATS server URL(s) for 'up' (default: embedded SQLite queues)
 
 Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
 
@@ -97,6 +196,7 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .option('--port <n>', 'port to listen on (default: $PORT or 8080; 0 = any free port)', parsePort)
     .option('--host <host>', 'address to listen on (default: 127.0.0.1)')
     .option('--examples', 'deploy the bundled examples')
+    .option('--nats <url>', 'keep queues and async invocations in NATS JetStream at this URL (comma-separated for several; default: $CONTINUUM_NATS, else SQLite in the data dir)')
     .action(async (opts: UpOptions) => done(await handlers.up(opts)));
 
   common(program.command('deploy'))
@@ -127,7 +227,16 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .option('-H, --header <k:v>', 'request header (repeatable)', collect, [] as string[])
     .option('-X, --method <method>', 'HTTP method (default POST)', parseMethod)
     .option('--path <path>', "request path inside the function (default /)", parsePath)
+    .option('--async', 'accept and run later: print the invocation id (follow it with `continuum invocation ID`)')
+    .option('--idempotency-key <key>', `with --async: a repeat within ${DEDUPE_H} h returns the first invocation id`, parseIdempotencyKey)
     .action(async (name: string, opts: InvokeOptions) => done(await handlers.invoke(name, opts)));
+
+  common(program.command('invocation'))
+    .description('show an invocation: its execution record, or the state and result of an async invocation')
+    .argument('<id>', 'invocation id')
+    .option('-w, --wait', 'poll until an async invocation finishes (exit 1 if it failed)')
+    .addOption(new Option('--timeout <duration>', `how long --wait waits (implies --wait; default ${WAIT_TIMEOUT_MS / 60_000}m)`).argParser(parseTimeout).implies({ wait: true }))
+    .action(async (id: string, opts: InvocationOptions) => done(await handlers.invocation(id, opts)));
 
   common(program.command('logs'))
     .description("print a function's logs")
@@ -137,6 +246,53 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .option('--since <when>', 'start at a duration ago (10m, 1h) or an RFC 3339 time')
     .option('--search <text>', 'only lines containing this text')
     .action(async (name: string, opts: LogsOptions) => done(await handlers.logs(name, opts)));
+
+  const queue = program.command('queue').description('durable queues: create, send, inspect, dead letters');
+
+  common(queue.command('create'))
+    .description('create a queue')
+    .argument('<name>', 'queue name')
+    .action(async (name: string, opts: CommonOptions) => done(await handlers.queue.create(name, opts)));
+
+  common(queue.command('ls').alias('list'))
+    .description('list queues with depth, age and dead letters')
+    .action(async (opts: CommonOptions) => done(await handlers.queue.ls(opts)));
+
+  common(queue.command('show'))
+    .description("show a queue's counts and consumers")
+    .argument('<name>', 'queue name')
+    .action(async (name: string, opts: CommonOptions) => done(await handlers.queue.show(name, opts)));
+
+  common(queue.command('rm').alias('remove'))
+    .description('delete a queue with its messages (no prompt; refused while a function uses it)')
+    .argument('<name>', 'queue name')
+    .action(async (name: string, opts: CommonOptions) => done(await handlers.queue.rm(name, opts)));
+
+  common(queue.command('purge'))
+    .description('delete the ready and delayed messages of a queue (no prompt)')
+    .argument('<name>', 'queue name')
+    .action(async (name: string, opts: CommonOptions) => done(await handlers.queue.purge(name, opts)));
+
+  common(queue.command('send'))
+    .description('send a message (repeat --data to send a batch, all or nothing)')
+    .argument('<name>', 'queue name')
+    .option('-d, --data <data>', 'message body: text, @file, or - for stdin (repeatable; default: one empty message)', collect, [] as string[])
+    .option('--delay <duration>', `deliver after this long (whole seconds, up to ${MAX_DELAY_S / 3600}h)`, parseDelay)
+    .option('--idempotency-key <key>', `a repeat within ${DEDUPE_H} h is stored once (repeatable: one per --data, in order)`, collectIdempotencyKey, [] as string[])
+    .option('--base64', 'the --data values are base64; the message holds the decoded bytes')
+    .action(async (name: string, opts: QueueSendOptions) => done(await handlers.queue.send(name, opts)));
+
+  common(queue.command('dlq'))
+    .description("list a queue's dead letters, oldest first")
+    .argument('<name>', 'queue name')
+    .option('--limit <n>', `at most this many (1-1000, default ${DLQ_LIMIT})`, parseLimit)
+    .action(async (name: string, opts: QueueDlqOptions) => done(await handlers.queue.dlq(name, opts)));
+
+  common(queue.command('redrive'))
+    .description('move dead letters back onto the queue (all, or the given ids)')
+    .argument('<name>', 'queue name')
+    .option('--id <id>', 'only this dead letter (repeatable)', collect, [] as string[])
+    .action(async (name: string, opts: QueueRedriveOptions) => done(await handlers.queue.redrive(name, opts)));
 
   return program;
 }

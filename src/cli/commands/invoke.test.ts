@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CliError } from '../errors.ts';
-import { parseHeader, platformError, readData, responseJson } from './invoke.ts';
+import { checkInvokeFlags, parseHeader, platformError, readData, responseJson } from './invoke.ts';
 
 test('--header accepts name:value and name=value, lower-cases names, rejects junk', () => {
   assert.deepEqual(parseHeader('X-Trace: abc'), ['x-trace', 'abc']);
@@ -50,4 +50,16 @@ test('--json response view: JSON parsed, text kept, binary base64', () => {
   const bin = responseJson({ status: 200, headers: { 'content-type': 'image/png' }, body: Buffer.from([0x89, 0x50, 0xff]) });
   assert.equal(bin.bodyEncoding, 'base64');
   assert.equal(bin.body, Buffer.from([0x89, 0x50, 0xff]).toString('base64'));
+});
+
+test('--async takes only a body and its content type; --idempotency-key needs --async', () => {
+  const ok = { header: [], async: true, idempotencyKey: 'k' };
+  assert.doesNotThrow(() => checkInvokeFlags(ok, { 'content-type': 'application/json' }));
+  assert.doesNotThrow(() => checkInvokeFlags({ header: [] }, { 'x-trace': '1' }));
+  const refused = (opts: Parameters<typeof checkInvokeFlags>[0], headers: Record<string, string>, why: RegExp) =>
+    assert.throws(() => checkInvokeFlags(opts, headers), (e: unknown) => e instanceof CliError && e.exitCode === 1 && why.test(e.message));
+  refused({ header: [], idempotencyKey: 'k' }, {}, /--idempotency-key needs --async/);
+  refused({ header: [], async: true, method: 'GET' }, {}, /--method and --path/);
+  refused({ header: [], async: true, path: '/x' }, {}, /--method and --path/);
+  refused({ header: [], async: true }, { 'x-trace': '1' }, /--header x-trace cannot be sent/);
 });

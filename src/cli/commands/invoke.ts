@@ -1,4 +1,4 @@
-/** `continuum invoke NAME`: one request, the function's body on stdout. */
+/** `continuum invoke NAME`: one request, the function's body on stdout; with --async, the invocation id. */
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { isErrorCode } from '../../core/errors.ts';
@@ -42,7 +42,7 @@ function looksLikeJson(buf: Buffer): boolean {
   }
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
   return Buffer.concat(chunks);
@@ -98,6 +98,16 @@ export function responseJson(res: RawResponse): { status: number; headers: Recor
   return { status: res.status, headers: res.headers, body: res.body.toString('base64'), bodyEncoding: 'base64' };
 }
 
+/** Flags that make no sense together, refused before anything is read or sent. */
+export function checkInvokeFlags(opts: InvokeOptions, headers: Record<string, string>): void {
+  if (opts.idempotencyKey !== undefined && !opts.async) throw userError('--idempotency-key needs --async (a sync invocation runs once per call)');
+  if (!opts.async) return;
+  if (opts.method !== undefined || opts.path !== undefined) throw userError('--async invokes through the control API: --method and --path cannot be combined with it');
+  // The async queue keeps the body and its content type only; other headers would be dropped silently.
+  const dropped = Object.keys(headers).find((k) => k !== 'content-type');
+  if (dropped !== undefined) throw userError(`--async keeps only the body and its content type: --header ${dropped} cannot be sent`);
+}
+
 export async function invoke(ctx: Context, name: string, opts: InvokeOptions): Promise<number> {
   assertName(name, 'function name');
   const headers: Record<string, string> = {};
@@ -105,6 +115,7 @@ export async function invoke(ctx: Context, name: string, opts: InvokeOptions): P
     const [k, v] = parseHeader(h);
     headers[k] = v;
   }
+  checkInvokeFlags(opts, headers);
   let body: Buffer | undefined;
   if (opts.data !== undefined) {
     const data = await readData(opts.data, ctx.stdin);
@@ -113,6 +124,13 @@ export async function invoke(ctx: Context, name: string, opts: InvokeOptions): P
   }
   if (body !== undefined && (opts.method === 'GET' || opts.method === 'HEAD')) throw userError(`--data cannot be sent with ${opts.method}`);
   const client = await ctx.client();
+  if (opts.async) {
+    const accepted = await client.invokeAsync(name, { headers, body, idempotencyKey: opts.idempotencyKey });
+    ctx.out.result(accepted, () => accepted.invocationId);
+    if (accepted.duplicate && !ctx.out.json) ctx.out.note('note: this idempotency key was used before; that invocation\'s id is printed and nothing new runs');
+    ctx.out.step(`follow it with: continuum invocation ${accepted.invocationId} --wait`);
+    return 0;
+  }
   const res = await client.invoke(name, { method: opts.method, path: opts.path, headers, body });
   const platform = platformError(res);
   if (platform) throw platform;

@@ -13,14 +13,48 @@ export function portFromEnv(value: string | undefined): number | undefined {
   return n;
 }
 
+const NATS_SCHEMES = new Set(['nats:', 'tls:', 'ws:', 'wss:']);
+
+/**
+ * --nats, else CONTINUUM_NATS: comma-separated servers, each `nats://host:port` (also tls, ws, wss) or a
+ * bare `host:port`. Checked here so a typo fails at once with the flag's name, not as a connection error.
+ */
+export function natsFrom(flag: string | undefined, env: Record<string, string | undefined>): string | undefined {
+  const source = flag !== undefined ? '--nats' : 'CONTINUUM_NATS';
+  const value = (flag ?? env.CONTINUUM_NATS)?.trim();
+  if (value === undefined || (value === '' && flag === undefined)) return undefined;
+  const servers = value.split(',').map((s) => s.trim());
+  for (const server of servers) {
+    let u: URL | undefined;
+    try {
+      u = new URL(server.includes('://') ? server : `nats://${server}`);
+    } catch {
+      u = undefined;
+    }
+    if (!u || !NATS_SCHEMES.has(u.protocol) || u.hostname === '') {
+      throw userError(`${source} ${JSON.stringify(server)} is not a NATS server URL: use nats://host:4222 (several: comma-separated)`);
+    }
+  }
+  return servers.join(',');
+}
+
+/** The servers without credentials, for printing. */
+export function redactNats(servers: string): string {
+  return servers
+    .split(',')
+    .map((s) => s.replace(/^([a-z]+:\/\/)?[^@/]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`))
+    .join(',');
+}
+
 export async function up(ctx: Context, opts: UpOptions, version: string): Promise<number> {
   const port = opts.port ?? portFromEnv(ctx.env.PORT) ?? NODE_DEFAULTS.port;
   const host = opts.host ?? NODE_DEFAULTS.host;
+  const nats = natsFrom(opts.nats, ctx.env);
   const dataDir = ctx.dataDir;
   const { startNode } = await import('../../node/node.ts');
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
-    node = await startNode({ port, host, dataDir, deployExamples: opts.examples === true });
+    node = await startNode({ port, host, dataDir, deployExamples: opts.examples === true, ...(nats !== undefined ? { nats } : {}) });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === 'EADDRINUSE') throw userError(`${host}:${port} is already in use — is another node running? Pass --port or set PORT`);
@@ -30,7 +64,7 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
   }
   const base = node.url.replace(/\/+$/, '');
   // The web console arrives with its own issue; until then no console URL is advertised.
-  const info = { url: base, apiUrl: `${base}/v1`, tokenPath: node.tokenPath, dataDir, pid: process.pid, ready: true };
+  const info = { url: base, apiUrl: `${base}/v1`, tokenPath: node.tokenPath, dataDir, nats: nats !== undefined ? redactNats(nats) : null, pid: process.pid, ready: true };
   if (ctx.out.json) ctx.out.jsonLine(info);
   else {
     ctx.out.text([
@@ -38,6 +72,7 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       `  control API  ${info.apiUrl}  (OpenAPI: ${base}/v1/openapi.json)`,
       `  admin token  ${node.tokenPath}`,
       `  data dir     ${dataDir}`,
+      `  queues       ${info.nats !== null ? `NATS JetStream at ${info.nats}` : 'SQLite in the data dir'}`,
       'Stop with Ctrl-C.',
     ].join('\n'));
   }

@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CliError } from '../errors.ts';
+import { natsFrom, redactNats } from './up.ts';
+
+test('--nats wins over CONTINUUM_NATS; neither means the embedded store', () => {
+  assert.equal(natsFrom('nats://a:4222', { CONTINUUM_NATS: 'nats://b:4222' }), 'nats://a:4222');
+  assert.equal(natsFrom(undefined, { CONTINUUM_NATS: ' nats://b:4222 ' }), 'nats://b:4222');
+  assert.equal(natsFrom(undefined, {}), undefined);
+  assert.equal(natsFrom(undefined, { CONTINUUM_NATS: '' }), undefined);
+});
+
+test('several servers, other schemes and bare host:port are accepted as given', () => {
+  assert.equal(natsFrom('nats://a:4222, tls://b:4443,c:4222', {}), 'nats://a:4222,tls://b:4443,c:4222');
+  assert.equal(natsFrom('wss://user:pw@nats.example.com', {}), 'wss://user:pw@nats.example.com');
+});
+
+test('anything else is a user error naming where it came from', () => {
+  const bad = (flag: string | undefined, env: Record<string, string>, source: RegExp) =>
+    assert.throws(() => natsFrom(flag, env), (e: unknown) => e instanceof CliError && e.exitCode === 1 && source.test(e.message) && /nats:\/\/host:4222/.test(e.message));
+  bad('http://a:4222', {}, /^--nats "http:\/\/a:4222" is not a NATS server URL/);
+  bad('', {}, /^--nats "" is not/);
+  bad('nats://a:4222,,b', {}, /^--nats "" is not/);
+  bad(undefined, { CONTINUUM_NATS: 'nats://' }, /^CONTINUUM_NATS "nats:\/\/" is not/);
+  bad('a:99999', {}, /^--nats "a:99999" is not/);
+});
+
+test('credentials never reach the printed URL', () => {
+  assert.equal(redactNats('nats://user:secret@a:4222,b:4222,tok@c:4222'), 'nats://***@a:4222,b:4222,***@c:4222');
+  assert.equal(redactNats('nats://a:4222'), 'nats://a:4222');
+});
