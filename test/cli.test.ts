@@ -56,6 +56,17 @@ async function cliJson<T = Record<string, unknown>>(args: string[], expectCode =
   }
 }
 
+/** Poll `check` until it returns a value, or fail after `ms`. */
+async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await check();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 const ECHO_TS = `
 export default {
   async fetch(request: Request, env: { GREETING?: string }): Promise<Response> {
@@ -281,6 +292,153 @@ describe('continuum CLI against a running node', () => {
     assert.ok(!names.includes('greet-b'));
   });
 
+});
+
+describe('queues and async invocations through the CLI', () => {
+  it('queue create, send (batch, delay, idempotency), ls, show, purge and rm', async () => {
+    const created = await cliJson<{ name: string; stats: { depth: number } }>(['queue', 'create', 'jobs']);
+    assert.deepEqual([created.name, created.stats.depth], ['jobs', 0]);
+    assert.equal((await cliJson<{ error: { code: string } }>(['queue', 'create', 'jobs'], 1)).error.code, 'conflict');
+    const batch = await cliJson<{ items: { id: string; duplicate: boolean }[] }>(['queue', 'send', 'jobs', '-d', 'one', '--data', '{"n":2}', '--delay', '1h']);
+    assert.equal(batch.items.length, 2);
+    const first = await cliJson<{ items: { id: string; duplicate: boolean }[] }>(['queue', 'send', 'jobs', '-d', 'x', '--idempotency-key', 'once']);
+    const again = await cliJson<{ items: { id: string; duplicate: boolean }[] }>(['queue', 'send', 'jobs', '-d', 'x', '--idempotency-key', 'once']);
+    assert.deepEqual(again.items, [{ id: first.items[0]!.id, duplicate: true }]);
+    const human = await cli(['queue', 'send', 'jobs', '--data', '-'], { input: 'from stdin' });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^[0-9a-f-]{36}\n$/, 'the id alone, for scripts');
+
+    const listed = await cliJson<{ items: { name: string; stats: { depth: number; ready: number; delayed: number; inFlight: number; deadLetters: number } }[] }>(['queue', 'ls']);
+    const { depth, ready, delayed, inFlight, deadLetters } = listed.items.find((q) => q.name === 'jobs')!.stats;
+    assert.deepEqual({ depth, ready, delayed, inFlight, deadLetters }, { depth: 4, ready: 2, delayed: 2, inFlight: 0, deadLetters: 0 });
+    const table = await cli(['queue', 'ls']);
+    assert.match(table.stdout, /^NAME\s+DEPTH\s+READY\s+DELAYED\s+IN FLIGHT\s+OLDEST\s+DEAD LETTERS\s+CONSUMERS\n/);
+    assert.match(table.stdout, /^jobs\s+4\s+2\s+2\s+0\s+\S+\s+0\s+-$/m);
+    const shown = await cliJson<{ name: string; consumers: string[]; stats: { depth: number } }>(['queue', 'show', 'jobs']);
+    assert.deepEqual([shown.name, shown.stats.depth, shown.consumers], ['jobs', 4, []]);
+    assert.match((await cli(['queue', 'show', 'jobs'])).stdout, /^depth\s+4 \(ready 2, delayed 2, in flight 0\)$/m);
+
+    assert.deepEqual(await cliJson(['queue', 'purge', 'jobs']), { name: 'jobs', purged: 4 });
+    assert.deepEqual(await cliJson(['queue', 'rm', 'jobs']), { name: 'jobs', removed: true });
+    assert.equal((await cliJson<{ error: { code: string } }>(['queue', 'show', 'jobs'], 1)).error.code, 'not_found');
+  });
+
+  it('a missing queue and bad flags exit 1 with one line', async () => {
+    for (const args of [['queue', 'show', 'ghost'], ['queue', 'send', 'ghost', '-d', 'x'], ['queue', 'dlq', 'ghost'], ['queue', 'rm', 'ghost']]) {
+      assert.equal((await cliJson<{ error: { code: string } }>(args, 1)).error.code, 'not_found', args.join(' '));
+    }
+    const human = await cli(['queue', 'purge', 'ghost']);
+    assert.equal(human.code, 1);
+    assert.equal(human.stdout, '');
+    assert.match(human.stderr, /^error: not_found: queue ghost does not exist\n$/);
+    for (const args of [['queue', 'send', 'q', '--delay', 'soon'], ['queue', 'send', 'q', '--delay', '13h'], ['queue', 'dlq', 'q', '--limit', '0'], ['queue', 'frobnicate'], ['queue', 'create', 'Bad_Name'], ['invocation', 'not-a-uuid'], ['invoke', 'echo', '--idempotency-key', 'k']]) {
+      const r = await cli(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, `${args.join(' ')}: one line: ${r.stderr}`);
+      assert.match(r.stderr, /^error: (bad_request|bad_name): /);
+    }
+  });
+
+  it('deploy continuum.yaml with triggers, bindings and async; refused while a queue it names is missing', async () => {
+    await mkdir(path.join(work, 'events'), { recursive: true });
+    await writeFile(path.join(work, 'events', 'worker.js'), 'export default { async queue(batch) { for (const m of batch.messages) { if (String(m.body).startsWith("poison")) m.retry(); else m.ack(); } } };\n');
+    await writeFile(path.join(work, 'events', 'af.js'), 'exports.handler = async (event, context) => { if (event.fail) throw new Error("boom " + event.fail); return { got: event, attempt: context.attempt }; };\n');
+    await writeFile(path.join(work, 'events', 'continuum.yaml'), [
+      'functions:',
+      '  af:',
+      '    path: ./af.js',
+      '    async: { maxRetries: 0, onFailure: { queue: failures } }',
+      '  worker:',
+      '    path: ./worker.js',
+      '    triggers:',
+      '      - { type: queue, queue: work, maxRetries: 1, retryBaseDelayMs: 10, retryMaxDelayMs: 20, maxBatchWaitMs: 0 }',
+      '    bindings: { OUT: { queue: results } }',
+    ].join('\n'));
+    await cliJson(['queue', 'create', 'work']);
+    await cliJson(['queue', 'create', 'failures']);
+    const refused = await cliJson<{ error: { code: string; message: string } }>(['deploy', 'events'], 1);
+    assert.match(refused.error.message, /^events\/continuum\.yaml:5: functions\.worker\.bindings\.OUT\.queue: queue results does not exist; create it first with 'continuum queue create results'$/);
+    assert.ok(!(await cliJson<{ items: { name: string }[] }>(['ls'])).items.some((f) => f.name === 'af'), 'nothing was deployed');
+
+    await cliJson(['queue', 'create', 'results']);
+    await cliJson(['deploy', 'events']);
+    const fns = (await cliJson<{ items: { name: string; config: { triggers: { queue: string; maxRetries: number }[]; bindings: Record<string, { queue: string }>; async: { maxRetries: number; onFailure: unknown } } }[] }>(['ls'])).items;
+    const worker = fns.find((f) => f.name === 'worker')!.config;
+    assert.deepEqual([worker.triggers[0]?.queue, worker.triggers[0]?.maxRetries, worker.bindings], ['work', 1, { OUT: { queue: 'results' } }]);
+    const af = fns.find((f) => f.name === 'af')!.config;
+    assert.deepEqual([af.async.maxRetries, af.async.onFailure], [0, { queue: 'failures' }]);
+  });
+
+  it('a poison message lands in the dead letters; queue dlq lists it; redrive sends it back', async () => {
+    await cliJson(['queue', 'send', 'work', '-d', 'fine', '-d', 'poison-pill']);
+    type Dead = { id: string; body: string; attempts: number; reason: string; deadAt: number };
+    const dead = await until('the poison message in the dead letters', async () => {
+      const items = (await cliJson<{ items: Dead[] }>(['queue', 'dlq', 'work'])).items;
+      return items.length === 1 ? items[0] : undefined;
+    });
+    assert.deepEqual([dead.body, dead.attempts], ['poison-pill', 2]);
+    assert.match(dead.reason, /max_retries/);
+    const human = await cli(['queue', 'dlq', 'work', '--limit', '10']);
+    assert.match(human.stdout, /^ID\s+ATTEMPTS\s+REASON\s+LAST ERROR\s+DEAD\n/);
+    assert.match(human.stdout, new RegExp(`^${dead.id}\\s+2\\s+max_retries\\S*\\s+retried by the function\\s+\\d+\\w+ ago$`, 'm'));
+    const shown = await cliJson<{ consumers: string[]; stats: { depth: number; deadLetters: number } }>(['queue', 'show', 'work']);
+    assert.deepEqual([shown.consumers, shown.stats.depth, shown.stats.deadLetters], [['worker'], 0, 1]);
+    assert.equal((await cliJson<{ error: { code: string } }>(['queue', 'rm', 'work'], 1)).error.code, 'conflict', 'in use by worker');
+
+    const none = await cli(['queue', 'redrive', 'work', '--id', 'not-a-dead-letter']);
+    assert.equal(none.code, 0);
+    assert.match(none.stderr, /1 of the 1 given id is not a dead letter of work/);
+    assert.deepEqual(await cliJson(['queue', 'redrive', 'work', '--id', dead.id]), { name: 'work', redriven: 1 });
+    // Redriven, it runs again from attempt 1 and dead-letters again.
+    await until('the redriven message back in the dead letters', async () => {
+      const items = (await cliJson<{ items: Dead[] }>(['queue', 'dlq', 'work'])).items;
+      return items.length === 1 && items[0]!.id === dead.id && items[0]!.deadAt > dead.deadAt ? true : undefined;
+    });
+  });
+
+  it('invoke --async prints the id; invocation --wait returns the outcome with the exit code to match', async () => {
+    const accepted = await cliJson<{ invocationId: string; duplicate: boolean }>(['invoke', 'af', '--async', '-d', '{"n":1}', '--idempotency-key', 'order-1']);
+    assert.equal(accepted.duplicate, false);
+    const repeat = await cliJson<{ invocationId: string; duplicate: boolean }>(['invoke', 'af', '--async', '-d', '{"n":1}', '--idempotency-key', 'order-1']);
+    assert.deepEqual(repeat, { invocationId: accepted.invocationId, duplicate: true });
+    const done = await cliJson<{ kind: string; state: string; functionName: string; outcome: { result: { status: number; body: string } } }>(['invocation', accepted.invocationId, '--wait', '--timeout', '30s']);
+    assert.deepEqual([done.kind, done.state, done.functionName, done.outcome.result.status], ['async', 'succeeded', 'af', 200]);
+    assert.deepEqual(JSON.parse(done.outcome.result.body), { got: { n: 1 }, attempt: 1 });
+
+    const submitted = await cli(['invoke', 'af', '--async', '-d', '{"fail":7}']);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const id = submitted.stdout.trim();
+    assert.match(submitted.stdout, /^[0-9a-f-]{36}\n$/);
+    const failed = await cli(['invocation', id, '--wait']);
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(failed.stdout, /^state\s+failed \(attempt 1\)$/m);
+    assert.match(failed.stderr, new RegExp(`^error: invocation ${id} did not succeed: function_error: .*boom 7\n$`));
+    // The manifest's async.onFailure took effect: the failure record went to the failures queue.
+    await until('the on-failure record', async () => ((await cliJson<{ stats: { depth: number } }>(['queue', 'show', 'failures'])).stats.depth === 1 ? true : undefined));
+
+    const missing = await cliJson<{ error: { code: string } }>(['invocation', '01a209a5-0000-7000-8000-000000000000'], 1);
+    assert.equal(missing.error.code, 'not_found');
+  });
+
+  it('invocation shows the execution record of a sync invocation', async () => {
+    const res = await cliJson<{ headers: Record<string, string> }>(['invoke', 'echo', '-d', 'record me']);
+    const id = res.headers['x-continuum-invocation-id']!;
+    const record = await cliJson<{ id: string; functionName: string; outcome: string; status: number; trigger: string }>(['invocation', id, '--wait']);
+    assert.deepEqual([record.id, record.functionName, record.outcome, record.status], [id, 'echo', 'ok', 200]);
+    const human = await cli(['invocation', id]);
+    assert.match(human.stdout, /^function\s+echo \(v_[0-9a-f]+, isolate\)$/m);
+    assert.match(human.stdout, /^outcome\s+ok, HTTP 200$/m);
+  });
+
+  it('up refuses a NATS URL it cannot use, from --nats or CONTINUUM_NATS, before starting', async () => {
+    const flag = await cliJson<{ error: { code: string; message: string } }>(['up', '--port', '0', '--data-dir', path.join(work, 'nats-data'), '--nats', 'http://127.0.0.1:4222'], 1);
+    assert.match(flag.error.message, /^--nats "http:\/\/127\.0\.0\.1:4222" is not a NATS server URL/);
+    const env = await cliJson<{ error: { code: string; message: string } }>(['up', '--port', '0', '--data-dir', path.join(work, 'nats-data')], 1, { env: { CONTINUUM_NATS: 'nats://' } });
+    assert.match(env.error.message, /^CONTINUUM_NATS "nats:\/\/" is not a NATS server URL/);
+  });
+});
+
+describe('shutdown', () => {
   it('SIGTERM stops the node cleanly; then the CLI reports it cannot reach it with exit 2', async () => {
     const exited = new Promise<number | null>((resolve) => node!.once('exit', (code) => resolve(code)));
     node!.kill('SIGTERM');

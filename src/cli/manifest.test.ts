@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CliError } from './errors.ts';
-import { loadManifest, parseManifest } from './manifest.ts';
+import { loadManifest, parseManifest, queueRefs } from './manifest.ts';
 
 function failsAt(source: string, line: number, pattern: RegExp): void {
   assert.throws(
@@ -69,6 +69,63 @@ test('wrong types, bad names and a missing path are reported with lines', () => 
   failsAt(['functions:', '  Hello_World:', '    path: ./a.ts'].join('\n'), 2, /function name "Hello_World" is invalid/);
   failsAt(['functions:', '  hello:', '    tier: isolate'].join('\n'), 2, /functions\.hello\.path is missing/);
   failsAt(['functions:', '  hello:', '    path: ./a.ts', '    tier: quantum'].join('\n'), 4, /functions\.hello\.tier must be one of: isolate, process, container, gvisor, microvm/);
+});
+
+test('event settings: triggers, bindings and async pass through validated', () => {
+  const m = parseManifest(
+    [
+      'functions:',
+      '  worker:',
+      '    path: ./worker.js',
+      '    triggers:',
+      '      - type: queue',
+      '        queue: jobs',
+      '        batchSize: 5',
+      '        retryBaseDelayMs: 100',
+      '        retryMaxDelayMs: 1000',
+      '      - type: cron',
+      "        schedule: '0 * * * *'",
+      '        missed: run-once',
+      '    bindings:',
+      '      OUT: { queue: results }',
+      '    async:',
+      '      maxRetries: 1',
+      '      onFailure: { queue: failures }',
+      '      onSuccess: { function: audit }',
+    ].join('\n'),
+    '/proj/continuum.yaml',
+  );
+  const config = m.functions[0]?.config;
+  assert.deepEqual(config, {
+    triggers: [
+      { type: 'queue', queue: 'jobs', batchSize: 5, retryBaseDelayMs: 100, retryMaxDelayMs: 1000 },
+      { type: 'cron', schedule: '0 * * * *', missed: 'run-once' },
+    ],
+    bindings: { OUT: { queue: 'results' } },
+    async: { maxRetries: 1, onFailure: { queue: 'failures' }, onSuccess: { function: 'audit' } },
+  });
+  assert.deepEqual(queueRefs(config ?? {}), [
+    { queue: 'jobs', field: 'triggers[0].queue' },
+    { queue: 'results', field: 'bindings.OUT.queue' },
+    { queue: 'failures', field: 'async.onFailure.queue' },
+  ]);
+});
+
+test('a bad trigger is judged by the type it names, not by the first kind of trigger', () => {
+  const fn = ['functions:', '  w:', '    path: ./w.js', '    triggers:'];
+  failsAt([...fn, '      - type: cron', '        schedule: x'].join('\n'), 6, /:6:19: functions\.w\.triggers\[0\]\.schedule must NOT have fewer than 9 characters$/);
+  failsAt([...fn, '      - type: cron', '        queue: jobs', "        schedule: '* * * * *'"].join('\n'), 6, /:6:9: functions\.w\.triggers\[0\]\.queue is not a known field$/);
+  failsAt([...fn, '      - type: sqs', '        queue: jobs'].join('\n'), 5, /functions\.w\.triggers\[0\]\.type must be one of: queue, cron$/);
+  failsAt([...fn, '      - queue: jobs'].join('\n'), 5, /functions\.w\.triggers\[0\]\.type must be one of: queue, cron$/);
+  failsAt([...fn, '      - type: queue', '        queue: jobs', '        batchSize: 0'].join('\n'), 7, /functions\.w\.triggers\[0\]\.batchSize must be >= 1$/);
+  failsAt([...fn, '      - type: queue', '        queue: jobs', '        retryBaseDelayMs: 5000', '        retryMaxDelayMs: 10'].join('\n'), 5, /functions\.w\.triggers: retryMaxDelayMs must not be below retryBaseDelayMs$/);
+});
+
+test('bad binding names and destinations say what is expected', () => {
+  const fn = ['functions:', '  w:', '    path: ./w.js'];
+  failsAt([...fn, '    bindings:', '      out: { queue: results }'].join('\n'), 5, /:5:7: functions\.w\.bindings\.out is not a valid key here \(keys must match \^\[A-Z\]/);
+  failsAt([...fn, '    async:', '      onFailure: { topic: x }'].join('\n'), 5, /functions\.w\.async\.onFailure must be \{ queue: … \} or \{ function: … \}$/);
+  failsAt([...fn, '    async:', '      maxRetries: 99'].join('\n'), 5, /functions\.w\.async\.maxRetries must be <= /);
 });
 
 test('YAML syntax errors and duplicate keys carry the line too', () => {

@@ -4,15 +4,18 @@
  *   functions:
  *     hello:
  *       path: ./hello.ts        # file, directory or archive; relative to this file
- *       tier: isolate           # and any other FunctionConfigInput field: handler, limits, scale, routes, env
+ *       tier: isolate           # and any other FunctionConfigInput field: handler, limits, scale, routes, env,
+ *       triggers:               #   triggers (queue, cron), bindings and async (retries, destinations)
+ *         - { type: queue, queue: jobs }
  *
  * Every function is validated with the core schema before anything is uploaded; errors name the file, line
  * and column of the offending key or value.
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import { FunctionConfigInputSchema, validate, type FunctionConfigInput } from '../core/config.ts';
+import { FunctionConfigInputSchema, resolveFunctionConfig, validate, type FunctionConfigInput } from '../core/config.ts';
 import { ContinuumError } from '../core/errors.ts';
 import { isValidName } from '../core/names.ts';
 import { userError } from './errors.ts';
@@ -98,21 +101,88 @@ function dotted(segments: readonly Segment[]): string {
 
 interface SchemaLike {
   properties?: Record<string, SchemaLike>;
+  patternProperties?: Record<string, SchemaLike>;
   items?: SchemaLike;
   anyOf?: SchemaLike[];
   const?: unknown;
+  required?: string[];
 }
 
-/** The literal values a union-of-constants field accepts (tier, handler.format, methods), for messages. */
-function allowedValues(segments: readonly string[]): string[] | undefined {
-  let schema: SchemaLike | undefined = FunctionConfigInputSchema as unknown as SchemaLike;
+const ROOT_SCHEMA = FunctionConfigInputSchema as unknown as SchemaLike;
+
+/** The `type` constants of a union of objects told apart by their `type` (triggers), if `schema` is one. */
+function discriminants(schema: SchemaLike | undefined): string[] | undefined {
+  const options = schema?.anyOf;
+  if (!options || !options.every((o) => typeof o.properties?.type?.const === 'string')) return undefined;
+  return options.map((o) => String(o.properties?.type?.const));
+}
+
+/**
+ * The schema at `segments` inside a function's config. Unions of objects are entered through the branch the
+ * value names with its `type`; records through their key pattern.
+ */
+function schemaAt(segments: readonly string[], value: unknown): SchemaLike | undefined {
+  let schema: SchemaLike | undefined = ROOT_SCHEMA;
+  let v = value;
   for (const seg of segments) {
     if (!schema) return undefined;
-    schema = /^\d+$/.test(seg) && schema.items ? schema.items : schema.properties?.[seg];
+    if (discriminants(schema)) schema = schema.anyOf?.find((o) => o.properties?.type?.const === (v as { type?: unknown } | undefined)?.type);
+    if (!schema) return undefined;
+    if (/^\d+$/.test(seg) && schema.items) schema = schema.items;
+    else schema = schema.properties?.[seg] ?? Object.values(schema.patternProperties ?? {})[0];
+    v = isPlainObject(v) || Array.isArray(v) ? (v as Record<string, unknown>)[seg] : undefined;
   }
-  const options = schema?.anyOf;
-  if (!options || !options.every((o) => typeof o.const === 'string')) return undefined;
-  return options.map((o) => String(o.const));
+  return schema;
+}
+
+function valueAt(root: unknown, segments: readonly string[]): unknown {
+  let v = root;
+  for (const seg of segments) v = isPlainObject(v) || Array.isArray(v) ? (v as Record<string, unknown>)[seg] : undefined;
+  return v;
+}
+
+/**
+ * A clearer reason than the validator's first error where that one misleads: a union answers with its first
+ * branch's complaint (a cron trigger "must have required property 'queue'"), and a record's bad key is "not a
+ * known field". Returns where to point and what to say, or undefined to keep the validator's words.
+ */
+function explain(config: unknown, segments: readonly string[], reason: string): { segments: string[]; reason: string; atKey?: boolean } | undefined {
+  // The nearest union of `type`-tagged objects on the path: judge the value by the branch it names.
+  for (let i = segments.length; i >= 0; i--) {
+    const at = segments.slice(0, i);
+    const types = discriminants(schemaAt(at, config));
+    if (!types) continue;
+    const value = valueAt(config, at);
+    const type = isPlainObject(value) ? value.type : undefined;
+    if (!types.includes(type as string)) return { segments: [...at, 'type'], reason: `must be one of: ${types.join(', ')}` };
+    // The validator's first error may come from another branch; re-check against the named one alone.
+    const branch = schemaAt(at, config)?.anyOf?.find((o) => o.properties?.type?.const === type);
+    try {
+      validate(branch as unknown as TSchema, value);
+    } catch (err) {
+      if (!(err instanceof ContinuumError)) throw err;
+      const inner = err.details?.pointer ?? '/';
+      const why = stripPrefix(err.message, `request: ${inner} `);
+      return { segments: [...at, ...fromPointer(inner)], reason: why, atKey: why === 'is not a known field' };
+    }
+    return undefined;
+  }
+  const options = schemaAt(segments, config)?.anyOf;
+  if (options) {
+    if (options.every((o) => typeof o.const === 'string')) return { segments: [...segments], reason: `must be one of: ${options.map((o) => String(o.const)).join(', ')}` };
+    // Objects with one required key each (async destinations): { queue: NAME } or { function: NAME }.
+    if (options.every((o) => o.required?.length === 1)) return { segments: [...segments], reason: `must be ${options.map((o) => `{ ${o.required?.[0]}: … }`).join(' or ')}` };
+  }
+  if (reason === 'is not a known field') {
+    const parent = schemaAt(segments.slice(0, -1), config);
+    const pattern = Object.keys(parent?.patternProperties ?? {})[0];
+    if (pattern !== undefined) return { segments: [...segments], reason: `is not a valid key here (keys must match ${pattern})`, atKey: true };
+  }
+  return undefined;
+}
+
+function stripPrefix(text: string, prefix: string): string {
+  return text.startsWith(prefix) ? text.slice(prefix.length) : text;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -163,17 +233,34 @@ export function parseManifest(source: string, file: string): Manifest {
     } catch (err) {
       if (!(err instanceof ContinuumError)) throw err;
       const pointer = err.details?.pointer ?? '/';
-      const segments = fromPointer(pointer);
-      const prefix = `functions.${name}: ${pointer} `;
-      let reason = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-      const allowed = allowedValues(segments);
-      if (allowed && /constant|anyOf|schema in anyOf/.test(reason)) reason = `must be one of: ${allowed.join(', ')}`;
-      const unknownKey = reason === 'is not a known field';
-      throw loc.error([...at, ...segments], `${dotted([...at, ...segments])} ${reason}`, unknownKey);
+      const reason = stripPrefix(err.message, `functions.${name}: ${pointer} `);
+      const e = explain(rest, fromPointer(pointer), reason) ?? { segments: fromPointer(pointer), reason, atKey: reason === 'is not a known field' };
+      throw loc.error([...at, ...e.segments], `${dotted([...at, ...e.segments])} ${e.reason}`, e.atKey);
+    }
+    try {
+      // Rules across the fields of one trigger (retry delays): a bad one fails before any function is uploaded.
+      if (config.triggers) resolveFunctionConfig({ triggers: config.triggers });
+    } catch (err) {
+      if (!(err instanceof ContinuumError)) throw err;
+      throw loc.error([...at, ...fromPointer(err.details?.pointer ?? '/')], `functions.${name}.${err.message}`);
     }
     out.push({ name, path: path.resolve(baseDir, codePath), config, line: loc.position(at, true).line });
   }
   return { file: path.resolve(file), functions: out };
+}
+
+/** The queues a function's config names (triggers, bindings, async destinations), with the field naming each. */
+export function queueRefs(config: FunctionConfigInput): Array<{ queue: string; field: string }> {
+  const refs: Array<{ queue: string; field: string }> = [];
+  config.triggers?.forEach((t, i) => {
+    if (t.type === 'queue') refs.push({ queue: t.queue, field: `triggers[${i}].queue` });
+  });
+  for (const [name, b] of Object.entries(config.bindings ?? {})) refs.push({ queue: b.queue, field: `bindings.${name}.queue` });
+  for (const key of ['onSuccess', 'onFailure'] as const) {
+    const d = config.async?.[key];
+    if (d && 'queue' in d) refs.push({ queue: d.queue, field: `async.${key}.queue` });
+  }
+  return refs;
 }
 
 /** Read, parse and validate a manifest, and check that every function's path exists. */

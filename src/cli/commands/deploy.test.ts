@@ -34,11 +34,11 @@ test('a directory holding continuum.yaml deploys its functions; --name picks one
     const all = await planDeploy(dir, {});
     assert.equal(all.manifest, path.join(dir, 'continuum.yaml'));
     assert.deepEqual(all.jobs, [
-      { name: 'hello', path: path.join(dir, 'hello.ts'), config: { scale: { maxInstances: 2 } } },
-      { name: 'api', path: path.join(dir, 'api'), config: {} },
+      { name: 'hello', path: path.join(dir, 'hello.ts'), line: 2, config: { scale: { maxInstances: 2 } } },
+      { name: 'api', path: path.join(dir, 'api'), line: 5, config: {} },
     ]);
     const one = await planDeploy(path.join(dir, 'continuum.yaml'), { name: 'api', tier: 'isolate' });
-    assert.deepEqual(one.jobs, [{ name: 'api', path: path.join(dir, 'api'), config: { tier: 'isolate' } }]);
+    assert.deepEqual(one.jobs, [{ name: 'api', path: path.join(dir, 'api'), line: 5, config: { tier: 'isolate' } }]);
     await assert.rejects(planDeploy(dir, { name: 'other' }), (e: unknown) => e instanceof CliError && e.exitCode === 1 && /has no function "other" \(it has hello, api\)/.test(e.message));
   }));
 
@@ -48,4 +48,29 @@ test('a directory without a manifest is one function named after the directory',
     await mkdir(fn);
     await writeFile(path.join(fn, 'index.js'), 'export default {}');
     assert.deepEqual((await planDeploy(fn, {})).jobs, [{ name: 'orders-api', path: fn, config: {} }]);
+  }));
+
+test('triggers, bindings and async settings in continuum.yaml reach the deploy as given', () =>
+  withDir(async (dir) => {
+    await writeFile(path.join(dir, 'worker.js'), 'export default {}');
+    await writeFile(path.join(dir, 'continuum.yaml'), [
+      'functions:',
+      '  worker:',
+      '    path: worker.js',
+      '    triggers:',
+      '      - { type: queue, queue: jobs, batchSize: 5, maxRetries: 1 }',
+      "      - { type: cron, schedule: '*/5 * * * *', timezone: Europe/Paris }",
+      '    bindings: { OUT: { queue: results } }',
+      '    async: { maxRetries: 0, onFailure: { queue: failures }, onSuccess: { function: audit } }',
+    ].join('\n'));
+    const { jobs } = await planDeploy(dir, { tier: 'isolate' });
+    assert.deepEqual(jobs[0]?.config, {
+      triggers: [
+        { type: 'queue', queue: 'jobs', batchSize: 5, maxRetries: 1 },
+        { type: 'cron', schedule: '*/5 * * * *', timezone: 'Europe/Paris' },
+      ],
+      bindings: { OUT: { queue: 'results' } },
+      async: { maxRetries: 0, onFailure: { queue: 'failures' }, onSuccess: { function: 'audit' } },
+      tier: 'isolate',
+    });
   }));

@@ -3,10 +3,10 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FunctionConfigInput } from '../../core/config.ts';
 import { assertName } from '../../core/names.ts';
-import type { DeployResult } from '../client.ts';
+import type { ContinuumClient, DeployResult } from '../client.ts';
 import type { Context } from '../context.ts';
 import { CliError, userError } from '../errors.ts';
-import { displayPath, isManifestPath, loadManifest, MANIFEST_NAMES } from '../manifest.ts';
+import { displayPath, isManifestPath, loadManifest, MANIFEST_NAMES, queueRefs } from '../manifest.ts';
 import { deriveName } from '../names.ts';
 import { formatBytes } from '../output.ts';
 import { prepareUpload } from '../pack.ts';
@@ -16,6 +16,8 @@ interface Job {
   name: string;
   path: string;
   config: FunctionConfigInput;
+  /** Line of the function in its manifest. */
+  line?: number;
 }
 
 /** Which manifest a PATH names: the file itself, or continuum.yaml inside a directory. */
@@ -46,16 +48,31 @@ export async function planDeploy(target: string, opts: Pick<DeployOptions, 'name
         throw userError(`${displayPath(manifestFile)} has no function ${JSON.stringify(opts.name)} (it has ${manifest.functions.map((f) => f.name).join(', ')})`);
       }
     }
-    return { manifest: manifestFile, jobs: fns.map((f) => ({ name: f.name, path: f.path, config: opts.tier ? { ...f.config, tier: opts.tier } : f.config })) };
+    return { manifest: manifestFile, jobs: fns.map((f) => ({ name: f.name, path: f.path, line: f.line, config: opts.tier ? { ...f.config, tier: opts.tier } : f.config })) };
   }
   const name = opts.name !== undefined ? assertName(opts.name, 'function name') : deriveName(target);
   return { manifest: undefined, jobs: [{ name, path: path.resolve(target), config: opts.tier ? { tier: opts.tier } : {} }] };
+}
+
+/**
+ * Queues must exist before a function names them; checking them all first keeps a manifest from being
+ * deployed halfway.
+ */
+async function checkQueues(client: ContinuumClient, jobs: Job[], manifest: string | undefined): Promise<void> {
+  const refs = jobs.flatMap((job) => queueRefs(job.config).map((ref) => ({ ...ref, job })));
+  if (refs.length === 0) return;
+  const have = new Set((await client.listQueues()).items.map((q) => q.name));
+  const missing = refs.find((r) => !have.has(r.queue));
+  if (!missing) return;
+  const where = manifest !== undefined ? `${displayPath(manifest)}:${missing.job.line ?? 1}: ` : '';
+  throw userError(`${where}functions.${missing.job.name}.${missing.field}: queue ${missing.queue} does not exist; create it first with 'continuum queue create ${missing.queue}'`);
 }
 
 export async function deploy(ctx: Context, target: string, opts: DeployOptions): Promise<number> {
   const out = ctx.out;
   const { jobs, manifest } = await planDeploy(target, opts);
   const client = await ctx.client();
+  await checkQueues(client, jobs, manifest);
   const results: DeployResult[] = [];
   const prefix = (job: Job) => (jobs.length > 1 ? `${job.name}: ` : '');
   for (const job of jobs) {
