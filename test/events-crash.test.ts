@@ -202,6 +202,36 @@ function runCrashSuite(backend: string, startNode: () => Promise<ProcessNode>, m
       }
       process.stderr.write(`[${backend}] async: ${TOTAL} acknowledged, ${executed.size} executed, ${ledger.length - executed.size} duplicates\n`);
     });
+
+    test('crash between the side effect and the result commit (catalogue 50): one terminal record, the re-execution carries the same id and key', async () => {
+      const node = await startNode();
+      assert.equal((await node.api('POST', '/v1/queues', { name: 'effects' })).status, 201);
+      const fn = `export default { async fetch(req, env) {
+        const attempt = req.headers.get('continuum-attempt');
+        await env.EFFECTS.send([req.headers.get('continuum-invocation-id'), req.headers.get('idempotency-key'), attempt].join(' '));
+        return Response.json({ attempt });
+      } }`;
+      assert.equal((await node.deploy('effectful', fn, { limits: { timeoutMs: 2000 }, bindings: { EFFECTS: { queue: 'effects' } } })).status, 201);
+      await node.stop();
+      node.env = { CONTINUUM_FAILPOINTS: 'after-invoke' };
+      await node.start();
+      const r = await node.api('POST', '/v1/functions/effectful/invoke', 'payload', { 'content-type': 'text/plain', 'x-amz-invocation-type': 'Event', 'idempotency-key': 'effect-1' });
+      assert.equal(r.status, 202);
+      const id = r.json.invocationId as string;
+      await node.exited(); // the failpoint killed the node after the function ran, before the result was stored
+      node.env = {};
+      await node.start();
+      const done = await retrying(async () => {
+        const s = await node.api('GET', `/v1/invocations/${id}`);
+        if (s.json.state !== 'succeeded') throw new Error(`state ${s.json.state}`);
+        return s.json;
+      });
+      assert.equal(done.attempt, 2);
+      assert.deepEqual(JSON.parse(done.outcome.result.body), { attempt: '2' });
+      assert.deepEqual((await drain(node, 'effects')).sort(), [`${id} effect-1 1`, `${id} effect-1 2`]);
+      const again = await node.api('GET', `/v1/invocations/${id}`);
+      assert.deepEqual(again.json.outcome, done.outcome, 'the result never changes once final');
+    });
   });
 }
 

@@ -40,6 +40,8 @@ export interface ConsumerOptions {
   pollMs?: number;
   now?: () => number;
   random?: () => number;
+  /** Fault injection: called with `after-invoke` once a batch ran, before its settlements are stored. */
+  failpoint?: (name: string) => void;
 }
 
 const DEFAULT_POLL_MS = 500;
@@ -169,6 +171,7 @@ export class QueueConsumer {
       } finally {
         clearInterval(heartbeat);
       }
+      this.#o.failpoint?.('after-invoke');
       const at = (this.#o.now ?? Date.now)();
       for (const m of live) {
         const v = verdicts.get(m.id) ?? { action: 'retry', delayMs: null, error: 'no verdict for this message' };

@@ -40,6 +40,8 @@ export interface EventsServiceOptions {
   log?: (line: string) => void;
   /** Idle poll interval of consumers (local sends wake them at once). */
   pollMs?: number;
+  /** Fault injection for crash tests: called at named points (see NodeConfig.failpoints). */
+  failpoint?: (name: string) => void;
 }
 
 export interface QueueView {
@@ -246,6 +248,7 @@ export class EventsService {
         onDead: want.kind === 'async' ? (m, reason, error) => void this.#destination(want.fn.name, m, 'failure', reason, error) : undefined,
         ...(this.#o.log ? { log: this.#o.log } : {}),
         ...(this.#o.pollMs !== undefined ? { pollMs: this.#o.pollMs } : {}),
+        ...(this.#o.failpoint ? { failpoint: this.#o.failpoint } : {}),
       });
       this.#consumers.set(key, consumer);
       consumer.start();

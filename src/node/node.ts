@@ -39,6 +39,11 @@ export interface NodeConfig {
    * instead of the embedded SQLite queue store.
    */
   nats?: string;
+  /**
+   * Fault-injection points that kill this process with SIGKILL when reached (crash tests only):
+   * `after-invoke` — an event execution finished but its settlement is not yet stored.
+   */
+  failpoints?: string[];
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -93,6 +98,16 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     queues: stores.queues,
     invoke: (fn, request, trigger, event) => scheduler.invoke(fn, request, trigger, event),
     log,
+    ...(config.failpoints?.length
+      ? {
+          failpoint: (name: string) => {
+            if (config.failpoints!.includes(name)) {
+              log(`failpoint ${name}: killing the node`);
+              process.kill(process.pid, 'SIGKILL');
+            }
+          },
+        }
+      : {}),
   });
   events = eventsService;
 

@@ -27,6 +27,8 @@ export class ProcessNode {
   readonly port: number;
   readonly url: string;
   readonly extraArgs: string[];
+  /** Extra environment for the next start (e.g. CONTINUUM_FAILPOINTS). */
+  env: Record<string, string> = {};
   token = '';
   #child: ChildProcess | null = null;
   #output = '';
@@ -50,6 +52,7 @@ export class ProcessNode {
   async start(): Promise<void> {
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('CONTINUUM_')) delete env[k];
+    Object.assign(env, this.env);
     const child = spawn(process.execPath, [BIN, 'up', '--port', String(this.port), '--data-dir', this.dataDir, ...this.extraArgs], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -67,6 +70,13 @@ export class ProcessNode {
       await sleep(50);
     }
     this.token = (await readFile(join(this.dataDir, 'admin-token'), 'utf8')).trim();
+  }
+
+  /** Resolves when the process has exited (e.g. killed by a failpoint). */
+  exited(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => child.once('exit', () => resolve()));
   }
 
   /** SIGKILL, then wait for the process to be gone. */

@@ -54,7 +54,16 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
   const { startNode } = await import('../../node/node.ts');
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
-    node = await startNode({ port, host, dataDir, deployExamples: opts.examples === true, ...(nats !== undefined ? { nats } : {}) });
+    // Fault-injection points for the crash tests (catalogue 50); never set in normal use.
+    const failpoints = ctx.env.CONTINUUM_FAILPOINTS?.split(',').map((f) => f.trim()).filter(Boolean);
+    node = await startNode({
+      port,
+      host,
+      dataDir,
+      deployExamples: opts.examples === true,
+      ...(nats !== undefined ? { nats } : {}),
+      ...(failpoints?.length ? { failpoints } : {}),
+    });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === 'EADDRINUSE') throw userError(`${host}:${port} is already in use — is another node running? Pass --port or set PORT`);
