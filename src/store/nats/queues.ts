@@ -1,0 +1,1042 @@
+/**
+ * QueueStore on NATS JetStream (ARCHITECTURE §2, §6). The design, its reasons and its limits are in
+ * README.md beside this file; in short:
+ *
+ *   stream  <P>_q_<queue>   subjects <p>.q.<queue>.r (visible) and <p>.q.<queue>.d.<bucket> (delayed)
+ *                           work-queue retention; consumer `ready` on .r, consumer `delay` on .d.>
+ *   stream  <P>_dl_<queue>  dead letters, one subject per message id: <p>.dl.<queue>.<id>
+ *   KV <p>-meta             q.<queue> registry, e.<queue> redelivery epoch, c.<key> cursors
+ *   KV <p>-idem (TTL)       <queue>.<sha256(key)> → first message id and content digest
+ *   KV <p>-track (TTL)      s.<id> status, o.<id> outcome (first wins), m.<queue>.<id>.<seq> redelivery markers
+ *
+ * A stored message is one copy on a subject: a retry publishes a new copy (with the attempt count and errors
+ * in its header) and acks the old one, so a message's state always travels with it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import type { JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { NoRespondersError, Replies } from './replies.ts';
+import { EVENT_DEFAULTS } from '../../core/defaults.ts';
+import { ContinuumError, toContinuumError } from '../../core/errors.ts';
+import { uuidv7 } from '../../core/ids.ts';
+import type {
+  DeadLetter,
+  LeasedMessage,
+  MessageOutcome,
+  MessageState,
+  MessageStatus,
+  NewMessage,
+  QueueRecord,
+  QueueStats,
+  QueueStore,
+  SentMessage,
+  Settlement,
+} from '../contract.ts';
+import { appendError, assertQueueName, checkSendBatch, contentDigest } from '../queue-rules.ts';
+
+export interface NatsQueueStoreOptions {
+  /** One URL or a comma-separated list (nats://host:port). */
+  servers: string;
+  /** Names every stream, subject and bucket of this store, so several platforms (or tests) share a server. */
+  prefix?: string;
+  /** JetStream replicas of streams and buckets: 1 on one server, 3 in a cluster. */
+  replicas?: number;
+  dedupeWindowMs?: number;
+  outcomeRetentionMs?: number;
+}
+
+const READY = 'ready';
+const DELAY = 'delay';
+/** Redelivery bound when a lease (a NAK with delay sent at receive) was lost with the connection. */
+const ACK_WAIT_MS = 30_000;
+/** Delayed copies are filed under 100 ms buckets; nextVisibleInMs reads the earliest bucket. */
+const BUCKET_MS = 100;
+/** A no-wait pull answers at once; this only guards against a server that never answers. */
+const PULL_GUARD_MS = 2_000;
+const REQUEST_TIMEOUT_MS = 5_000;
+const MOVE_BATCH = 100;
+const PURGE_BATCH = 256;
+/** The stream dedupe window (Nats-Msg-Id) covers retries of one send; the idempotency KV covers the rest. */
+const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
+const LEASE_CACHE_SWEEP = 10_000;
+/** Acked leftovers removed per queue load (see #dropAckedLeftovers); a crash leaves about 100 ms worth. */
+const LEFTOVER_SCAN = 10_000;
+const META_HEADER = 'Continuum-Meta';
+const DEAD_HEADER = 'Continuum-Dead';
+const PREFIX_RE = /^[a-z][a-z0-9]{0,31}$/;
+const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const TOKEN_RE = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\.[A-Za-z0-9_-]+$/;
+const MAX_CURSOR_KEY = 256;
+const MAX_CURSOR_VALUE = 4096;
+
+const nanos = (ms: number) => Math.max(0, Math.round(ms)) * 1_000_000;
+
+/** What travels in a copy's header: the message and its history so far. */
+interface Meta {
+  id: string;
+  enq: number;
+  ct?: string;
+  attrs?: Record<string, string>;
+  key?: string;
+  track?: true;
+  /** Attempts before this copy; a delivery's attempt is this plus the copy's delivery count. */
+  att: number;
+  errs?: string[];
+  /** Not visible before (delayed copies only). */
+  nb?: number;
+}
+
+interface DeadInfo {
+  at: number;
+  reason: string;
+  attempts: number;
+}
+
+/** Tracked message state (KV s.<id>); the outcome record (o.<id>) carries the same facts plus the outcome. */
+interface Status {
+  q: string;
+  enq: number;
+  key?: string;
+  attrs?: Record<string, string>;
+  st: MessageState;
+  att: number;
+  nb?: number;
+  lu?: number;
+}
+
+interface StoredOutcome {
+  state: MessageOutcome['state'];
+  attempt: number;
+  finishedAt: number;
+  result?: { status: number | null; contentType: string | null; body: string };
+  error?: { code: string; message: string };
+}
+
+interface Queue {
+  name: string;
+  createdAt: string;
+  stream: string;
+  dlq: string;
+  subject: string;
+  dlSubject: string;
+  /** Redelivery epoch last seen (never ahead of the stored one); see #epoch. */
+  epoch: number;
+}
+
+interface Lease {
+  queue: string;
+  token: string;
+  reply: string;
+  sseq: number;
+  meta: Meta;
+  body: Uint8Array;
+  attempt: number;
+  leaseUntil: number;
+}
+
+interface Token {
+  sseq: number;
+  dseq: number;
+  dc: number;
+  epoch: number;
+}
+
+export async function openNatsQueueStore(options: NatsQueueStoreOptions): Promise<QueueStore> {
+  return NatsQueueStore.open(options);
+}
+
+export class NatsQueueStore implements QueueStore {
+  readonly #nc: NatsConnection;
+  readonly #r: Replies;
+  readonly #jsm: JetStreamManager;
+  readonly #meta: KV;
+  readonly #idem: KV;
+  readonly #track: KV;
+  readonly #p: string;
+  readonly #replicas: number;
+  readonly #queues = new Map<string, Queue>();
+  readonly #leases = new Map<string, Lease>();
+  /** Tokens being settled right now: a second settlement with the same token must lose. */
+  readonly #settling = new Set<string>();
+  readonly #serial = new Map<string, Promise<unknown>>();
+
+  static async open(options: NatsQueueStoreOptions): Promise<NatsQueueStore> {
+    const prefix = options.prefix ?? 'continuum';
+    if (!PREFIX_RE.test(prefix)) throw new ContinuumError('bad_request', 'NATS prefix must be 1-32 characters [a-z0-9], starting with a letter');
+    const replicas = options.replicas ?? 1;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: options.servers.split(',').map((s) => s.trim()), name: `continuum-queues-${prefix}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    } catch (err) {
+      throw new ContinuumError('unavailable', 'cannot connect to NATS for the queue store', undefined, { cause: err });
+    }
+    try {
+      const js = jetstream(nc, { timeout: REQUEST_TIMEOUT_MS });
+      const jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT_MS });
+      const kvm = new Kvm(js);
+      const file = { storage: StorageType.File, replicas, history: 1 };
+      const [meta, idem, track] = await Promise.all([
+        kvm.create(`${prefix}-meta`, file),
+        kvm.create(`${prefix}-idem`, { ...file, ttl: options.dedupeWindowMs ?? EVENT_DEFAULTS.queue.dedupeWindowMs }),
+        kvm.create(`${prefix}-track`, { ...file, ttl: options.outcomeRetentionMs ?? EVENT_DEFAULTS.queue.outcomeRetentionMs }),
+      ]);
+      return new NatsQueueStore(nc, jsm, { meta, idem, track }, prefix, replicas);
+    } catch (err) {
+      await nc.close();
+      throw mapError(err);
+    }
+  }
+
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, kv: { meta: KV; idem: KV; track: KV }, prefix: string, replicas: number) {
+    this.#nc = nc;
+    this.#r = new Replies(nc, REQUEST_TIMEOUT_MS);
+    this.#jsm = jsm;
+    this.#meta = kv.meta;
+    this.#idem = kv.idem;
+    this.#track = kv.track;
+    this.#p = prefix;
+    this.#replicas = replicas;
+    void (async () => {
+      // After a reconnect the server may have restarted: load queues afresh (and drop acked leftovers).
+      for await (const s of nc.status()) if (s.type === 'reconnect') this.#queues.clear();
+    })().catch(() => {});
+  }
+
+  // ------------------------------------------------------------------ queues
+
+  #names(name: string): Omit<Queue, 'createdAt' | 'epoch'> {
+    return {
+      name,
+      stream: `${this.#p}_q_${name}`,
+      dlq: `${this.#p}_dl_${name}`,
+      subject: `${this.#p}.q.${name}`,
+      dlSubject: `${this.#p}.dl.${name}`,
+    };
+  }
+
+  async createQueue(name: string): Promise<QueueRecord> {
+    assertQueueName(name);
+    return guard(async () => {
+      const createdAt = new Date().toISOString();
+      try {
+        await this.#meta.create(`q.${name}`, JSON.stringify({ createdAt }));
+      } catch (err) {
+        if (isLive(await this.#meta.get(`q.${name}`))) throw new ContinuumError('conflict', `queue ${name} already exists`);
+        throw err;
+      }
+      const n = this.#names(name);
+      try {
+        // Leftovers of an earlier queue of this name that a crash kept from being removed.
+        await this.#removeData(name);
+        const stream = { retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: this.#replicas, duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS), allow_direct: true };
+        await Promise.all([
+          this.#jsm.streams.add({ name: n.stream, subjects: [`${n.subject}.r`, `${n.subject}.d.*`], ...stream }),
+          this.#jsm.streams.add({ name: n.dlq, subjects: [`${n.dlSubject}.*`], ...stream, retention: RetentionPolicy.Limits }),
+        ]);
+        const consumer = { ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: nanos(ACK_WAIT_MS), max_ack_pending: -1, max_deliver: -1 };
+        await Promise.all([
+          this.#jsm.consumers.add(n.stream, { durable_name: READY, filter_subject: `${n.subject}.r`, ...consumer }),
+          this.#jsm.consumers.add(n.stream, { durable_name: DELAY, filter_subject: `${n.subject}.d.*`, ...consumer }),
+        ]);
+        // A fresh epoch newer than any token of an earlier queue of this name.
+        const epoch = await this.#meta.put(`e.${name}`, '');
+        this.#queues.set(name, { ...n, createdAt, epoch });
+      } catch (err) {
+        await this.#meta.delete(`q.${name}`).catch(() => {});
+        throw err;
+      }
+      return { name, createdAt };
+    });
+  }
+
+  async getQueue(name: string): Promise<QueueRecord | null> {
+    assertQueueName(name);
+    return guard(async () => {
+      const e = await this.#meta.get(`q.${name}`);
+      if (!isLive(e)) return null;
+      return { name, createdAt: (e.json() as { createdAt: string }).createdAt };
+    });
+  }
+
+  async listQueues(): Promise<QueueRecord[]> {
+    return guard(async () => {
+      const names: string[] = [];
+      for await (const k of await this.#meta.keys('q.*')) names.push(k.slice(2));
+      const records = await Promise.all(names.map((n) => this.getQueue(n)));
+      return records.filter((r): r is QueueRecord => r !== null).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    });
+  }
+
+  async deleteQueue(name: string): Promise<boolean> {
+    assertQueueName(name);
+    return guard(async () => {
+      if (!isLive(await this.#meta.get(`q.${name}`))) return false;
+      // The registry entry goes first: from then on the queue is gone for everyone, and a crash during the
+      // cleanup leaves only data that the next createQueue of this name removes.
+      await this.#meta.delete(`q.${name}`);
+      this.#forget(name);
+      await this.#removeData(name);
+      return true;
+    });
+  }
+
+  async #removeData(name: string): Promise<void> {
+    const n = this.#names(name);
+    const deleteStream = (s: string) => this.#jsm.streams.delete(s).catch((err: unknown) => {
+      if (!isStreamNotFound(err)) throw err;
+    });
+    await Promise.all([
+      deleteStream(n.stream),
+      deleteStream(n.dlq),
+      this.#jsm.streams.purge(`KV_${this.#p}-idem`, { filter: `$KV.${this.#p}-idem.${name}.>` }),
+      this.#jsm.streams.purge(`KV_${this.#p}-track`, { filter: `$KV.${this.#p}-track.m.${name}.>` }),
+    ]);
+  }
+
+  #forget(name: string): void {
+    this.#queues.delete(name);
+    for (const [token, lease] of this.#leases) if (lease.queue === name) this.#leases.delete(token);
+  }
+
+  /** The queue, from the registry (cached); `not_found` when it does not exist. */
+  async #queue(name: string): Promise<Queue> {
+    assertQueueName(name);
+    const cached = this.#queues.get(name);
+    if (cached) return cached;
+    const e = await this.#meta.get(`q.${name}`);
+    if (!isLive(e)) throw notFound(name);
+    const epoch = await this.#epoch(name);
+    const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch };
+    await this.#dropAckedLeftovers(q).catch(() => {});
+    this.#queues.set(name, q);
+    return q;
+  }
+
+  /**
+   * nats-server 2.9 writes a work-queue stream's deletions down lazily, its consumers' acks within ~100 ms:
+   * after a crash, copies that were acked before it are back in the stream, below their consumer's ack
+   * floor, and would never be delivered nor removed. Remove them when a queue is first used (also after a
+   * reconnect, which is how a server restart shows).
+   */
+  async #dropAckedLeftovers(q: Queue): Promise<void> {
+    const [si, ready, delay] = await Promise.all([
+      this.#jsm.streams.info(q.stream),
+      this.#jsm.consumers.info(q.stream, READY),
+      this.#jsm.consumers.info(q.stream, DELAY),
+    ]);
+    for (const [filter, floor] of [[`${q.subject}.r`, ready.ack_floor.stream_seq], [`${q.subject}.d.*`, delay.ack_floor.stream_seq]] as const) {
+      const stale: number[] = [];
+      for (let seq = si.state.first_seq; seq <= floor && stale.length < LEFTOVER_SCAN; ) {
+        const m = await this.#jsm.direct.getMessage(q.stream, { next_by_subj: filter, seq });
+        if (!m || m.seq > floor) break;
+        stale.push(m.seq);
+        seq = m.seq + 1;
+      }
+      await Promise.all(stale.map((seq) => this.#jsm.streams.deleteMessage(q.stream, seq, false).catch(() => false)));
+    }
+  }
+
+  /** Run queue-scoped work with the registry check and error mapping; a vanished stream means a deleted queue. */
+  async #with<T>(name: string, fn: (q: Queue) => Promise<T>): Promise<T> {
+    return guard(async () => {
+      const q = await this.#queue(name);
+      try {
+        return await fn(q);
+      } catch (err) {
+        if (!(isStreamNotFound(err) || isNoResponders(err))) throw err;
+        // Another process may have deleted the queue; otherwise the backend is failing.
+        this.#forget(name);
+        if (!isLive(await this.#meta.get(`q.${name}`))) throw notFound(name);
+        throw new ContinuumError('unavailable', `queue ${name}: the NATS backend is not serving it`, undefined, { cause: err });
+      }
+    });
+  }
+
+  /** One receive or purge per queue at a time in this process: concurrent no-wait pulls would starve each other. */
+  #serialize<T>(q: Queue, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#serial.get(q.name) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.#serial.set(q.name, tail);
+    void tail.then(() => {
+      if (this.#serial.get(q.name) === tail) this.#serial.delete(q.name);
+    });
+    return run;
+  }
+
+  /**
+   * The queue's redelivery epoch: the KV revision of e.<queue>, bumped by every receive that hands out a
+   * message a second time. A token remembers the epoch seen before its pull; while the epoch is unchanged no
+   * message of the queue was redelivered, so the token is still current without a per-message lookup.
+   */
+  async #epoch(name: string): Promise<number> {
+    const e = await this.#meta.get(`e.${name}`);
+    const rev = e?.revision ?? 0;
+    const q = this.#queues.get(name);
+    if (q && rev > q.epoch) q.epoch = rev;
+    return rev;
+  }
+
+  /**
+   * Counts come from the stream (copies stored per subject) bounded by the ready consumer (handed out or
+   * not): after a server crash either may hold entries the other has dropped (see #dropAckedLeftovers).
+   */
+  async stats(name: string): Promise<QueueStats> {
+    return this.#with(name, async (q) => {
+      const [stored, ready, dl] = await Promise.all([this.#subjectCounts(q), this.#jsm.consumers.info(q.stream, READY), this.#jsm.streams.info(q.dlq)]);
+      let oldestAgeMs = 0;
+      if (stored.total > 0) {
+        const first = await this.#jsm.direct.getMessage(q.stream, { seq: stored.firstSeq });
+        const enq = (first && readMeta(first.header)?.enq) ?? Date.now();
+        oldestAgeMs = Math.max(1, Date.now() - enq);
+      }
+      const pending = Math.min(ready.num_pending, stored.visible);
+      const inFlight = Math.min(ready.num_ack_pending, stored.visible - pending);
+      return {
+        depth: pending + inFlight + stored.delayed,
+        ready: pending,
+        delayed: stored.delayed,
+        inFlight,
+        oldestAgeMs,
+        deadLetters: dl.state.messages,
+      };
+    });
+  }
+
+  /** Copies in the queue's stream: visible ones, delayed ones per 100 ms bucket. */
+  async #subjectCounts(q: Queue): Promise<{ total: number; firstSeq: number; visible: number; delayed: number; firstBucket: number | null }> {
+    const si = await this.#jsm.streams.info(q.stream, { subjects_filter: `${q.subject}.>` });
+    let visible = 0;
+    let delayed = 0;
+    let firstBucket: number | null = null;
+    for (const [subject, count] of Object.entries(si.state.subjects ?? {})) {
+      const tail = subject.slice(q.subject.length + 1);
+      if (tail === 'r') {
+        visible += count;
+      } else if (tail.startsWith('d.')) {
+        delayed += count;
+        const bucket = Number(tail.slice(2));
+        if (Number.isSafeInteger(bucket) && (firstBucket === null || bucket < firstBucket)) firstBucket = bucket;
+      }
+    }
+    return { total: si.state.messages, firstSeq: si.state.first_seq, visible, delayed, firstBucket };
+  }
+
+  // ------------------------------------------------------------------ send
+
+  async send(queue: string, messages: NewMessage[]): Promise<SentMessage[]> {
+    assertQueueName(queue);
+    checkSendBatch(messages);
+    return this.#with(queue, async (q) => {
+      const now = Date.now();
+      // Refuse the whole batch before storing anything: earlier sends, and earlier messages of this batch.
+      const keys = messages.map((m) => (m.idempotencyKey === undefined ? null : `${q.name}.${sha256(m.idempotencyKey)}`));
+      const known = new Map<string, { id: string; digest: string }>();
+      await Promise.all(
+        [...new Set(keys.filter((k): k is string => k !== null))].map(async (k) => {
+          const e = await this.#idem.get(k);
+          if (isLive(e)) known.set(k, e.json());
+        }),
+      );
+      type Plan = { dup: string } | { meta: Meta; body: Uint8Array; subject: string; msgID: string; key: string | null; digest: string | null; track: boolean };
+      const plans: Plan[] = messages.map((m, i) => {
+        const key = keys[i] ?? null;
+        const digest = key === null ? null : contentDigest(m);
+        if (key !== null) {
+          const earlier = known.get(key);
+          if (earlier) {
+            if (earlier.digest !== digest) throw new ContinuumError('conflict', `idempotency key reused with a different message (first id ${earlier.id})`);
+            return { dup: earlier.id };
+          }
+        }
+        const id = uuidv7(now);
+        if (key !== null && digest !== null) known.set(key, { id, digest });
+        const meta: Meta = { id, enq: now, att: 0 };
+        if (m.contentType !== undefined) meta.ct = m.contentType;
+        if (m.attributes && Object.keys(m.attributes).length > 0) meta.attrs = { ...m.attributes };
+        if (m.idempotencyKey !== undefined) meta.key = m.idempotencyKey;
+        if (m.track) meta.track = true;
+        const delay = m.delayMs ?? 0;
+        if (delay > 0) meta.nb = now + delay;
+        return { meta, body: m.body, subject: this.#subjectFor(q, meta), msgID: key === null ? id : `k.${key}`, key, digest, track: m.track === true };
+      });
+      const acks = await Promise.all(
+        plans.map((p) => ('dup' in p ? null : this.#publish(p.subject, p.body, p.msgID, metaHeaders(p.meta)))),
+      );
+      const out: SentMessage[] = [];
+      const after: Promise<unknown>[] = [];
+      for (let i = 0; i < plans.length; i++) {
+        const p = plans[i]!;
+        const ack = acks[i];
+        if ('dup' in p) {
+          out.push({ id: p.dup, duplicate: true });
+          continue;
+        }
+        if (ack?.duplicate) {
+          // The stream already holds a copy from a send of this key that did not finish (it crashed before
+          // recording the key): that copy's id is the message's id.
+          const stored = await this.#jsm.direct.getMessage(q.stream, { seq: ack.seq });
+          const id = (stored && readMeta(stored.header)?.id) ?? p.meta.id;
+          if (p.key !== null) after.push(this.#idem.create(p.key, JSON.stringify({ id, digest: p.digest })).catch(() => {}));
+          out.push({ id, duplicate: true });
+          continue;
+        }
+        if (p.key !== null) after.push(this.#idem.create(p.key, JSON.stringify({ id: p.meta.id, digest: p.digest })).catch(() => {}));
+        if (p.track) after.push(this.#putStatus(q, p.meta, p.meta.nb !== undefined ? 'delayed' : 'ready', 0));
+        out.push({ id: p.meta.id, duplicate: false });
+      }
+      await Promise.all(after);
+      return out;
+    });
+  }
+
+  #subjectFor(q: Queue, meta: Meta): string {
+    return meta.nb === undefined ? `${q.subject}.r` : `${q.subject}.d.${Math.floor(meta.nb / BUCKET_MS)}`;
+  }
+
+  // ------------------------------------------------------------------ receive
+
+  async receive(queue: string, max: number, leaseMs: number): Promise<LeasedMessage[]> {
+    if (!Number.isInteger(max) || max < 1) throw new ContinuumError('bad_request', 'receive: max must be a positive integer');
+    if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new ContinuumError('bad_request', 'receive: leaseMs must be a positive integer');
+    return this.#with(queue, (q) =>
+      this.#serialize(q, async () => {
+        // The epoch before the pull: a token may only claim "not redelivered since" from a point before its delivery.
+        const epoch = q.epoch;
+        const [moved, first] = await Promise.all([this.#moveDue(q), this.#pull(q.stream, READY, max)]);
+        const msgs = moved > 0 && first.length < max ? first.concat(await this.#pull(q.stream, READY, max - first.length)) : first;
+        const now = Date.now();
+        // Told apart by their delivery sequence already; the random part keeps tokens of another server or
+        // another queue of the same name from ever matching.
+        const nonce = randomBytes(6).toString('base64url');
+        const leased: LeasedMessage[] = [];
+        const writes: Promise<unknown>[] = [];
+        let redelivered = false;
+        for (const m of msgs) {
+          const info = ackInfo(m.reply);
+          const meta = readMeta(m.headers);
+          if (!info || !meta) {
+            // Not a message this store wrote; never hand it out.
+            this.#nc.publish(m.reply!, '+TERM');
+            continue;
+          }
+          this.#nc.publish(m.reply!, nakDelay(leaseMs));
+          const token = `${info.sseq}.${info.dseq}.${info.dc}.${epoch}.${nonce}`;
+          if (info.dc > 1) {
+            redelivered = true;
+            writes.push(this.#track.put(`m.${q.name}.${meta.id}.${info.sseq}`, token));
+          }
+          const attempt = meta.att + info.dc;
+          const lease: Lease = { queue: q.name, token, reply: m.reply!, sseq: info.sseq, meta, body: bytesOf(m.data), attempt, leaseUntil: now + leaseMs };
+          this.#leases.set(token, lease);
+          if (meta.track) writes.push(this.#putStatus(q, meta, 'in_flight', attempt, { lu: now + leaseMs }));
+          leased.push(toLeased(q.name, lease));
+        }
+        await Promise.all(writes);
+        if (redelivered) {
+          // After the markers: a settle that sees the new epoch finds the marker of every redelivery.
+          const rev = await this.#meta.put(`e.${q.name}`, '');
+          if (rev > q.epoch) q.epoch = rev;
+        }
+        if (this.#leases.size > LEASE_CACHE_SWEEP) this.#sweepLeases(now);
+        return leased;
+      }),
+    );
+  }
+
+  /** Leases nobody settled (their holder went away); settling them later still works, from the stream. */
+  #sweepLeases(now: number): void {
+    for (const [token, lease] of this.#leases) if (lease.leaseUntil < now - 60_000) this.#leases.delete(token);
+  }
+
+  /** Move delayed copies whose time has come to the visible subject; NAK the others until then. */
+  async #moveDue(q: Queue): Promise<number> {
+    const msgs = await this.#pull(q.stream, DELAY, MOVE_BATCH);
+    if (msgs.length === 0) return 0;
+    const now = Date.now();
+    const due: Array<{ m: Msg; meta: Meta; seq: number }> = [];
+    for (const m of msgs) {
+      const meta = readMeta(m.headers);
+      const info = ackInfo(m.reply);
+      if (!meta || !info) {
+        this.#nc.publish(m.reply!, '+TERM');
+      } else if (meta.nb !== undefined && meta.nb > now) {
+        this.#nc.publish(m.reply!, nakDelay(meta.nb - now + 1));
+      } else {
+        due.push({ m, meta, seq: info.sseq });
+      }
+    }
+    await Promise.all(
+      due.map(async ({ m, meta, seq }) => {
+        const { nb: _nb, ...visible } = meta;
+        await this.#publish(`${q.subject}.r`, m.data, `${meta.id}.m${seq}`, metaHeaders(visible));
+        await this.#ackSync(m.reply!);
+      }),
+    );
+    return due.length;
+  }
+
+  /** A no-wait pull: whatever is available now, up to `batch`, without waiting for more. */
+  #pull(stream: string, consumer: string, batch: number): Promise<Msg[]> {
+    return this.#r.pull(stream, consumer, batch, PULL_GUARD_MS);
+  }
+
+  /** Store a copy; resolves once the stream has it. `msgID` makes a repeated publish (a retry) a no-op. */
+  #publish(subject: string, body: Uint8Array, msgID: string, h: MsgHdrs): Promise<PubAck> {
+    h.set('Nats-Msg-Id', msgID);
+    return this.#r.publish(subject, body, h);
+  }
+
+  // ------------------------------------------------------------------ fencing
+
+  /**
+   * Is `token` the current delivery of message `id` on this queue? The answer is the lease (from this
+   * process's memory, or rebuilt from the stream) or null. A fast path needs no lookup: the token was taken
+   * in this process and the queue's epoch has not moved since. Otherwise: the copy must still be in the
+   * stream under that id, and a redelivery marker for it, if any, must name this token.
+   */
+  async #check(q: Queue, id: string, token: string, epoch: number): Promise<Lease | null> {
+    const t = parseToken(token);
+    if (!t || typeof id !== 'string') return null;
+    const cached = this.#leases.get(token);
+    if (cached && (cached.queue !== q.name || cached.meta.id !== id)) return null;
+    if (cached && t.epoch === epoch) return cached;
+    if (!ID_RE.test(id)) return null;
+    const [marker, stored] = await Promise.all([
+      t.epoch === epoch ? null : this.#track.get(`m.${q.name}.${id}.${t.sseq}`),
+      this.#jsm.direct.getMessage(q.stream, { seq: t.sseq }),
+    ]);
+    if (t.epoch !== epoch) {
+      const current = isLive(marker) ? marker.string() : null;
+      if (current !== null ? current !== token : t.dc > 1) return null;
+    }
+    if (!stored || stored.subject !== `${q.subject}.r`) return null;
+    const meta = readMeta(stored.header);
+    if (!meta || meta.id !== id) return null;
+    if (cached) return cached;
+    return {
+      queue: q.name,
+      token,
+      reply: `$JS.ACK.${q.stream}.${READY}.${t.dc}.${t.sseq}.${t.dseq}.0.0`,
+      sseq: t.sseq,
+      meta,
+      body: bytesOf(stored.data),
+      attempt: meta.att + t.dc,
+      leaseUntil: 0,
+    };
+  }
+
+  async extend(queue: string, id: string, leaseToken: string, leaseMs: number): Promise<boolean> {
+    if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new ContinuumError('bad_request', 'extend: leaseMs must be a positive integer');
+    return this.#with(queue, async (q) => {
+      if (!parseToken(leaseToken) || this.#settling.has(leaseToken)) return false;
+      const lease = await this.#check(q, id, leaseToken, await this.#epoch(q.name));
+      if (!lease) return false;
+      // A NAK with a delay moves the redelivery time to now + delay: that is the new lease end.
+      await this.#r.request(lease.reply, nakDelay(leaseMs));
+      lease.leaseUntil = Date.now() + leaseMs;
+      this.#leases.set(leaseToken, lease);
+      return true;
+    });
+  }
+
+  async settle(queue: string, settlements: Settlement[]): Promise<boolean[]> {
+    if (!Array.isArray(settlements)) throw new ContinuumError('bad_request', 'settle: settlements must be an array');
+    return this.#with(queue, async (q) => {
+      if (settlements.length === 0) return [];
+      const epoch = await this.#epoch(q.name);
+      const claimed = new Set<string>();
+      const leases = await Promise.all(
+        settlements.map(async (s) => {
+          const token = s?.leaseToken;
+          if (typeof token !== 'string' || claimed.has(token) || this.#settling.has(token)) return null;
+          // Claimed before any await: of two settlements with one token (in this call or a concurrent one),
+          // only the first proceeds.
+          claimed.add(token);
+          this.#settling.add(token);
+          const lease = await this.#check(q, s.id, token, epoch).catch((err: unknown) => {
+            this.#settling.delete(token);
+            throw err;
+          });
+          if (!lease) this.#settling.delete(token);
+          return lease;
+        }),
+      );
+      try {
+        return await Promise.all(
+          settlements.map(async (s, i) => {
+            const lease = leases[i];
+            if (!lease) return false;
+            await this.#apply(q, lease, s);
+            this.#leases.delete(lease.token);
+            return true;
+          }),
+        );
+      } finally {
+        for (const l of leases) if (l) this.#settling.delete(l.token);
+      }
+    });
+  }
+
+  async #apply(q: Queue, lease: Lease, s: Settlement): Promise<void> {
+    const { meta } = lease;
+    const now = Date.now();
+    if (s.action === 'ack') {
+      if (meta.track) {
+        // The outcome is durable before the message goes.
+        if (s.outcome) await this.#recordOutcome(q, meta, lease.attempt, s.outcome);
+        await this.#putStatus(q, meta, s.outcome?.state ?? 'succeeded', lease.attempt);
+      }
+    } else if (s.action === 'retry') {
+      const delay = Math.max(0, Math.floor(Number(s.delayMs) || 0));
+      const next: Meta = { ...meta, att: lease.attempt, errs: appendError(meta.errs ?? [], String(s.error)) };
+      delete next.nb;
+      if (delay > 0) next.nb = now + delay;
+      // The new copy is stored before the old one goes; a crash between them delivers twice, never never.
+      await this.#publish(this.#subjectFor(q, next), lease.body, `${meta.id}.${lease.sseq}`, metaHeaders(next));
+      if (meta.track) await this.#putStatus(q, next, delay > 0 ? 'delayed' : 'ready', lease.attempt);
+    } else if (s.action === 'dead') {
+      const errs = s.error === undefined ? (meta.errs ?? []) : appendError(meta.errs ?? [], String(s.error));
+      const reason = String(s.reason).slice(0, 500);
+      const h = metaHeaders({ ...meta, errs });
+      h.set(DEAD_HEADER, JSON.stringify({ at: now, reason, attempts: lease.attempt } satisfies DeadInfo));
+      await this.#publish(`${q.dlSubject}.${meta.id}`, lease.body, `${meta.id}.${lease.sseq}`, h);
+      if (meta.track) {
+        const outcome = s.outcome ?? { state: reason === 'expired' ? 'expired' : 'dead', attempt: lease.attempt, finishedAt: now, error: { code: 'dead_letter', message: reason } };
+        await this.#recordOutcome(q, meta, lease.attempt, outcome);
+        await this.#putStatus(q, meta, outcome.state, lease.attempt);
+      }
+    } else {
+      throw new ContinuumError('bad_request', 'settle: action must be ack, retry or dead');
+    }
+    await this.#ackSync(lease.reply);
+  }
+
+  /** Ack and wait for the server's confirmation: once this resolves the copy is gone from the stream. */
+  async #ackSync(reply: string): Promise<void> {
+    await this.#r.request(reply, '+ACK');
+  }
+
+  // ------------------------------------------------------------------ tracked messages
+
+  async #putStatus(q: Queue, meta: Meta, st: MessageState, att: number, extra: { lu?: number } = {}): Promise<void> {
+    const s: Status = { q: q.name, enq: meta.enq, st, att, ...extra };
+    if (meta.key !== undefined) s.key = meta.key;
+    if (meta.attrs) s.attrs = meta.attrs;
+    if (meta.nb !== undefined) s.nb = meta.nb;
+    await this.#track.put(`s.${meta.id}`, JSON.stringify(s));
+  }
+
+  /** First terminal outcome wins: `create` fails when one is already stored. */
+  async #recordOutcome(q: Queue, meta: Meta, att: number, o: MessageOutcome): Promise<void> {
+    const stored: StoredOutcome = { state: o.state, attempt: o.attempt, finishedAt: o.finishedAt };
+    if (o.result) stored.result = { status: o.result.status, contentType: o.result.contentType, body: Buffer.from(o.result.body).toString('base64') };
+    if (o.error) stored.error = { code: o.error.code, message: o.error.message };
+    const record: Status & { o: StoredOutcome } = { q: q.name, enq: meta.enq, st: o.state, att, o: stored };
+    if (meta.key !== undefined) record.key = meta.key;
+    if (meta.attrs) record.attrs = meta.attrs;
+    try {
+      await this.#track.create(`o.${meta.id}`, JSON.stringify(record));
+    } catch (err) {
+      if (!isLive(await this.#track.get(`o.${meta.id}`))) throw err;
+    }
+  }
+
+  async getMessage(id: string): Promise<MessageStatus | null> {
+    if (typeof id !== 'string' || !ID_RE.test(id)) return null;
+    return guard(async () => {
+      const [s, o] = await Promise.all([this.#track.get(`s.${id}`), this.#track.get(`o.${id}`)]);
+      const now = Date.now();
+      if (isLive(o)) {
+        const r = o.json() as Status & { o: StoredOutcome };
+        const status = isLive(s) ? (s.json() as Status) : null;
+        return statusOf(id, r, r.o.state, status?.att ?? r.att, fromStoredOutcome(r.o));
+      }
+      if (!isLive(s)) return null;
+      const r = s.json() as Status;
+      let state = r.st;
+      if ((state === 'delayed' && (r.nb ?? 0) <= now) || (state === 'in_flight' && (r.lu ?? 0) <= now)) state = 'ready';
+      return statusOf(id, r, state, r.att, null);
+    });
+  }
+
+  // ------------------------------------------------------------------ delays, purge
+
+  async nextVisibleInMs(queue: string): Promise<number | null> {
+    return this.#with(queue, async (q) => {
+      const { firstBucket } = await this.#subjectCounts(q);
+      // The bucket's start: never later than the message's time, so a caller that sleeps this long is not late.
+      return firstBucket === null ? null : Math.max(0, firstBucket * BUCKET_MS - Date.now());
+    });
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.#with(queue, (q) =>
+      this.#serialize(q, async () => {
+        const r = await this.#jsm.streams.purge(q.stream, { filter: `${q.subject}.d.*` });
+        let n = r.purged;
+        // Visible messages are handed out to the purge and acked; messages in flight are not handed out.
+        for (;;) {
+          const msgs = await this.#pull(q.stream, READY, PURGE_BATCH);
+          if (msgs.length === 0) return n;
+          await Promise.all(msgs.map((m) => this.#ackSync(m.reply!)));
+          n += msgs.length;
+        }
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------------ dead letters
+
+  async listDeadLetters(queue: string, opts: { limit: number; after?: string }): Promise<DeadLetter[]> {
+    return this.#with(queue, async (q) => {
+      const limit = Math.max(1, Math.min(1000, Math.floor(Number(opts?.limit) || 0)));
+      let seq = 1;
+      if (opts?.after !== undefined) {
+        const at = ID_RE.test(opts.after) ? await this.#jsm.direct.getMessage(q.dlq, { last_by_subj: `${q.dlSubject}.${opts.after}` }) : null;
+        if (!at) throw new ContinuumError('bad_request', 'listDeadLetters: unknown cursor');
+        seq = at.seq + 1;
+      }
+      const out: DeadLetter[] = [];
+      while (out.length < limit) {
+        const m = await this.#jsm.direct.getMessage(q.dlq, { next_by_subj: `${q.dlSubject}.*`, seq });
+        if (!m) break;
+        const d = toDeadLetter(m);
+        if (d) out.push(d);
+        seq = m.seq + 1;
+      }
+      return out;
+    });
+  }
+
+  /** Dead letters by id (those that exist), or all of them, oldest first. */
+  async #deadLetters(q: Queue, ids: string[] | undefined): Promise<StoredMsg[]> {
+    if (ids !== undefined) {
+      if (!Array.isArray(ids)) throw new ContinuumError('bad_request', 'ids must be an array');
+      const found = await Promise.all(
+        [...new Set(ids)].filter((id) => typeof id === 'string' && ID_RE.test(id)).map((id) => this.#jsm.direct.getMessage(q.dlq, { last_by_subj: `${q.dlSubject}.${id}` })),
+      );
+      return found.filter((m): m is StoredMsg => m !== null).sort((a, b) => a.seq - b.seq);
+    }
+    const out: StoredMsg[] = [];
+    for (let seq = 1; ; ) {
+      const m = await this.#jsm.direct.getMessage(q.dlq, { next_by_subj: `${q.dlSubject}.*`, seq });
+      if (!m) return out;
+      out.push(m);
+      seq = m.seq + 1;
+    }
+  }
+
+  async redrive(queue: string, ids?: string[]): Promise<number> {
+    return this.#with(queue, async (q) => {
+      const dead = await this.#deadLetters(q, ids);
+      for (const m of dead) {
+        const old = readMeta(m.header);
+        if (!old) continue;
+        // A fresh message with the same id (a tracked one is followed by the same id): attempts start over.
+        const meta: Meta = { ...old, att: 0 };
+        delete meta.errs;
+        delete meta.nb;
+        await this.#publish(`${q.subject}.r`, m.data, `${meta.id}.r${m.seq}`, metaHeaders(meta));
+        if (meta.track) {
+          await this.#track.delete(`o.${meta.id}`);
+          await this.#putStatus(q, meta, 'ready', 0);
+        }
+        await this.#jsm.streams.deleteMessage(q.dlq, m.seq, false);
+      }
+      return dead.length;
+    });
+  }
+
+  async purgeDeadLetters(queue: string, ids?: string[]): Promise<number> {
+    return this.#with(queue, async (q) => {
+      if (ids === undefined) return (await this.#jsm.streams.purge(q.dlq)).purged;
+      const dead = await this.#deadLetters(q, ids);
+      await Promise.all(dead.map((m) => this.#jsm.streams.deleteMessage(q.dlq, m.seq, false)));
+      return dead.length;
+    });
+  }
+
+  // ------------------------------------------------------------------ cursors
+
+  async getCursor(key: string): Promise<string | null> {
+    const k = cursorKey(key);
+    return guard(async () => {
+      const e = await this.#meta.get(k);
+      return isLive(e) ? e.string() : null;
+    });
+  }
+
+  async setCursor(key: string, value: string, expected?: string | null): Promise<boolean> {
+    const k = cursorKey(key);
+    if (typeof value !== 'string' || value.length > MAX_CURSOR_VALUE) throw new ContinuumError('bad_request', `cursor value must be a string of at most ${MAX_CURSOR_VALUE} characters`);
+    return guard(async () => {
+      if (expected === undefined) {
+        await this.#meta.put(k, value);
+        return true;
+      }
+      const e = await this.#meta.get(k);
+      const current = isLive(e) ? e.string() : null;
+      if (current !== expected) return false;
+      try {
+        // Compare-and-set on the revision read: a concurrent writer makes this fail.
+        await this.#meta.put(k, value, { previousSeq: e?.revision ?? 0 });
+        return true;
+      } catch (err) {
+        if (isWrongLastSequence(err)) return false;
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#r.close();
+    if (!this.#nc.isClosed()) await this.#nc.close();
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+function guard<T>(fn: () => Promise<T>): Promise<T> {
+  return fn().catch((err: unknown) => {
+    throw mapError(err);
+  });
+}
+
+function mapError(err: unknown): ContinuumError {
+  if (err instanceof ContinuumError) return err;
+  const name = err instanceof Error ? err.name : '';
+  if (/Timeout|NoResponders|Connection|Closed|Draining|Request/i.test(name)) {
+    return new ContinuumError('unavailable', 'the NATS queue backend is not answering', undefined, { cause: err });
+  }
+  return toContinuumError(err);
+}
+
+function isNoResponders(err: unknown): boolean {
+  return err instanceof NoRespondersError || (err instanceof Error && /NoResponders/.test(`${err.name} ${(err as { cause?: { name?: string } }).cause?.name ?? ''}`));
+}
+
+const notFound = (name: string) => new ContinuumError('not_found', `queue ${name} does not exist`);
+
+function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
+}
+
+function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164);
+}
+
+function isLive(e: KvEntry | null): e is KvEntry {
+  return e !== null && e.operation === 'PUT';
+}
+
+/** A plain Uint8Array of its own: the client hands out Buffers that are views of its read buffer. */
+function bytesOf(b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(b.byteLength);
+  out.set(b);
+  return out;
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+function cursorKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_CURSOR_KEY) {
+    throw new ContinuumError('bad_request', `cursor key must be a string of 1-${MAX_CURSOR_KEY} characters`);
+  }
+  // KV keys allow few characters; base64url carries any key.
+  return `c.${Buffer.from(key).toString('base64url')}`;
+}
+
+function nakDelay(ms: number): string {
+  return `-NAK ${JSON.stringify({ delay: nanos(Math.ceil(ms)) })}`;
+}
+
+/** Delivery facts from a JetStream ack subject (v1: 9 tokens; v2 adds domain and account hash). */
+function ackInfo(reply: string | undefined): { dc: number; sseq: number; dseq: number } | null {
+  if (!reply) return null;
+  const t = reply.split('.');
+  if (t[0] !== '$JS' || t[1] !== 'ACK') return null;
+  const base = t.length === 9 ? 4 : t.length >= 11 ? 6 : -1;
+  if (base < 0) return null;
+  const [dc, sseq, dseq] = [Number(t[base]), Number(t[base + 1]), Number(t[base + 2])];
+  return Number.isSafeInteger(dc) && Number.isSafeInteger(sseq) && Number.isSafeInteger(dseq) ? { dc, sseq, dseq } : null;
+}
+
+function parseToken(token: unknown): Token | null {
+  if (typeof token !== 'string') return null;
+  const m = TOKEN_RE.exec(token);
+  if (!m) return null;
+  const [sseq, dseq, dc, epoch] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  return sseq > 0 && dc > 0 && Number.isSafeInteger(sseq) && Number.isSafeInteger(dseq) && Number.isSafeInteger(epoch) ? { sseq, dseq, dc, epoch } : null;
+}
+
+function metaHeaders(meta: Meta): MsgHdrs {
+  const h = natsHeaders();
+  h.set(META_HEADER, JSON.stringify(meta));
+  return h;
+}
+
+function readMeta(h: MsgHdrs | undefined): Meta | null {
+  const raw = h?.get(META_HEADER);
+  if (!raw) return null;
+  try {
+    const m = JSON.parse(raw) as Meta;
+    return typeof m.id === 'string' && typeof m.enq === 'number' && typeof m.att === 'number' ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+function toLeased(queue: string, l: Lease): LeasedMessage {
+  return {
+    id: l.meta.id,
+    queue,
+    body: l.body,
+    contentType: l.meta.ct ?? null,
+    attributes: { ...(l.meta.attrs ?? {}) },
+    idempotencyKey: l.meta.key ?? null,
+    enqueuedAt: l.meta.enq,
+    attempt: l.attempt,
+    errors: [...(l.meta.errs ?? [])],
+    leaseToken: l.token,
+    leaseUntil: l.leaseUntil,
+  };
+}
+
+function toDeadLetter(m: StoredMsg): DeadLetter | null {
+  const meta = readMeta(m.header);
+  let dead: DeadInfo | null = null;
+  try {
+    dead = JSON.parse(m.header?.get(DEAD_HEADER) || 'null') as DeadInfo | null;
+  } catch {
+    dead = null;
+  }
+  if (!meta || !dead) return null;
+  return {
+    id: meta.id,
+    body: bytesOf(m.data),
+    contentType: meta.ct ?? null,
+    attributes: { ...(meta.attrs ?? {}) },
+    idempotencyKey: meta.key ?? null,
+    enqueuedAt: meta.enq,
+    deadAt: dead.at,
+    attempts: dead.attempts,
+    reason: dead.reason,
+    errors: meta.errs ?? [],
+  };
+}
+
+function statusOf(id: string, r: Status, state: MessageState, attempt: number, outcome: MessageOutcome | null): MessageStatus {
+  return { id, queue: r.q, state, attempt, enqueuedAt: r.enq, idempotencyKey: r.key ?? null, attributes: { ...(r.attrs ?? {}) }, outcome };
+}
+
+function fromStoredOutcome(s: StoredOutcome): MessageOutcome {
+  const o: MessageOutcome = { state: s.state, attempt: s.attempt, finishedAt: s.finishedAt };
+  if (s.result) o.result = { status: s.result.status, contentType: s.result.contentType, body: new Uint8Array(Buffer.from(s.result.body, 'base64')) };
+  if (s.error) o.error = { code: s.error.code, message: s.error.message };
+  return o;
+}

@@ -1,0 +1,130 @@
+/**
+ * Request/reply on the queue store's hot path (acks, lease NAKs, publishes, pulls) over one wildcard inbox
+ * subscription. The client's `request()` and `js.publish()` build two Error objects with stack traces per
+ * call in case it fails; that was a quarter of the CPU of a receive/ack loop. Here an error is built only
+ * when something fails, and one timer expires all overdue requests.
+ */
+import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from '@nats-io/transport-node';
+
+const SWEEP_MS = 250;
+
+interface Pending {
+  deadline: number;
+  /** Returns true when the exchange is complete. */
+  onMsg(m: Msg): boolean;
+  onTimeout(): void;
+}
+
+/** Nobody listens on the subject: no stream for it, no consumer, or JetStream is down. */
+export class NoRespondersError extends Error {
+  override name = 'NoRespondersError';
+}
+
+export class RequestTimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+export class Replies {
+  readonly #nc: NatsConnection;
+  readonly #inbox = createInbox();
+  readonly #pending = new Map<number, Pending>();
+  readonly #sub: Subscription;
+  readonly #timer: NodeJS.Timeout;
+  readonly #timeoutMs: number;
+  #next = 0;
+
+  constructor(nc: NatsConnection, timeoutMs: number) {
+    this.#nc = nc;
+    this.#timeoutMs = timeoutMs;
+    this.#sub = nc.subscribe(`${this.#inbox}.*`, { callback: (_err, m) => this.#deliver(m) });
+    this.#timer = setInterval(() => this.#expire(), SWEEP_MS);
+    this.#timer.unref();
+  }
+
+  #deliver(m: Msg): void {
+    const id = Number(m.subject.slice(this.#inbox.length + 1));
+    const p = this.#pending.get(id);
+    if (p && p.onMsg(m)) this.#pending.delete(id);
+  }
+
+  #expire(): void {
+    const now = Date.now();
+    for (const [id, p] of this.#pending) {
+      if (p.deadline <= now) {
+        this.#pending.delete(id);
+        p.onTimeout();
+      }
+    }
+  }
+
+  #send(subject: string, data: Payload, headers: MsgHdrs | undefined, timeoutMs: number, p: Omit<Pending, 'deadline'>): void {
+    const id = ++this.#next;
+    this.#pending.set(id, { deadline: Date.now() + timeoutMs, ...p });
+    try {
+      this.#nc.publish(subject, data, { reply: `${this.#inbox}.${id}`, ...(headers ? { headers } : {}) });
+    } catch (err) {
+      this.#pending.delete(id);
+      throw err;
+    }
+  }
+
+  /** One reply; a 503 status (no responders) rejects. */
+  request(subject: string, data: Payload, headers?: MsgHdrs): Promise<Msg> {
+    return new Promise((resolve, reject) => {
+      this.#send(subject, data, headers, this.#timeoutMs, {
+        onMsg: (m) => {
+          if (m.headers?.code === 503 && m.data.length === 0) reject(new NoRespondersError(`no responders on ${subject.split('.').slice(0, 3).join('.')}`));
+          else resolve(m);
+          return true;
+        },
+        onTimeout: () => reject(new RequestTimeoutError('request timed out')),
+      });
+    });
+  }
+
+  /** Publish to a stream and wait for its acknowledgement (the write is stored once this resolves). */
+  async publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<PubAck> {
+    const reply = await this.request(subject, data, headers);
+    const ack = reply.json<PubAck & { error?: { code: number; err_code: number; description: string } }>();
+    if (ack.error) throw new JetStreamApiError(ack.error);
+    return ack;
+  }
+
+  /**
+   * A JetStream no-wait pull: messages until `batch` arrived or a status message (404 none, 408 done) ends
+   * it. A 503 status (nobody serves the consumer) rejects; a server that never ends it yields what came.
+   * Pulled messages keep their own subject, so a pull needs an inbox subscription of its own.
+   */
+  pull(stream: string, consumer: string, batch: number, guardMs: number): Promise<Msg[]> {
+    return new Promise((resolve, reject) => {
+      const out: Msg[] = [];
+      const inbox = createInbox();
+      let done = false;
+      const finish = (err?: Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        sub.unsubscribe();
+        if (err) reject(err);
+        else resolve(out);
+      };
+      const sub = this.#nc.subscribe(inbox, {
+        callback: (_err, m) => {
+          if (done) return;
+          if (!m.reply) finish(m.headers?.code === 503 ? new NoRespondersError(`no consumer ${consumer} on ${stream}`) : undefined);
+          else if (out.push(m) >= batch) finish();
+        },
+      });
+      const timer = setTimeout(() => finish(), guardMs);
+      this.#nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify({ batch, no_wait: true }), { reply: inbox });
+    });
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#sub.unsubscribe();
+    for (const p of this.#pending.values()) p.onTimeout();
+    this.#pending.clear();
+  }
+}
