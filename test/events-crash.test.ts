@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, ProcessNode } from './helpers/process-node.ts';
+import { NatsTestServer, natsSkipReason } from '../src/store/nats/testing.ts';
 
 const cleanup: Array<() => Promise<void>> = [];
 after(async () => {
@@ -236,3 +237,25 @@ function runCrashSuite(backend: string, startNode: () => Promise<ProcessNode>, m
 }
 
 runCrashSuite('sqlite', () => startCrashNode());
+
+const natsSkip = natsSkipReason();
+if (natsSkip) {
+  test('crash tests with a ledger: nats', { skip: natsSkip }, () => {});
+} else {
+  // Each test gets its own nats-server; mid-run, after the node was killed, the server is killed too and
+  // restarted on the same store directory before the node comes back.
+  let server: NatsTestServer | null = null;
+  runCrashSuite(
+    'nats',
+    async () => {
+      server = await NatsTestServer.start();
+      const s = server;
+      cleanup.push(() => s.close());
+      return startCrashNode(['--nats', s.url]);
+    },
+    async () => {
+      await server!.crash();
+      await server!.start();
+    },
+  );
+}

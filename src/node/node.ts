@@ -13,6 +13,7 @@ import { NODE_DEFAULTS } from '../core/defaults.ts';
 import type { SandboxDriver } from '../core/driver.ts';
 import type { Tier } from '../core/types.ts';
 import { openSqliteStores } from '../store/sqlite/index.ts';
+import { openNatsQueueStore } from '../store/nats/index.ts';
 import { IsolateDriver } from '../drivers/isolate/driver.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { RecordSink } from '../telemetry/sink.ts';
@@ -61,7 +62,10 @@ const CLOSE_GRACE_MS = 5_000;
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const log = config.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const stores = await openSqliteStores(config.dataDir);
+  const sqlite = await openSqliteStores(config.dataDir);
+  // With NATS, queues, async invocations and cron cursors live in JetStream; the rest stays embedded.
+  const stores = config.nats ? { ...sqlite, queues: await openNatsQueueStore({ servers: config.nats }) } : sqlite;
+  if (config.nats) await sqlite.queues.close();
   const { token, tokenPath } = await ensureAdminToken(config.dataDir);
   const nodeName = (await stores.state.getMeta('node-name')) ?? hostname();
 

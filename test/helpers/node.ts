@@ -12,10 +12,10 @@ export interface TestNode extends RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startTestNode(opts: { isolateWorkers?: number; http?: NodeConfig['http'] } = {}): Promise<TestNode> {
+export async function startTestNode(opts: { isolateWorkers?: number; http?: NodeConfig['http']; nats?: string } = {}): Promise<TestNode> {
   const dataDir = await mkdtemp(join(tmpdir(), 'continuum-test-'));
   const logs: string[] = [];
-  const node = await startNode({ port: 0, host: '127.0.0.1', dataDir, deployExamples: false, isolateWorkers: opts.isolateWorkers ?? 1, log: (l) => logs.push(l), ...(opts.http ? { http: opts.http } : {}) });
+  const node = await startNode({ port: 0, host: '127.0.0.1', dataDir, deployExamples: false, isolateWorkers: opts.isolateWorkers ?? 1, log: (l) => logs.push(l), ...(opts.http ? { http: opts.http } : {}), ...(opts.nats ? { nats: opts.nats } : {}) });
   const auth = { authorization: `Bearer ${node.token}` };
   const api: TestNode['api'] = async (method, path, body, headers = {}) => {
     const res = await fetch(node.url + path, {
