@@ -353,6 +353,16 @@ export function runQueueStoreContract(name: string, open: QueueStoreOpener): voi
         assert.equal((await s.stats('idem')).depth, 1);
       }));
 
+    test('concurrent sends with one idempotency key store one message', () =>
+      withStore(async (s) => {
+        await s.createQueue('race');
+        const msg = { body: bytes('once'), idempotencyKey: 'same' };
+        const results = (await Promise.all(Array.from({ length: 8 }, () => s.send('race', [msg])))).flat();
+        assert.equal(new Set(results.map((r) => r.id)).size, 1, 'one id for all');
+        assert.equal(results.filter((r) => !r.duplicate).length, 1, 'exactly one send stored it');
+        assert.equal((await s.stats('race')).depth, 1);
+      }));
+
     test('the dedupe window ends (needs a clock)', async (t) => {
       const h = await open();
       try {

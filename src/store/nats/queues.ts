@@ -475,10 +475,11 @@ export class NatsQueueStore implements QueueStore {
           continue;
         }
         if (ack?.duplicate) {
-          // The stream already holds a copy from a send of this key that did not finish (it crashed before
-          // recording the key): that copy's id is the message's id.
-          const stored = await this.#jsm.direct.getMessage(q.stream, { seq: ack.seq });
-          const id = (stored && readMeta(stored.header)?.id) ?? p.meta.id;
+          // The stream saw this key's message id within its dedupe window: a concurrent send of the key, or
+          // one that crashed before recording the key. The first message's id is in the key record or the copy.
+          const first = await this.#firstOfKey(q, p.key, ack.seq);
+          if (first && first.digest !== p.digest) throw new ContinuumError('conflict', `idempotency key reused with a different message (first id ${first.id})`);
+          const id = first?.id ?? p.meta.id;
           if (p.key !== null) after.push(this.#idem.create(p.key, JSON.stringify({ id, digest: p.digest })).catch(() => {}));
           out.push({ id, duplicate: true });
           continue;
@@ -490,6 +491,16 @@ export class NatsQueueStore implements QueueStore {
       await Promise.all(after);
       return out;
     });
+  }
+
+  async #firstOfKey(q: Queue, key: string | null, seq: number): Promise<{ id: string; digest: string } | null> {
+    const recorded = key === null ? null : await this.#idem.get(key);
+    if (isLive(recorded)) return recorded.json();
+    const stored = await this.#jsm.direct.getMessage(q.stream, { seq });
+    const meta = stored ? readMeta(stored.header) : null;
+    if (!stored || !meta) return null;
+    const digest = contentDigest({ body: stored.data, ...(meta.ct !== undefined ? { contentType: meta.ct } : {}), ...(meta.attrs ? { attributes: meta.attrs } : {}) });
+    return { id: meta.id, digest };
   }
 
   #subjectFor(q: Queue, meta: Meta): string {
