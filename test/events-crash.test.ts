@@ -233,6 +233,31 @@ function runCrashSuite(backend: string, startNode: () => Promise<ProcessNode>, m
       const again = await node.api('GET', `/v1/invocations/${id}`);
       assert.deepEqual(again.json.outcome, done.outcome, 'the result never changes once final');
     });
+
+    test('cron across kill -9: no double fires; of the seconds missed while down at most one runs (missed: run-once)', async () => {
+      const node = await startNode();
+      assert.equal((await node.api('POST', '/v1/queues', { name: 'fires' })).status, 201);
+      const fn = `export default { async scheduled(controller, env) { await env.FIRES.send(String(controller.scheduledTime)); } }`;
+      const dep = await node.deploy('ticker', fn, { triggers: [{ type: 'cron', schedule: '* * * * * *', missed: 'run-once' }], bindings: { FIRES: { queue: 'fires' } } });
+      assert.equal(dep.status, 201, JSON.stringify(dep.json));
+      await sleep(3000);
+      const killedAt = Date.now();
+      await node.kill();
+      await midRun?.(node, 1);
+      await sleep(2500);
+      const restartAt = Date.now();
+      await node.start();
+      await sleep(3000);
+      await node.api('PATCH', '/v1/functions/ticker', { config: { triggers: [] } });
+      await sleep(500);
+      const fires = (await drain(node, 'fires')).map(Number);
+      assert.equal(new Set(fires).size, fires.length, `double fires: ${fires.join(',')}`);
+      // Seconds that fell wholly inside the downtime: only the latest is run (once).
+      const missed = fires.filter((t) => t > killedAt + 1000 && t < restartAt - 1000);
+      assert.ok(missed.length <= 1, `missed fires ran ${missed.length} times: ${missed.join(',')}`);
+      assert.ok(fires.some((t) => t > restartAt), 'fires resume after the restart');
+      assert.ok(fires.length >= 5, `only ${fires.length} fires`);
+    });
   });
 }
 
