@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { EVENT_DEFAULTS } from '../../core/defaults.ts';
 import type { LeasedMessage, QueueStore } from '../contract.ts';
 import { runQueueStoreContract } from '../queue-contract-suite.ts';
 import { openNatsQueueStore } from './queues.ts';
@@ -39,6 +40,24 @@ if (skip) {
   });
 
   describe('NATS QueueStore specifics', () => {
+    test("a lease equal to the consumer's ack wait needs no NAK; extend still moves it", async () => {
+      const store = await openNatsQueueStore({ servers: server.url, prefix: freshPrefix() });
+      try {
+        await store.createQueue('aw');
+        const [sent] = await store.send('aw', [{ body: new TextEncoder().encode('x') }]);
+        const [m] = await store.receive('aw', 1, EVENT_DEFAULTS.queue.leaseMs);
+        assert.equal(m?.id, sent?.id);
+        assert.deepEqual(await store.receive('aw', 1, 300), []);
+        assert.equal(await store.extend('aw', m!.id, m!.leaseToken, 300), true);
+        await sleep(600);
+        const [again] = await store.receive('aw', 1, EVENT_DEFAULTS.queue.leaseMs);
+        assert.deepEqual([again?.id, again?.attempt], [sent?.id, 2]);
+      } finally {
+        await store.close();
+      }
+    });
+
+
     test('after a crash, copies acked before it do not come back as stored messages', async () => {
       const own = await NatsTestServer.start();
       let store: QueueStore | undefined;

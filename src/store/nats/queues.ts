@@ -49,8 +49,12 @@ export interface NatsQueueStoreOptions {
 
 const READY = 'ready';
 const DELAY = 'delay';
-/** Redelivery bound when a lease (a NAK with delay sent at receive) was lost with the connection. */
-const ACK_WAIT_MS = 30_000;
+/**
+ * The consumers' ack wait: the lease event consumers take. A receive with exactly this lease needs no NAK
+ * to set it (the NAK per message is receive's largest cost); any other lease is set by a NAK with delay,
+ * and this is then only the bound when that NAK was lost with the connection.
+ */
+const ACK_WAIT_MS = EVENT_DEFAULTS.queue.leaseMs;
 /** Delayed copies are filed under 100 ms buckets; nextVisibleInMs reads the earliest bucket. */
 const BUCKET_MS = 100;
 /** A no-wait pull answers at once; this only guards against a server that never answers. */
@@ -61,7 +65,7 @@ const PURGE_BATCH = 256;
 /** The stream dedupe window (Nats-Msg-Id) covers retries of one send; the idempotency KV covers the rest. */
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
 const LEASE_CACHE_SWEEP = 10_000;
-/** Acked leftovers removed per queue load (see #dropAckedLeftovers); a crash leaves about 100 ms worth. */
+/** Acked leftovers removed per queue load (see #inspect); a crash leaves about 100 ms worth. */
 const LEFTOVER_SCAN = 10_000;
 const META_HEADER = 'Continuum-Meta';
 const DEAD_HEADER = 'Continuum-Dead';
@@ -123,6 +127,8 @@ interface Queue {
   dlSubject: string;
   /** Redelivery epoch last seen (never ahead of the stored one); see #epoch. */
   epoch: number;
+  /** The ready consumer's ack wait: a receive with this lease needs no NAK (0 until known: always NAK). */
+  ackWaitMs: number;
 }
 
 interface Lease {
@@ -199,14 +205,14 @@ export class NatsQueueStore implements QueueStore {
     this.#p = prefix;
     this.#replicas = replicas;
     void (async () => {
-      // After a reconnect the server may have restarted: load queues afresh (and drop acked leftovers).
+      // After a reconnect the server may have restarted: load queues afresh (see #inspect).
       for await (const s of nc.status()) if (s.type === 'reconnect') this.#queues.clear();
     })().catch(() => {});
   }
 
   // ------------------------------------------------------------------ queues
 
-  #names(name: string): Omit<Queue, 'createdAt' | 'epoch'> {
+  #names(name: string): Omit<Queue, 'createdAt' | 'epoch' | 'ackWaitMs'> {
     return {
       name,
       stream: `${this.#p}_q_${name}`,
@@ -242,7 +248,7 @@ export class NatsQueueStore implements QueueStore {
         ]);
         // A fresh epoch newer than any token of an earlier queue of this name.
         const epoch = await this.#meta.put(`e.${name}`, '');
-        this.#queues.set(name, { ...n, createdAt, epoch });
+        this.#queues.set(name, { ...n, createdAt, epoch, ackWaitMs: ACK_WAIT_MS });
       } catch (err) {
         await this.#meta.delete(`q.${name}`).catch(() => {});
         throw err;
@@ -308,24 +314,25 @@ export class NatsQueueStore implements QueueStore {
     const e = await this.#meta.get(`q.${name}`);
     if (!isLive(e)) throw notFound(name);
     const epoch = await this.#epoch(name);
-    const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch };
-    await this.#dropAckedLeftovers(q).catch(() => {});
+    const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch, ackWaitMs: 0 };
+    await this.#inspect(q).catch(() => {});
     this.#queues.set(name, q);
     return q;
   }
 
   /**
-   * nats-server 2.9 writes a work-queue stream's deletions down lazily, its consumers' acks within ~100 ms:
-   * after a crash, copies that were acked before it are back in the stream, below their consumer's ack
-   * floor, and would never be delivered nor removed. Remove them when a queue is first used (also after a
-   * reconnect, which is how a server restart shows).
+   * On a queue's first use (also after a reconnect, which is how a server restart shows): learn the ready
+   * consumer's ack wait, and drop acked leftovers. nats-server 2.9 writes a work-queue stream's deletions
+   * down lazily and its consumers' acks within ~100 ms: after a crash, copies that were acked before it are
+   * back in the stream, below their consumer's ack floor, and would never be delivered nor removed.
    */
-  async #dropAckedLeftovers(q: Queue): Promise<void> {
+  async #inspect(q: Queue): Promise<void> {
     const [si, ready, delay] = await Promise.all([
       this.#jsm.streams.info(q.stream),
       this.#jsm.consumers.info(q.stream, READY),
       this.#jsm.consumers.info(q.stream, DELAY),
     ]);
+    q.ackWaitMs = Math.round((ready.config.ack_wait ?? 0) / 1e6);
     for (const [filter, floor] of [[`${q.subject}.r`, ready.ack_floor.stream_seq], [`${q.subject}.d.*`, delay.ack_floor.stream_seq]] as const) {
       const stale: number[] = [];
       for (let seq = si.state.first_seq; seq <= floor && stale.length < LEFTOVER_SCAN; ) {
@@ -381,7 +388,7 @@ export class NatsQueueStore implements QueueStore {
 
   /**
    * Counts come from the stream (copies stored per subject) bounded by the ready consumer (handed out or
-   * not): after a server crash either may hold entries the other has dropped (see #dropAckedLeftovers).
+   * not): after a server crash either may hold entries the other has dropped (see #inspect).
    */
   async stats(name: string): Promise<QueueStats> {
     return this.#with(name, async (q) => {
@@ -533,7 +540,7 @@ export class NatsQueueStore implements QueueStore {
             this.#nc.publish(m.reply!, '+TERM');
             continue;
           }
-          this.#nc.publish(m.reply!, nakDelay(leaseMs));
+          if (leaseMs !== q.ackWaitMs) this.#nc.publish(m.reply!, nakDelay(leaseMs));
           const token = `${info.sseq}.${info.dseq}.${info.dc}.${epoch}.${nonce}`;
           if (info.dc > 1) {
             redelivered = true;
@@ -705,7 +712,7 @@ export class NatsQueueStore implements QueueStore {
       const next: Meta = { ...meta, att: lease.attempt, errs: appendError(meta.errs ?? [], String(s.error)) };
       delete next.nb;
       if (delay > 0) next.nb = now + delay;
-      // The new copy is stored before the old one goes; a crash between them delivers twice, never never.
+      // The new copy is stored before the old one goes; a crash between them delivers twice, never loses it.
       await this.#publish(this.#subjectFor(q, next), lease.body, `${meta.id}.${lease.sseq}`, metaHeaders(next));
       if (meta.track) await this.#putStatus(q, next, delay > 0 ? 'delayed' : 'ready', lease.attempt);
     } else if (s.action === 'dead') {
