@@ -73,3 +73,17 @@ export function appendError(errors: readonly string[], error: string): string[] 
   const next = [...errors, error.slice(0, 2000)];
   return next.slice(-EVENT_DEFAULTS.queue.maxErrorsKept);
 }
+
+const CURSOR_KEY_RE = /^[A-Za-z0-9._:/-]{1,256}$/;
+const CURSOR_VALUE_MAX = 4096;
+
+/** Cursor keys and values (QueueStore.getCursor/setCursor) are bounded the same on every backend. */
+export function assertCursorKey(key: unknown): string {
+  if (typeof key !== 'string' || !CURSOR_KEY_RE.test(key)) throw new ContinuumError('bad_request', 'cursor key must be 1-256 characters [A-Za-z0-9._:/-]');
+  return key;
+}
+
+export function assertCursorValue(value: unknown): string {
+  if (typeof value !== 'string' || value.length > CURSOR_VALUE_MAX) throw new ContinuumError('bad_request', `cursor value must be a string of at most ${CURSOR_VALUE_MAX} characters`);
+  return value;
+}

@@ -34,7 +34,7 @@ import type {
   SentMessage,
   Settlement,
 } from '../contract.ts';
-import { appendError, assertQueueName, checkSendBatch, contentDigest } from '../queue-rules.ts';
+import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkSendBatch, contentDigest } from '../queue-rules.ts';
 
 export interface NatsQueueStoreOptions {
   /** One URL or a comma-separated list (nats://host:port). */
@@ -72,8 +72,6 @@ const DEAD_HEADER = 'Continuum-Dead';
 const PREFIX_RE = /^[a-z][a-z0-9]{0,31}$/;
 const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TOKEN_RE = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\.[A-Za-z0-9_-]+$/;
-const MAX_CURSOR_KEY = 256;
-const MAX_CURSOR_VALUE = 4096;
 
 const nanos = (ms: number) => Math.max(0, Math.round(ms)) * 1_000_000;
 
@@ -889,7 +887,7 @@ export class NatsQueueStore implements QueueStore {
 
   async setCursor(key: string, value: string, expected?: string | null): Promise<boolean> {
     const k = cursorKey(key);
-    if (typeof value !== 'string' || value.length > MAX_CURSOR_VALUE) throw new ContinuumError('bad_request', `cursor value must be a string of at most ${MAX_CURSOR_VALUE} characters`);
+    assertCursorValue(value);
     return guard(async () => {
       if (expected === undefined) {
         await this.#meta.put(k, value);
@@ -962,11 +960,8 @@ function sha256(s: string): string {
 }
 
 function cursorKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_CURSOR_KEY) {
-    throw new ContinuumError('bad_request', `cursor key must be a string of 1-${MAX_CURSOR_KEY} characters`);
-  }
-  // KV keys allow few characters; base64url carries any key.
-  return `c.${Buffer.from(key).toString('base64url')}`;
+  // KV keys allow fewer characters than cursor keys; base64url carries any of them.
+  return `c.${Buffer.from(assertCursorKey(key)).toString('base64url')}`;
 }
 
 function nakDelay(ms: number): string {

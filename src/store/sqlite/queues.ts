@@ -26,7 +26,7 @@ import type {
   SentMessage,
   Settlement,
 } from '../contract.ts';
-import { appendError, assertQueueName, checkSendBatch, contentDigest } from '../queue-rules.ts';
+import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkSendBatch, contentDigest } from '../queue-rules.ts';
 import { openDatabase, transaction } from './db.ts';
 import { QUEUE_MIGRATIONS } from './migrations.ts';
 
@@ -86,7 +86,6 @@ interface OutcomeRow {
   enqueued_at: number;
 }
 
-const CURSOR_KEY_RE = /^[A-Za-z0-9._:/-]{1,256}$/;
 const PRUNE_EVERY_MS = 60_000;
 
 const parseJson = <T>(text: string | null, fallback: T): T => (text === null ? fallback : (JSON.parse(text) as T));
@@ -424,7 +423,7 @@ export class SqliteQueueStore implements QueueStore {
 
   async setCursor(key: string, value: string, expected?: string | null): Promise<boolean> {
     assertCursorKey(key);
-    if (typeof value !== 'string' || value.length > 4096) throw new ContinuumError('bad_request', 'cursor value must be a string of at most 4096 characters');
+    assertCursorValue(value);
     return this.#write('FULL', () => {
       if (expected !== undefined) {
         const r = this.#s.cursorGet!.get(key) as { value: string } | undefined;
@@ -447,10 +446,6 @@ export class SqliteQueueStore implements QueueStore {
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }
-}
-
-function assertCursorKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || !CURSOR_KEY_RE.test(key)) throw new ContinuumError('bad_request', 'cursor key must be 1-256 characters [A-Za-z0-9._:/-]');
 }
 
 function toOutcome(r: OutcomeRow): MessageOutcome {
