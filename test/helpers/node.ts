@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNode, type NodeConfig, type RunningNode } from '../../src/node/node.ts';
+import { apiCall } from './http.ts';
 
 export interface TestNode extends RunningNode {
   dataDir: string;
@@ -17,21 +18,7 @@ export async function startTestNode(opts: { isolateWorkers?: number; http?: Node
   const logs: string[] = [];
   const node = await startNode({ port: 0, host: '127.0.0.1', dataDir, deployExamples: false, isolateWorkers: opts.isolateWorkers ?? 1, log: (l) => logs.push(l), ...(opts.http ? { http: opts.http } : {}), ...(opts.nats ? { nats: opts.nats } : {}) });
   const auth = { authorization: `Bearer ${node.token}` };
-  const api: TestNode['api'] = async (method, path, body, headers = {}) => {
-    const res = await fetch(node.url + path, {
-      method,
-      headers: { ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    let json: unknown = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, json, headers: res.headers };
-  };
+  const api: TestNode['api'] = (method, path, body, headers) => apiCall(node.url, node.token, method, path, body, headers);
   return {
     ...node,
     dataDir,

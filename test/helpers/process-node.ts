@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { apiCall } from './http.ts';
 
 const BIN = new URL('../../bin/continuum.mjs', import.meta.url).pathname;
 const READY_TIMEOUT_MS = 30_000;
@@ -97,20 +98,8 @@ export class ProcessNode {
     await gone;
   }
 
-  async api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-    const res = await fetch(this.url + path, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    let json: unknown = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, json };
+  api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+    return apiCall(this.url, this.token, method, path, body, headers);
   }
 
   async deploy(name: string, source: string, config?: unknown): Promise<{ status: number; json: any }> {
