@@ -6,6 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { startTestNode, type TestNode } from './helpers/node.ts';
 import { NatsTestServer, natsSkipReason } from '../src/store/nats/testing.ts';
 
@@ -30,6 +32,22 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 
 async function logLines(fn: string): Promise<string[]> {
   const res = await fetch(`${node.url}/v1/logs?function=${fn}&limit=1000`, { headers: { authorization: `Bearer ${node.token}` } });
   return (await res.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l).message as string);
+}
+
+/** This process's isolate worker processes (the test node runs in the test process). */
+function isolateWorkerPids(): number[] {
+  const out = spawnSync('pgrep', ['-P', String(process.pid)], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--permission');
+      } catch {
+        return false;
+      }
+    });
 }
 
 async function send(queue: string, bodies: string[], extra: Record<string, unknown> = {}) {
@@ -239,6 +257,19 @@ for (const backend of ['sqlite', 'nats'] as const) {
       assert.equal((await node.api('POST', '/v1/functions/nope/invoke', {}, { 'x-amz-invocation-type': 'Event' })).status, 404);
     });
 
+    test('on-success destination to a function: it receives the Lambda-style record once', async () => {
+      const sink = `exports.handler = async (record) => { console.log(record.requestContext.condition + ' ' + record.responsePayload.doubled); return 'ok'; };`;
+      assert.equal((await node.deploy('dest-sink', sink)).status, 201);
+      const source = `exports.handler = async (event) => ({ doubled: event.n * 2 });`;
+      assert.equal((await node.deploy('dest-source', source, 'index.js', { async: { onSuccess: { function: 'dest-sink' } } })).status, 201);
+      assert.equal((await node.api('POST', '/v1/functions/dest-source/invoke', { n: 21 }, { 'x-amz-invocation-type': 'Event' })).status, 202);
+      const lines = await until('the destination function to run', async () => {
+        const l = await logLines('dest-sink');
+        return l.length > 0 ? l : undefined;
+      });
+      assert.deepEqual(lines, ['Success 42']);
+    });
+
     test('a failing async invocation retries, then fails with its error; the on-failure destination gets a Lambda-style record', async () => {
       await node.api('POST', '/v1/queues', { name: 'failures' });
       const code = `exports.handler = async (event, context) => { console.log('attempt ' + context.attempt); throw new Error('nope ' + event.n); };`;
@@ -259,6 +290,35 @@ for (const backend of ['sqlite', 'nats'] as const) {
       });
       assert.equal(records.json.stats.depth, 1);
       assert.deepEqual((await logLines('async-fail')).sort(), ['attempt 1', 'attempt 2']);
+    });
+  });
+
+  describe('worker killed mid-invocation (catalogue 44)', () => {
+    test('kill -9 of the isolate worker after a side effect: redelivered as attempt 2 with the same id and key; one final state', async () => {
+      await node.api('POST', '/v1/queues', { name: 'side-effects' });
+      const code = `export default { async fetch(req, env) {
+        const attempt = req.headers.get('continuum-attempt');
+        await env.FX.send([req.headers.get('continuum-invocation-id'), req.headers.get('idempotency-key'), attempt].join(' '));
+        if (attempt === '1') await new Promise(() => {}); // hang until the worker is killed
+        return new Response('done ' + attempt);
+      } }`;
+      assert.equal((await node.deploy('victim', code, 'index.js', { bindings: { FX: { queue: 'side-effects' } } })).status, 201);
+      const r = await node.api('POST', '/v1/functions/victim/invoke', 'go', { 'content-type': 'text/plain', 'x-amz-invocation-type': 'Event', 'idempotency-key': 'fx-1' });
+      const id = r.json.invocationId as string;
+      await until('the side effect of attempt 1', async () => ((await node.api('GET', '/v1/queues/side-effects')).json.stats.depth === 1 ? true : undefined));
+      const workers = isolateWorkerPids();
+      assert.ok(workers.length > 0, 'found the isolate worker processes');
+      for (const pid of workers) process.kill(pid, 'SIGKILL');
+      const done = await until('attempt 2 to succeed', async () => {
+        const st = await node.api('GET', `/v1/invocations/${id}`);
+        return st.json.state === 'succeeded' ? st.json : undefined;
+      }, 30_000);
+      assert.equal(done.attempt, 2);
+      assert.equal(done.outcome.result.body, 'done 2');
+      const effects = await node.api('POST', '/v1/queues/side-effects/receive', { max: 10 });
+      assert.deepEqual(effects.json.items.map((m: { body: string }) => m.body).sort(), [`${id} fx-1 1`, `${id} fx-1 2`]);
+      const failed = await node.api('GET', '/v1/invocations?function=victim&outcome=error');
+      assert.equal(failed.json.items[0]?.errorCode, 'instance_crashed', 'the killed execution is recorded as instance_crashed');
     });
   });
 
