@@ -3,6 +3,11 @@
  * and the scheduled time, so a fire repeated after a crash (fired, then killed before the cursor moved)
  * is stored once; the durable cursor (last scheduled time fired) tells a restarted node which fires it
  * missed, and the trigger's policy says whether to skip them or run the latest once.
+ *
+ * Fires are enqueued LEAD_MS ahead, as messages that become visible at their scheduled time: the durable
+ * writes (message, cursor) happen before the scheduled time instead of on its critical path, so a burst
+ * of triggers due at the same second starts on time. A fire enqueued before a crash runs when the node is
+ * back, late, whatever the missed-fire policy (it was accepted before the outage).
  */
 import type { CronTrigger as CronTriggerConfig } from '../core/config.ts';
 import { toContinuumError } from '../core/errors.ts';
@@ -14,7 +19,8 @@ export interface CronTriggerOptions {
   key: string;
   trigger: CronTriggerConfig;
   store: QueueStore;
-  fire: (scheduledTime: number, idempotencyKey: string) => Promise<unknown>;
+  /** Enqueue the fire, visible after `delayMs` (its scheduled time). */
+  fire: (scheduledTime: number, idempotencyKey: string, delayMs: number) => Promise<unknown>;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -22,6 +28,8 @@ export interface CronTriggerOptions {
 /** Longest single timer; longer waits re-arm (setTimeout's ceiling is about 24.8 days). */
 const MAX_TIMER_MS = 3600_000;
 const RETRY_FIRE_MS = 1000;
+/** How far ahead of its scheduled time a fire is enqueued. */
+const LEAD_MS = 1000;
 
 export class CronTrigger {
   readonly #o: CronTriggerOptions;
@@ -60,13 +68,13 @@ export class CronTrigger {
 
   #arm(at: number | null): void {
     if (this.#stopped || at === null) return;
-    const wait = Math.max(0, Math.min(MAX_TIMER_MS, at - this.#now()));
+    const wait = Math.max(0, Math.min(MAX_TIMER_MS, at - LEAD_MS - this.#now()));
     this.#timer = setTimeout(() => void this.#tick(at), wait);
   }
 
   async #tick(at: number): Promise<void> {
     if (this.#stopped) return;
-    if (this.#now() < at) {
+    if (this.#now() < at - LEAD_MS) {
       this.#arm(at); // woke early, or a long wait in steps
       return;
     }
@@ -81,7 +89,7 @@ export class CronTrigger {
   }
 
   async #fire(scheduledTime: number): Promise<void> {
-    await this.#o.fire(scheduledTime, `${this.#o.key}:${scheduledTime}`);
+    await this.#o.fire(scheduledTime, `${this.#o.key}:${scheduledTime}`, Math.max(0, scheduledTime - this.#now()));
     await this.#o.store.setCursor(this.#o.key, String(scheduledTime));
   }
 }

@@ -59,6 +59,10 @@ export interface AsyncSubmission {
   kind?: AsyncKind;
   /** Extra attributes (CloudEvents attributes are prefixed `ce-`). */
   attributes?: Record<string, string>;
+  /** Not run before this many ms from now. */
+  delayMs?: number;
+  /** Keep state and outcome queryable by id (default true; cron fires are not). */
+  track?: boolean;
 }
 
 /** Largest result body kept with an async invocation's outcome. */
@@ -161,7 +165,8 @@ export class EventsService {
     const [sent] = await this.#o.queues.send(queue, [
       {
         body: submission.body,
-        track: true,
+        track: submission.track ?? true,
+        ...(submission.delayMs ? { delayMs: submission.delayMs } : {}),
         attributes: { ...submission.attributes, [KIND_ATTRIBUTE]: submission.kind ?? 'async' },
         ...(submission.contentType !== undefined ? { contentType: submission.contentType } : {}),
         ...(submission.idempotencyKey !== undefined ? { idempotencyKey: submission.idempotencyKey } : {}),
@@ -267,7 +272,7 @@ export class EventsService {
         key,
         trigger: t,
         store: this.#o.queues,
-        fire: (scheduledTime, idempotencyKey) => this.#fireCron(fn.name, t.schedule, scheduledTime, idempotencyKey),
+        fire: (scheduledTime, idempotencyKey, delayMs) => this.#fireCron(fn.name, t.schedule, scheduledTime, idempotencyKey, delayMs),
         ...(this.#o.log ? { log: this.#o.log } : {}),
       });
       this.#crons.set(key, cron);
@@ -323,24 +328,27 @@ export class EventsService {
       const c = await collect(result, MAX_RESULT_BYTES);
       const finishedAt = Date.now();
       const resultPart = c.error ? undefined : { status: c.status, contentType: c.contentType, body: c.body.subarray(0, MAX_RESULT_BYTES) };
+      const tracked = kind !== 'cron';
       if (!c.error && c.status < 500) {
         const outcome: MessageOutcome = { state: 'succeeded', attempt: m.attempt, finishedAt, ...(resultPart ? { result: resultPart } : {}) };
-        verdicts.set(m.id, { action: 'ack', outcome });
+        verdicts.set(m.id, tracked ? { action: 'ack', outcome } : { action: 'ack' });
         void this.#destination(functionName, m, 'success', 'succeeded', null, c);
       } else {
         const error = c.error ?? { code: 'function_error', message: `the function answered with status ${c.status}` };
         const outcome: MessageOutcome = { state: 'failed', attempt: m.attempt, finishedAt, error, ...(resultPart ? { result: resultPart } : {}) };
-        verdicts.set(m.id, { action: 'retry', delayMs: null, error: `${error.code}: ${error.message}`, outcome });
+        verdicts.set(m.id, { action: 'retry', delayMs: null, error: `${error.code}: ${error.message}`, ...(tracked ? { outcome } : {}) });
       }
     }
     return verdicts;
   }
 
-  #fireCron(functionName: string, schedule: string, scheduledTime: number, idempotencyKey: string): Promise<unknown> {
+  #fireCron(functionName: string, schedule: string, scheduledTime: number, idempotencyKey: string, delayMs: number): Promise<unknown> {
     return this.submitAsync(functionName, {
       body: new Uint8Array(0),
       kind: 'cron',
       idempotencyKey,
+      delayMs,
+      track: false,
       attributes: { cron: schedule, 'scheduled-time': String(scheduledTime) },
     });
   }
