@@ -3,7 +3,7 @@
 # (CI runs `npm test` on a machine that has only what the project installs itself).
 # Without root or apt-get nothing is installed; tests that need a missing tool skip with the reason.
 set -u
-PACKAGES="nats-server:nats-server strace:strace"
+PACKAGES="nats-server:nats-server strace:strace bwrap:bubblewrap"
 missing=""
 for entry in $PACKAGES; do
   cmd=${entry%%:*}

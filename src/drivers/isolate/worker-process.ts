@@ -28,6 +28,13 @@ export interface WorkerSpawnOptions {
   initJson: string;
   /** Diagnostics from the worker (stderr lines, uncaught errors); bounded per line. */
   onDiagnostic: (workerIndex: number, message: string) => void;
+  /**
+   * Run this instead of `nodePath … workerScript` (the process tier starts its sandbox launcher here);
+   * the frame channel is still fd 3.
+   */
+  command?: { file: string; args: readonly string[] };
+  /** What errors call the process ('isolate worker' by default). */
+  label?: string;
 }
 
 /** What the worker process routes to instances; implemented by IsolateInstance. */
@@ -66,11 +73,15 @@ export class WorkerProcess {
   #exitReason: string | null = null;
   readonly #opts: WorkerSpawnOptions;
   #nextInstance = 0;
+  readonly #label: string;
 
   constructor(index: number, opts: WorkerSpawnOptions) {
     this.index = index;
     this.#opts = opts;
-    this.child = spawn(opts.nodePath, ['--no-node-snapshot', ...opts.nodeFlags, opts.workerScript, ...opts.workerArgs], {
+    const label = (this.#label = opts.label ?? 'isolate worker');
+    const file = opts.command?.file ?? opts.nodePath;
+    const args = opts.command?.args ?? ['--no-node-snapshot', ...opts.nodeFlags, opts.workerScript, ...opts.workerArgs];
+    this.child = spawn(file, args, {
       // No admin token, no store, no secrets of other functions: the worker gets nothing from our env.
       env: {},
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
@@ -86,7 +97,7 @@ export class WorkerProcess {
     });
     this.ready.catch(() => {});
     const startTimer = setTimeout(() => {
-      readyReject(new ContinuumError('unavailable', `isolate worker did not start within ${opts.startTimeoutMs} ms`));
+      readyReject(new ContinuumError('unavailable', `${label} did not start within ${opts.startTimeoutMs} ms`));
       this.kill('start timeout');
     }, opts.startTimeoutMs);
     startTimer.unref();
@@ -158,12 +169,12 @@ export class WorkerProcess {
 
     this.child.on('error', (err) => {
       clearTimeout(startTimer);
-      readyReject(new ContinuumError('unavailable', `isolate worker failed to spawn: ${err.message}`));
+      readyReject(new ContinuumError('unavailable', `${label} failed to spawn: ${err.message}`));
       this.#onExit(`spawn failed: ${err.message}`);
     });
     this.child.on('exit', (code, signal) => {
       clearTimeout(startTimer);
-      readyReject(new ContinuumError('unavailable', `isolate worker exited during start (${signal ?? code})`));
+      readyReject(new ContinuumError('unavailable', `${label} exited during start (${signal ?? code})`));
       this.#onExit(this.#exitReason ?? `worker process exited (${signal ?? `code ${code}`})`);
     });
 
@@ -222,7 +233,7 @@ export class WorkerProcess {
     const num = ++this.#nextInstance;
     const created = new Promise<Buffer>((resolve, reject) => {
       if (!this.#alive) {
-        reject(new ContinuumError('instance_crashed', 'isolate worker is not running'));
+        reject(new ContinuumError('instance_crashed', `${this.#label} is not running`));
         return;
       }
       this.#pendingCreates.set(num, { resolve, reject });
@@ -255,10 +266,10 @@ export class WorkerProcess {
     this.out.close();
     const creates = [...this.#pendingCreates.values()];
     this.#pendingCreates.clear();
-    for (const p of creates) p.reject(new ContinuumError('instance_crashed', `isolate worker died: ${reason}`));
+    for (const p of creates) p.reject(new ContinuumError('instance_crashed', `${this.#label} died: ${reason}`));
     const sinks = [...this.instances.values()];
     this.instances.clear();
-    for (const s of sinks) s.crash('instance_crashed', `isolate worker died: ${reason}`);
+    for (const s of sinks) s.crash('instance_crashed', `${this.#label} died: ${reason}`);
     const listeners = this.#exitListeners;
     this.#exitListeners = [];
     for (const l of listeners) l(reason);

@@ -1,0 +1,307 @@
+/**
+ * The process tier's SandboxDriver: each instance is the pinned Node binary running the guest agent in
+ * its own bubblewrap sandbox (sandbox.ts), cgroup leaf (cgroup.ts), seccomp filter (seccomp.ts) and uid.
+ * The host side reuses the isolate tier's worker handle and instance (one frame protocol for both tiers);
+ * ProcessInstance adds what the cgroup knows.
+ *
+ * Cold starts spawn a sandbox per instance. `#sandbox()` is the seam for a pool of pre-started generic
+ * sandboxes: the bundle directory is bind-mounted empty at spawn and filled when an instance claims it,
+ * and the cgroup limits can be written then too.
+ */
+import { execFileSync } from 'node:child_process';
+import { accessSync, chmodSync, constants, chownSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ContinuumError } from '../../core/errors.ts';
+import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
+import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
+import { IsolateInstance } from '../isolate/instance.ts';
+import { WorkerProcess } from '../isolate/worker-process.ts';
+import type { CreatePayload } from '../isolate/worker-loop.ts';
+import { buildAgent } from './agent-build.ts';
+import { CgroupLeaf, detectCgroups, leftoverLeaves, type CgroupLayout } from './cgroup.ts';
+import { ProcessInstance } from './instance.ts';
+import { launcherCommand, linkedLibraries, type HostTools } from './sandbox.ts';
+import { seccompFilterBytes } from './seccomp.ts';
+
+export interface ProcessDriverOptions {
+  /** The Node binary sandboxes run (the pinned one). */
+  nodePath: string;
+  /** First uid/gid of the range reserved for sandboxes; each live sandbox holds one of `idCount`. */
+  idBase: number;
+  idCount: number;
+  /** Size cap of each sandbox's private /tmp (tmpfs, counted against its memory too). */
+  tmpBytes: number;
+  /** CPU quota of one instance, in cores. */
+  cpus: number;
+  /** Processes and threads one instance may hold (Node itself uses about a dozen). */
+  pids: number;
+  startTimeoutMs: number;
+  createTimeoutMs: number;
+  cgroupRoot: string;
+  onDiagnostic: (message: string) => void;
+}
+
+export const PROCESS_DRIVER_DEFAULTS = {
+  idBase: 200_000,
+  idCount: 10_000,
+  tmpBytes: 64 * 1024 * 1024,
+  cpus: 1,
+  pids: 256,
+  startTimeoutMs: 10_000,
+  createTimeoutMs: 30_000,
+} as const;
+
+/** An absolute path for a host tool: sandboxes start with an empty environment, so no PATH lookup. */
+function which(name: string): string | null {
+  for (const dir of ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin']) {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+interface Sandbox {
+  worker: WorkerProcess;
+  leaf: CgroupLeaf;
+  uid: number;
+  dir: string;
+  readyMs: number;
+}
+
+export class ProcessDriver implements SandboxDriver {
+  readonly tier = 'process' as const;
+  readonly options: ProcessDriverOptions;
+  #running = false;
+  #unavailable: string | null = 'driver not started';
+  #tools: HostTools | null = null;
+  #layout: CgroupLayout | null = null;
+  #runtimeDir = '';
+  #agentPath = '';
+  #seccompPath = '';
+  #instances = new Set<ProcessInstance>();
+  #ids = new Set<number>();
+  /** Teardowns under way (stop() waits for them, so no leaf outlives the driver). */
+  #teardowns = new Set<Promise<void>>();
+  #nextId = 0;
+  #seq = 0;
+
+  constructor(options: Partial<ProcessDriverOptions> = {}) {
+    this.options = {
+      nodePath: options.nodePath ?? process.execPath,
+      idBase: options.idBase ?? PROCESS_DRIVER_DEFAULTS.idBase,
+      idCount: options.idCount ?? PROCESS_DRIVER_DEFAULTS.idCount,
+      tmpBytes: options.tmpBytes ?? PROCESS_DRIVER_DEFAULTS.tmpBytes,
+      cpus: options.cpus ?? PROCESS_DRIVER_DEFAULTS.cpus,
+      pids: options.pids ?? PROCESS_DRIVER_DEFAULTS.pids,
+      startTimeoutMs: options.startTimeoutMs ?? PROCESS_DRIVER_DEFAULTS.startTimeoutMs,
+      createTimeoutMs: options.createTimeoutMs ?? PROCESS_DRIVER_DEFAULTS.createTimeoutMs,
+      cgroupRoot: options.cgroupRoot ?? '/sys/fs/cgroup',
+      onDiagnostic: options.onDiagnostic ?? (() => {}),
+    };
+  }
+
+  /**
+   * Checks the host once: root (per-sandbox uids, cgroup leaves), the tools, a real bwrap sandbox as an
+   * unprivileged uid, and a cgroup leaf. On failure the tier stays unavailable with the reason; it never throws.
+   */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#unavailable = await this.#probe();
+    if (this.#unavailable !== null) return;
+    this.#runtimeDir = mkdtempSync(join(tmpdir(), 'continuum-process-'));
+    // Traversable by the sandbox uids (bwrap opens what it binds as that uid), listable by nobody else.
+    chmodSync(this.#runtimeDir, 0o711);
+    this.#agentPath = join(this.#runtimeDir, 'agent.js');
+    writeFileSync(this.#agentPath, await buildAgent(), { mode: 0o644 });
+    this.#seccompPath = join(this.#runtimeDir, 'seccomp.bpf');
+    writeFileSync(this.#seccompPath, seccompFilterBytes(), { mode: 0o644 });
+    mkdirSync(join(this.#runtimeDir, 'i'), { mode: 0o711 });
+    this.#running = true;
+  }
+
+  async #probe(): Promise<string | null> {
+    if (process.platform !== 'linux' || process.arch !== 'x64') return 'the process tier needs Linux on x86_64 (seccomp filter)';
+    if (process.getuid?.() !== 0) return 'the process tier needs root (per-sandbox uids and cgroup leaves)';
+    const sh = which('sh');
+    const setpriv = which('setpriv');
+    const bwrap = which('bwrap');
+    if (!sh || !setpriv) return 'sh or setpriv (util-linux) is missing';
+    if (!bwrap) return 'bwrap is not installed (Debian package bubblewrap)';
+    const id = String(this.options.idBase);
+    try {
+      execFileSync(setpriv, [`--reuid=${id}`, `--regid=${id}`, '--clear-groups', '--', bwrap, '--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent', '--ro-bind', '/', '/', 'true'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 10_000,
+      });
+    } catch (err) {
+      const stderr = String((err as { stderr?: Buffer }).stderr ?? '').trim().slice(0, 300);
+      return `bwrap cannot build a sandbox here${stderr ? `: ${stderr}` : ''}`;
+    }
+    const detected = detectCgroups(this.options.cgroupRoot);
+    if ('error' in detected) return detected.error;
+    this.#layout = detected.layout;
+    for (const dir of leftoverLeaves(detected.layout)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // still busy: a leaf of another node process on this host
+      }
+    }
+    try {
+      const leaf = new CgroupLeaf(detected.layout, `probe-${process.pid}`, { memoryBytes: 64 * 1024 * 1024, cpus: 1, pids: 16 });
+      await leaf.destroy();
+    } catch (err) {
+      return `cannot create cgroup leaves: ${(err as Error).message}`;
+    }
+    this.#tools = { sh, setpriv, bwrap, node: this.options.nodePath, libraries: linkedLibraries(this.options.nodePath) };
+    return null;
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await Promise.all([...this.#instances].map((i) => i.stop()));
+    await Promise.all([...this.#teardowns]);
+    if (this.#runtimeDir) rmSync(this.#runtimeDir, { recursive: true, force: true });
+  }
+
+  status(): DriverStatus {
+    const status: DriverStatus = { tier: 'process', available: this.#running && this.#unavailable === null, instances: this.#instances.size };
+    status.reason = this.#unavailable ?? `bubblewrap sandboxes, cgroup v${this.#layout?.version}`;
+    return status;
+  }
+
+  #allocateId(): number {
+    for (let i = 0; i < this.options.idCount; i++) {
+      const id = this.options.idBase + 1 + ((this.#nextId + i) % (this.options.idCount - 1));
+      if (!this.#ids.has(id)) {
+        this.#nextId = id - this.options.idBase;
+        this.#ids.add(id);
+        return id;
+      }
+    }
+    throw new ContinuumError('overloaded', 'no sandbox uid is free');
+  }
+
+  /** A started sandbox with an empty bundle directory (the seam for a pre-started pool). */
+  async #sandbox(memoryMb: number): Promise<Sandbox> {
+    const uid = this.#allocateId();
+    // Leaf and directory names come from a counter, never from tenant-chosen names (catalogue 11).
+    const name = `p${process.pid}-${++this.#seq}`;
+    const dir = join(this.#runtimeDir, 'i', name);
+    let leaf: CgroupLeaf | null = null;
+    try {
+      mkdirSync(dir, { mode: 0o500 });
+      chownSync(dir, uid, uid);
+      leaf = new CgroupLeaf(this.#layout!, name, { memoryBytes: memoryMb * 1024 * 1024, cpus: this.options.cpus, pids: this.options.pids });
+      const command = launcherCommand({
+        tools: this.#tools!,
+        agentPath: this.#agentPath,
+        seccompPath: this.#seccompPath,
+        bundleDir: dir,
+        cgroupProcs: leaf.procs(),
+        uid,
+        gid: uid,
+        tmpBytes: this.options.tmpBytes,
+      });
+      const t0 = performance.now();
+      const worker = new WorkerProcess(0, {
+        nodePath: this.options.nodePath,
+        workerScript: '',
+        nodeFlags: [],
+        workerArgs: [],
+        command,
+        label: 'process sandbox',
+        // The watchdog allows the CPU budget of the instance plus this before it calls the sandbox stuck.
+        pingIntervalMs: 250,
+        stuckMs: 5_000,
+        createTimeoutMs: this.options.createTimeoutMs,
+        startTimeoutMs: this.options.startTimeoutMs,
+        initJson: '{}',
+        onDiagnostic: (_i, m) => this.options.onDiagnostic(`sandbox ${name}: ${m}`),
+      });
+      await worker.ready;
+      return { worker, leaf, uid, dir, readyMs: performance.now() - t0 };
+    } catch (err) {
+      await leaf?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+      this.#ids.delete(uid);
+      throw err instanceof ContinuumError ? err : new ContinuumError('unavailable', `the process sandbox could not start: ${(err as Error).message}`);
+    }
+  }
+
+  async createInstance(spec: InstanceSpec, services?: InstanceServices): Promise<Instance> {
+    if (!this.#running) throw new ContinuumError('unavailable', `the process tier is not available: ${this.#unavailable ?? 'driver stopped'}`);
+    const sb = await this.#sandbox(spec.limits.memoryMb);
+    let cleaned = false;
+    let instance: ProcessInstance | null = null;
+    const cleanup = () => {
+      if (cleaned) return;
+      cleaned = true;
+      instance?.recordFinalUsage();
+      sb.worker.kill('instance stopped');
+      const done = sb.leaf.destroy().then(() => {
+        rmSync(sb.dir, { recursive: true, force: true });
+        this.#ids.delete(sb.uid);
+      });
+      this.#teardowns.add(done);
+      void done.finally(() => this.#teardowns.delete(done));
+    };
+    try {
+      writeFileSync(join(sb.dir, 'index.js'), spec.code, { mode: 0o400 });
+      chownSync(join(sb.dir, 'index.js'), sb.uid, sb.uid);
+      const load: WireLoadOptions = {
+        functionName: spec.functionName,
+        versionId: spec.versionId,
+        format: spec.format,
+        exportName: spec.exportName,
+        payload: spec.lambdaPayload,
+        env: spec.env,
+        memoryLimitMb: spec.limits.memoryMb,
+        timeoutMs: spec.limits.timeoutMs,
+        cpuMs: spec.limits.cpuMs,
+        responseBytes: spec.limits.responseBytes,
+        subrequests: spec.limits.subrequests,
+        bindings: Object.keys(spec.bindings ?? {}),
+      };
+      // The bundle is read from the sandbox's /fn, not sent in the frame.
+      const payload: CreatePayload = { code: '', load, logBytes: spec.limits.logBytes };
+      const { num, created } = sb.worker.create(JSON.stringify(payload));
+      let timer: NodeJS.Timeout | undefined;
+      const body = await Promise.race([
+        created,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new ContinuumError('bad_bundle', `module did not load within ${this.options.createTimeoutMs} ms`)), this.options.createTimeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      const info = JSON.parse(body.toString('utf8')) as { timing: { moduleMs: number }; format: string; exportName: string };
+      const initTiming = { sandboxMs: sb.readyMs, runtimeMs: 0, moduleMs: info.timing.moduleMs };
+      const inner = new IsolateInstance({
+        spec,
+        services,
+        worker: sb.worker,
+        num,
+        initTiming,
+        format: info.format,
+        exportName: info.exportName,
+        onStopped: () => {
+          if (instance) this.#instances.delete(instance);
+          cleanup();
+        },
+      });
+      instance = new ProcessInstance({ inner, leaf: sb.leaf, uid: sb.uid, initTiming, memoryMb: spec.limits.memoryMb });
+      if (!sb.worker.alive) inner.crash('instance_crashed', 'the process sandbox died');
+      else sb.worker.instances.set(num, inner);
+      if (inner.state !== 'stopped') this.#instances.add(instance);
+      return instance;
+    } catch (err) {
+      cleanup();
+      if (err instanceof ContinuumError && err.code === 'instance_crashed') throw new ContinuumError('bad_bundle', 'module failed to load: the sandbox died while loading it');
+      throw err instanceof ContinuumError ? err : new ContinuumError('internal', 'instance creation failed', undefined, { cause: err });
+    }
+  }
+}
