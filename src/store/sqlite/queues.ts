@@ -124,6 +124,7 @@ export class SqliteQueueStore implements QueueStore {
       extend: p('UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND lease_token = ?'),
       current: p('SELECT * FROM messages WHERE queue = ? AND id = ? AND lease_token = ?'),
       remove: p('DELETE FROM messages WHERE seq = ?'),
+      ackCurrent: p('DELETE FROM messages WHERE queue = ? AND id = ? AND lease_token = ? AND visible_at > ?'),
       retry: p('UPDATE messages SET lease_token = NULL, visible_at = ?, errors = ? WHERE seq = ?'),
       deadInsert: p(`INSERT INTO dead_letters (id, queue, body, content_type, attributes, idem_key, tracked, enqueued_at, dead_at, attempts, reason, errors)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -288,6 +289,8 @@ export class SqliteQueueStore implements QueueStore {
     const durable = settlements.some((s) => s.action === 'dead' || (s.action === 'ack' && s.outcome !== undefined));
     return this.#write(durable ? 'FULL' : 'NORMAL', () =>
       settlements.map((s) => {
+        // The common case, a plain ack, is one statement that neither reads the row nor its body.
+        if (s.action === 'ack' && s.outcome === undefined) return Number(this.#s.ackCurrent!.run(queue, s.id, s.leaseToken, now).changes) === 1;
         const row = this.#s.current!.get(queue, s.id, s.leaseToken) as MessageRow | undefined;
         // A lease that ran out is no longer current, even if nobody has received the message again yet.
         if (!row || Number(row.visible_at) <= now) return false;
