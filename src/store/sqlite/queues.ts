@@ -118,8 +118,10 @@ export class SqliteQueueStore implements QueueStore {
       idemPut: p('INSERT OR REPLACE INTO idempotency (queue, key, id, digest, created_at) VALUES (?, ?, ?, ?, ?)'),
       insert: p(`INSERT INTO messages (id, queue, body, content_type, attributes, idem_key, tracked, enqueued_at, visible_at, attempt, lease_token, errors)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`),
+      // FIFO through messages_fifo: left to itself the planner may pick messages_visible and sort every
+      // visible row of the queue for each receive.
       lease: p(`UPDATE messages SET attempt = attempt + 1, lease_token = ?, visible_at = ?
-                WHERE seq IN (SELECT seq FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?)
+                WHERE seq IN (SELECT seq FROM messages INDEXED BY messages_fifo WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?)
                 RETURNING seq, id, queue, body, content_type, attributes, idem_key, tracked, enqueued_at, visible_at, attempt, lease_token, errors`),
       extend: p('UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND lease_token = ?'),
       current: p('SELECT * FROM messages WHERE queue = ? AND id = ? AND lease_token = ?'),
