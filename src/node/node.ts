@@ -15,6 +15,7 @@ import type { Tier } from '../core/types.ts';
 import { openSqliteStores } from '../store/sqlite/index.ts';
 import { openNatsQueueStore } from '../store/nats/index.ts';
 import { IsolateDriver } from '../drivers/isolate/driver.ts';
+import { ProcessDriver } from '../drivers/process/driver.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { RecordSink } from '../telemetry/sink.ts';
 import { RoutingTable } from '../gateway/router.ts';
@@ -71,7 +72,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const isolate = new IsolateDriver({ workers: config.isolateWorkers ?? NODE_DEFAULTS.isolateWorkers, onDiagnostic: (m) => log(`isolate: ${m}`) });
   await isolate.start();
-  const drivers = new Map<Tier, SandboxDriver>([['isolate', isolate]]);
+  // The process tier probes the host once (root, bwrap, cgroups); when it cannot run here it stays
+  // registered as unavailable, and its instances are refused with the reason.
+  const processTier = new ProcessDriver({ onDiagnostic: (m) => log(`process: ${m}`) });
+  await processTier.start();
+  if (!processTier.status().available) log(`process tier unavailable: ${processTier.status().reason}`);
+  const drivers = new Map<Tier, SandboxDriver>([['isolate', isolate], ['process', processTier]]);
 
   const sink = new RecordSink({
     store: stores.records,
@@ -167,7 +173,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS)]);
         await scheduler.close(CLOSE_GRACE_MS);
         clearTimeout(force);
-        await isolate.stop();
+        await Promise.all([isolate.stop(), processTier.stop()]);
         await sink.close();
         await stores.state.close();
         await stores.records.close();

@@ -196,13 +196,31 @@ function killQuietly(pid: number): void {
   }
 }
 
-/** Leaves left behind by a crashed node (their processes died with it: bwrap --die-with-parent). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Leaves left behind by a node process that is gone (their sandboxes died with it: bwrap
+ * --die-with-parent). Leaf names start with the owning process's pid (`p<pid>-…`, `probe-<pid>`), so
+ * leaves of other live nodes on the same host are left alone.
+ */
 export function leftoverLeaves(layout: CgroupLayout): string[] {
   const roots = layout.version === 2 ? [layout.unified!] : [...new Set(Object.values(layout.v1!))];
   return roots.flatMap((r) => {
     const parent = join(r, PARENT);
     try {
-      return readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(parent, d.name));
+      return readdirSync(parent, { withFileTypes: true })
+        .filter((d) => {
+          const owner = /^(?:p|probe-)(\d+)/.exec(d.name);
+          return d.isDirectory() && owner !== null && !alive(Number(owner[1]));
+        })
+        .map((d) => join(parent, d.name));
     } catch {
       return [];
     }

@@ -21,10 +21,7 @@ if (!status.available) {
     return {
       driver,
       // The agent: the Node process inside the sandbox that runs the function.
-      killSandbox: (instance) => {
-        const pids = (instance as ProcessInstance).pids();
-        process.kill(pids.at(-1)!, 'SIGKILL');
-      },
+      killSandbox: (instance) => process.kill((instance as ProcessInstance).agentPid()!, 'SIGKILL'),
       // Node itself needs about 50 MB resident.
       bombMemoryMb: 128,
     };

@@ -5,10 +5,12 @@
  * the invocation ran alone, and the limit that ended it (an OOM kill → `memory_limit`, a fork refused at
  * pids.max → `pids_limit`) where the sandbox alone would report a crash or a function error.
  */
+import { readFileSync } from 'node:fs';
 import type { ErrorCode } from '../../core/errors.ts';
 import type { Completion, InitTiming, Instance, InstanceState, InvokeRequest, InvokeResult } from '../../core/driver.ts';
 import type { IsolateInstance } from '../isolate/instance.ts';
 import type { CgroupLeaf, CgroupUsage } from './cgroup.ts';
+import { SANDBOX_AGENT, SANDBOX_NODE } from './sandbox.ts';
 
 type ExitReason = { code: ErrorCode | null; message: string };
 
@@ -45,6 +47,20 @@ export class ProcessInstance implements Instance {
     return this.#leaf.pids();
   }
 
+  /** The Node process that runs the function (operations and tests), or null once it is gone. */
+  agentPid(): number | null {
+    for (const pid of this.#leaf.pids()) {
+      try {
+        // argv[0] tells it from the launcher and bwrap, whose arguments name the agent too.
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        if (argv[0] === SANDBOX_NODE && argv.includes(SANDBOX_AGENT)) return pid;
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return null;
+  }
+
   #usage(): CgroupUsage {
     return this.#final ?? this.#leaf.usage();
   }
@@ -69,9 +85,13 @@ export class ProcessInstance implements Instance {
     this.#inflight.delete(slot);
     const now = this.#usage();
     const cpuDelta = now.cpuMs - before.cpuMs;
+    const error = this.#limitError(c.error, before, now);
+    // What a fork bomb or a memory hog leaves behind stays in the sandbox: retire it (its teardown kills
+    // every process of the leaf) rather than hand it the next invocation.
+    if (error !== c.error && error !== null) this.#inner.retire(error.code, error.message);
     return {
       ...c,
-      error: this.#limitError(c.error, before, now),
+      error,
       cpuMs: slot.solo && cpuDelta > 0 ? cpuDelta : c.cpuMs,
       peakMemoryBytes: Math.max(now.peakMemoryBytes, c.peakMemoryBytes),
     };

@@ -1,0 +1,313 @@
+/**
+ * The process tier through a real node: deploy with `tier: process`, full Node API, and the abuse
+ * catalogue (reliability tests 7, 13, 15), each while a canary function on another instance keeps
+ * answering; then one driver whose sandboxes the test inspects from the host (8, 9) and fork-bombs (16,
+ * with a small pids.max so that the pids limit, not memory, is what a Node-only bomb meets first).
+ * Skips, with the reason, where the host cannot build sandboxes.
+ *
+ * Catalogue 7 uses a static C probe compiled here with the system `cc` (skipped without one): the
+ * function receives it as its request body, writes it to its private /tmp and runs it; the probe makes
+ * each forbidden syscall with arguments that would succeed or fail differently without the filter, and
+ * prints the errno.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Instance, InstanceSpec, InvokeRequest } from '../src/core/driver.ts';
+import { ProcessDriver } from '../src/drivers/process/driver.ts';
+import type { ProcessInstance } from '../src/drivers/process/instance.ts';
+import { testSpec } from '../src/drivers/isolate/testing.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+
+const probe = new ProcessDriver();
+await probe.start();
+const unavailable = probe.status().available ? null : probe.status().reason;
+await probe.stop();
+
+const fetchModule = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
+
+/** A process-tier function: Node built-ins, env, and the host's view of nothing. */
+const HELLO = fetchModule(`import os from 'node:os'; import { createHash } from 'node:crypto';`, `
+  return new Response(JSON.stringify({ greeting: env.GREETING, hash: createHash('sha256').update('x').digest('hex').slice(0, 8), platform: os.platform() }));`);
+
+
+describe('process tier', { skip: unavailable ? `process tier unavailable: ${unavailable}` : false }, () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode();
+    for (const [name, code] of [['p-hello', HELLO], ['p-canary', HELLO]] as const) {
+      const r = await node.deploy(name, code, 'index.mjs', { tier: 'process', env: { GREETING: 'hi' } });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+    }
+  });
+  after(async () => {
+    await node?.stop();
+  });
+
+  /** Runs `abuse` while the canary answers back to back; the canary must never fail. */
+  async function withCanary<T>(abuse: () => Promise<T>): Promise<T> {
+    let stop = false;
+    let answered = 0;
+    const failures: string[] = [];
+    const loop = (async () => {
+      while (!stop) {
+        const res = await node.fn('/fn/p-canary/');
+        if (res.status === 200) answered++;
+        else failures.push(`${res.status} ${await res.text()}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    try {
+      return await abuse();
+    } finally {
+      stop = true;
+      await loop;
+      assert.deepEqual(failures, []);
+      assert.ok(answered >= 3, `canary answered ${answered}`);
+    }
+  }
+
+  test('deploy with tier: process runs the function with Node built-ins; the API shows the tier', async () => {
+    const res = await node.fn('/fn/p-hello/');
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { greeting: 'hi', hash: '2d711642', platform: 'linux' });
+    const fn = await node.api('GET', '/v1/functions/p-hello');
+    assert.equal(fn.json.tier, 'process');
+    // The invocation record (written in batches) carries the tier and the sandbox's usage.
+    let rec: { tier: string; peakMemoryBytes: number; coldStart: boolean } | undefined;
+    for (let i = 0; i < 50 && !rec; i++) {
+      rec = (await node.api('GET', '/v1/invocations?function=p-hello')).json.items[0];
+      if (!rec) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(rec, 'no invocation record');
+    assert.equal(rec.tier, 'process');
+    assert.equal(rec.coldStart, true);
+    assert.ok(rec.peakMemoryBytes > 10 * 1024 * 1024, String(rec.peakMemoryBytes));
+  });
+
+  test('catalogue 7: forbidden syscalls fail with EPERM inside the sandbox', async (t) => {
+    let cc: string;
+    try {
+      cc = execFileSync('sh', ['-c', 'command -v cc'], { encoding: 'utf8' }).trim();
+    } catch {
+      t.skip('no C compiler to build the syscall probe');
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'continuum-probe-'));
+    try {
+      writeFileSync(join(dir, 'probe.c'), `
+        #define _GNU_SOURCE
+        #include <stdio.h>
+        #include <errno.h>
+        #include <unistd.h>
+        #include <sched.h>
+        #include <sys/syscall.h>
+        int main(void) {
+          struct { const char *name; long nr; long a0; } t[] = {
+            { "ptrace", SYS_ptrace, 0 /* PTRACE_TRACEME succeeds without a filter */ },
+            { "mount", SYS_mount, 0 },
+            { "unshare", SYS_unshare, CLONE_NEWUSER },
+            { "bpf", SYS_bpf, 0 },
+            { "perf_event_open", SYS_perf_event_open, 0 },
+            { "keyctl", SYS_keyctl, 0 },
+            { "io_uring_setup", SYS_io_uring_setup, 1 },
+            { "userfaultfd", SYS_userfaultfd, 0 },
+            { "kexec_load", SYS_kexec_load, 0 },
+            { "init_module", SYS_init_module, 0 },
+            { "open_by_handle_at", SYS_open_by_handle_at, -1 },
+          };
+          for (unsigned i = 0; i < sizeof t / sizeof t[0]; i++) {
+            errno = 0;
+            long r = syscall(t[i].nr, t[i].a0, 0, 0, 0, 0, 0);
+            printf("%s %d\\n", t[i].name, r < 0 ? errno : 0);
+          }
+          printf("getpid %ld\\n", (long)syscall(SYS_getpid));
+          return 0;
+        }`);
+      execFileSync(cc, ['-static', '-O1', '-o', join(dir, 'probe'), join(dir, 'probe.c')]);
+      const code = fetchModule(`import { writeFileSync } from 'node:fs'; import { execFileSync } from 'node:child_process';`, `
+        writeFileSync('/tmp/probe', new Uint8Array(await request.arrayBuffer()), { mode: 0o755 });
+        return new Response(execFileSync('/tmp/probe', { encoding: 'utf8' }));`);
+      const d = await node.deploy('p-syscalls', code, 'index.mjs', { tier: 'process', limits: { requestBodyBytes: 8 * 1024 * 1024 } });
+      assert.equal(d.status, 201, JSON.stringify(d.json));
+      const out = await withCanary(async () => {
+        const res = await node.fn('/fn/p-syscalls/', { method: 'POST', body: readFileSync(join(dir, 'probe')) });
+        const text = await res.text();
+        assert.equal(res.status, 200, text);
+        return text;
+      });
+      const results = Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')));
+      for (const name of ['ptrace', 'mount', 'unshare', 'bpf', 'perf_event_open', 'keyctl', 'io_uring_setup', 'userfaultfd', 'kexec_load', 'init_module', 'open_by_handle_at']) {
+        assert.equal(results[name], '1', `${name}: errno ${results[name]} (want EPERM)`);
+      }
+      // Allowed calls still work, and the next invocation is fine.
+      assert.ok(Number(results.getpid) > 1);
+      assert.equal((await node.fn('/fn/p-hello/')).status, 200);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('catalogue 13: a runaway CPU loop ends with timeout while the canary answers', async () => {
+    const d = await node.deploy('p-spin', fetchModule('', `for (;;) {}`), 'index.mjs', { tier: 'process', limits: { timeoutMs: 1000 } });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    const t0 = performance.now();
+    const res = await withCanary(() => node.fn('/fn/p-spin/'));
+    const ms = performance.now() - t0;
+    const body = await res.json();
+    assert.ok(['timeout', 'cpu_limit'].includes(body.error?.code), JSON.stringify(body));
+    assert.ok(ms < 1000 * 1.1 + 300, `${ms} ms`);
+  });
+
+  test('catalogue 15: a memory bomb → memory_limit (the cgroup kills only that sandbox) while the canary answers', async () => {
+    const d = await node.deploy('p-membomb', fetchModule('', `const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1));`), 'index.mjs', { tier: 'process', limits: { memoryMb: 128 } });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    const res = await withCanary(() => node.fn('/fn/p-membomb/'));
+    const body = await res.json();
+    assert.equal(body.error?.code, 'memory_limit', JSON.stringify(body));
+    assert.equal((await node.fn('/fn/p-hello/')).status, 200);
+  });
+
+});
+
+describe('process tier sandboxes seen from the host', { skip: unavailable ? `process tier unavailable: ${unavailable}` : false }, () => {
+  let driver: ProcessDriver;
+  before(async () => {
+    driver = new ProcessDriver({ pids: 48 });
+    await driver.start();
+  });
+  after(async () => {
+    await driver?.stop();
+  });
+
+  let seq = 0;
+  const spec = (code: string, limits: Partial<InstanceSpec['limits']> = {}): InstanceSpec => ({ ...testSpec(code, limits, `host-${++seq}`), format: 'fetch' });
+  const get = (path: string): InvokeRequest => ({ kind: 'http', invocationId: `h-${++seq}`, request: { method: 'GET', url: `http://fn.test${path}`, headers: [] }, body: null });
+  async function answer(inst: Instance, path = '/'): Promise<{ status: number; text: string; code: string | null }> {
+    const r = await inst.invoke(get(path));
+    if (r.kind === 'error') return { status: 0, text: '', code: r.completion.error?.code ?? null };
+    const parts: Uint8Array[] = [];
+    try {
+      for await (const c of r.body) parts.push(c);
+    } catch {
+      // the completion says why
+    }
+    return { status: r.status, text: Buffer.concat(parts).toString(), code: (await r.completion).error?.code ?? null };
+  }
+  const status = (pid: number) => {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return (key: string) => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(text)![1]!;
+  };
+
+  /** Inside, the function also meets Node's permission model: only its bundle and /tmp. */
+  const PROBE = `module.exports = { default: { async fetch() {
+    const fs = require('node:fs'); const r = {};
+    const tryIt = (name, f) => { try { r[name] = f(); } catch (e) { r[name] = e.code; } };
+    tryIt('listRoot', () => fs.readdirSync('/'));
+    tryIt('readProc', () => fs.readFileSync('/proc/self/status', 'utf8').length);
+    tryIt('writeBundle', () => fs.writeFileSync('/fn/x', 'x'));
+    tryIt('writeTmp', () => { fs.writeFileSync('/tmp/x', 'x'); return fs.readFileSync('/tmp/x', 'utf8'); });
+    tryIt('setuid', () => process.setuid(0));
+    return new Response(JSON.stringify(r));
+  } } };`;
+
+  test('catalogue 9: the agent runs with a unique unprivileged uid, CapEff 0, NoNewPrivs 1, Seccomp 2', async () => {
+    const a = (await driver.createInstance(spec(PROBE))) as ProcessInstance;
+    const b = (await driver.createInstance(spec(PROBE))) as ProcessInstance;
+    const inside = JSON.parse((await answer(a)).text);
+    // No capability, and no uid but its own mapped in its user namespace.
+    assert.ok(['EPERM', 'EINVAL'].includes(inside.setuid), inside.setuid);
+    const uids = [a, b].map((inst) => {
+      const f = status(inst.agentPid()!);
+      assert.equal(f('CapEff'), '0000000000000000');
+      assert.equal(f('CapPrm'), '0000000000000000');
+      assert.equal(f('CapBnd'), '0000000000000000');
+      assert.equal(f('NoNewPrivs'), '1');
+      assert.equal(f('Seccomp'), '2');
+      const [real, effective] = f('Uid').split(/\s+/).map(Number);
+      assert.equal(real, effective);
+      assert.equal(real, inst.uid);
+      assert.ok(real! >= 200_000);
+      return real;
+    });
+    assert.notEqual(uids[0], uids[1]);
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
+  test('catalogue 8: the sandbox sees only the runtime, its bundle, its /proc and a private /tmp; the root is read-only', async () => {
+    const inst = (await driver.createInstance(spec(PROBE))) as ProcessInstance;
+    const other = (await driver.createInstance(spec(PROBE))) as ProcessInstance;
+    const inside = JSON.parse((await answer(inst)).text);
+    assert.equal(inside.listRoot, 'ERR_ACCESS_DENIED');
+    assert.equal(inside.readProc, 'ERR_ACCESS_DENIED');
+    assert.equal(inside.writeBundle, 'ERR_ACCESS_DENIED');
+    assert.equal(inside.writeTmp, 'x');
+    // The kernel's view, for any code that got past the permission model (a native addon, a subprocess).
+    const pid = inst.agentPid()!;
+    const root = `/proc/${pid}/root`;
+    assert.deepEqual(readdirSync(root).sort(), ['dev', 'fn', 'lib', 'lib64', 'proc', 'runtime', 'tmp']);
+    assert.deepEqual(readdirSync(`${root}/runtime`).sort(), ['agent.js', 'node']);
+    assert.deepEqual(readdirSync(`${root}/fn`), ['index.js']);
+    for (const gone of ['etc/shadow', 'var/lib', 'sys/fs/cgroup', 'home', 'root']) assert.equal(existsSync(`${root}/${gone}`), false, gone);
+    const pids = readdirSync(`${root}/proc`).filter((x) => /^\d+$/.test(x));
+    assert.ok(pids.length <= 3, `sandbox /proc shows ${pids.join(',')}`);
+    // Its /tmp is its own: the other sandbox's file is not there.
+    assert.deepEqual(readdirSync(`${root}/tmp`), ['x']);
+    assert.deepEqual(readdirSync(`/proc/${other.agentPid()}/root/tmp`), []);
+    const mounts = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
+    const mount = (at: string) => mounts.find((m) => m[4] === at);
+    assert.match(mount('/fn')![5]!, /\bro\b/);
+    assert.match(mount('/runtime/node')![5]!, /\bro\b/);
+    assert.match(mount('/tmp')![5]!, /\brw\b/);
+    assert.ok(mounts.every((m) => m[4] !== '/sys' && !m[4]!.startsWith('/work')));
+    // No network but loopback.
+    assert.deepEqual(readFileSync(`/proc/${pid}/net/dev`, 'utf8').split('\n').slice(2).filter(Boolean).map((l) => l.trim().split(':')[0]), ['lo']);
+    await Promise.all([inst.stop(), other.stop()]);
+  });
+
+  test('catalogue 16: a fork bomb → pids_limit while a canary answers; every process of the sandbox dies with it', async () => {
+    const bomb = (await driver.createInstance(
+      spec(`module.exports = { default: { async fetch() {
+        const { spawn } = require('node:child_process');
+        for (;;) {
+          const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+          await new Promise((resolve, reject) => { child.once('spawn', resolve); child.once('error', reject); });
+        }
+      } } };`, { memoryMb: 1024, timeoutMs: 20_000 }),
+    )) as ProcessInstance;
+    const canary = await driver.createInstance(spec(`module.exports = { default: { fetch: () => new Response('ok') } };`));
+    const before = processCount();
+    let stop = false;
+    let answered = 0;
+    const canaryLoop = (async () => {
+      while (!stop) {
+        assert.equal((await answer(canary)).text, 'ok');
+        answered++;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const result = await answer(bomb);
+    stop = true;
+    await canaryLoop;
+    assert.equal(result.code, 'pids_limit');
+    assert.ok(answered >= 3, `canary answered ${answered}`);
+    // The sandbox retires after the limit; its teardown kills every process in its cgroup leaf.
+    for (let i = 0; i < 50 && bomb.state !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(bomb.state, 'stopped');
+    let after = Infinity;
+    for (let i = 0; i < 50 && after > before; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = processCount();
+    }
+    assert.ok(after <= before, `processes: ${before} before, ${after} after`);
+    assert.equal((await answer(canary)).text, 'ok');
+    await canary.stop();
+  });
+});
+
+function processCount(): number {
+  return readdirSync('/proc').filter((x) => /^\d+$/.test(x)).length;
+}
