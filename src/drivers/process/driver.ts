@@ -9,7 +9,7 @@
  * and the cgroup limits can be written then too.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, chownSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContinuumError } from '../../core/errors.ts';
@@ -65,6 +65,19 @@ function which(name: string): string | null {
   return null;
 }
 
+/** Runtime directories of node processes that are gone (killed before stop()); named after their pid. */
+function removeStaleRuntimeDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const owner = /^continuum-process-(\d+)-/.exec(name);
+    if (owner === null) continue;
+    try {
+      process.kill(Number(owner[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
+
 interface Sandbox {
   worker: WorkerProcess;
   leaf: CgroupLeaf;
@@ -113,7 +126,8 @@ export class ProcessDriver implements SandboxDriver {
     if (this.#running) return;
     this.#unavailable = await this.#probe();
     if (this.#unavailable !== null) return;
-    this.#runtimeDir = mkdtempSync(join(tmpdir(), 'continuum-process-'));
+    removeStaleRuntimeDirs();
+    this.#runtimeDir = mkdtempSync(join(tmpdir(), `continuum-process-${process.pid}-`));
     // Traversable by the sandbox uids (bwrap opens what it binds as that uid), listable by nobody else.
     chmodSync(this.#runtimeDir, 0o711);
     this.#agentPath = join(this.#runtimeDir, 'agent.js');
