@@ -170,8 +170,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         // Stop accepting; invocations in flight get a grace period, then their instances stop (answering
         // instance_crashed), and any connection still open after that is cut.
         const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS + 1000);
-        await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS)]);
-        await scheduler.close(CLOSE_GRACE_MS);
+        // All at once: app.close waits for in-flight HTTP requests, which end when the scheduler's grace does.
+        await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS), scheduler.close(CLOSE_GRACE_MS)]);
         clearTimeout(force);
         await Promise.all([isolate.stop(), processTier.stop()]);
         await sink.close();
