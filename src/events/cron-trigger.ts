@@ -29,7 +29,7 @@ export interface CronTriggerOptions {
 const MAX_TIMER_MS = 3600_000;
 const RETRY_FIRE_MS = 1000;
 /** How far ahead of its scheduled time a fire is enqueued. */
-const LEAD_MS = 1000;
+const LEAD_MS = 500;
 
 export class CronTrigger {
   readonly #o: CronTriggerOptions;
