@@ -1,13 +1,17 @@
-// `npm run bench`: Continuum side by side with workerd and a plain node:http server (ARCHITECTURE §5).
+// `npm run bench`: Continuum side by side with workerd and a plain node:http server, and its events on each
+// queue store backend (ARCHITECTURE §5).
 //
-//   node bench/run.ts [--scenarios warm_hello,warm_html,cold_start,density] [--targets continuum,workerd,node]
+//   node bench/run.ts [--scenarios warm_hello,warm_html,cold_start,density,queue_throughput,cron_jitter]
+//                     [--targets continuum,workerd,node,continuum-sqlite,continuum-nats]
 //                     [--rounds 5] [--duration 10] [--connections 32] [--quick] [--json FILE]
 //                     [--generator wrk|node] [--cold-samples 20] [--deploy-samples 3]
-//                     [--density-n 200] [--density-node-n 20] [--keep]
+//                     [--density-n 200] [--density-node-n 20] [--queue-messages 20000]
+//                     [--latency-messages 1000] [--cron-duration 30] [--cron-restart-duration 600] [--keep]
 //
-// The load generator (and this runner) is pinned to CPU 0, everything under test to CPU 1. A benchmark
-// never fails a test run: problems are recorded in env.notes and the exit code stays 0; bench/check.ts
-// judges the bars from the JSON.
+// The HTTP scenarios run the targets continuum, workerd and node; queue_throughput and cron_jitter run
+// continuum-sqlite and continuum-nats. The load generator (and this runner) is pinned to CPU 0, everything
+// under test to CPU 1. A benchmark never fails a test run: problems are recorded in env.notes and the exit
+// code stays 0; bench/check.ts judges the bars from the JSON.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,14 +20,18 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundleFunctions } from './lib/bundle.ts';
 import { detectGenerator } from './lib/load.ts';
-import { ALL_TARGETS, errorMessage, type Options, type ScenarioReport } from './lib/types.ts';
+import { ALL_TARGETS, errorMessage, EVENT_TARGETS, HTTP_TARGETS, type EventTarget, type HttpTarget, type Options, type ScenarioReport } from './lib/types.ts';
 import { closeAgent, killStarted, LOAD_CPU, SERVER_CPU } from './lib/util.ts';
 import { coldScenario } from './scenarios/cold.ts';
+import { CRON_FUNCTIONS, cronScenario, RESTART_FUNCTIONS } from './scenarios/cron.ts';
 import { densityScenario } from './scenarios/density.ts';
+import { LATENCY_RATE_PER_S, QUEUE_PRODUCER, QUEUE_TRIGGER, queueScenario } from './scenarios/queue.ts';
 import { warmScenario } from './scenarios/warm.ts';
+import { natsServerBin } from './targets/nats.ts';
 import { workerdBin } from './targets/workerd.ts';
 
-const SCENARIOS = ['warm_hello', 'warm_html', 'cold_start', 'density'] as const;
+const SCENARIOS = ['warm_hello', 'warm_html', 'cold_start', 'density', 'queue_throughput', 'cron_jitter'] as const;
+const EVENT_SCENARIOS: readonly ScenarioName[] = ['queue_throughput', 'cron_jitter'];
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -41,13 +49,17 @@ const { values: args } = parseArgs({
     'deploy-samples': { type: 'string' },
     'density-n': { type: 'string' },
     'density-node-n': { type: 'string' },
+    'queue-messages': { type: 'string' },
+    'latency-messages': { type: 'string' },
+    'cron-duration': { type: 'string' },
+    'cron-restart-duration': { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (args.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 10).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 14).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 
@@ -89,9 +101,14 @@ function tryRun(cmd: string, argv: string[]): string {
 const quick = args.quick;
 const scenarios = list(args.scenarios, SCENARIOS, 'scenario');
 const targets = list(args.targets, ALL_TARGETS, 'target');
+// Each scenario runs the chosen targets of its kind.
+const httpTargets = targets.filter((t): t is HttpTarget => (HTTP_TARGETS as readonly string[]).includes(t));
+const eventTargets = targets.filter((t): t is EventTarget => (EVENT_TARGETS as readonly string[]).includes(t));
+const eventScenarios = scenarios.some((s) => EVENT_SCENARIOS.includes(s));
+const httpScenarios = scenarios.some((s) => !EVENT_SCENARIOS.includes(s));
 
-// The load generator: wrk, installed by bench/setup.sh when missing and running as root.
-if (args.generator !== 'node') {
+// The load generator of the HTTP scenarios: wrk, installed by bench/setup.sh when missing and running as root.
+if (httpScenarios && httpTargets.length > 0 && args.generator !== 'node') {
   let gen = detectGenerator();
   if (gen !== 'wrk') {
     spawnSync('sh', [join(repoRoot, 'bench', 'setup.sh')], { stdio: 'inherit' });
@@ -114,8 +131,12 @@ const opts: Options = {
   deploySamples: num(args['deploy-samples'], quick ? 1 : 3),
   densityN: num(args['density-n'], quick ? 20 : 200),
   densityNodeN: num(args['density-node-n'], quick ? 3 : 20),
+  queueMessages: num(args['queue-messages'], quick ? 2000 : 20000),
+  latencyMessages: num(args['latency-messages'], quick ? 200 : 1000),
+  cronDurationS: num(args['cron-duration'], quick ? 10 : 30),
+  cronRestartDurationS: num(args['cron-restart-duration'], quick ? 60 : 600),
   workDir,
-  targets,
+  targets: httpTargets,
   log,
 };
 
@@ -153,6 +174,20 @@ const report: { env: Record<string, unknown>; scenarios: Record<string, Scenario
     deploy_samples_per_round: opts.deploySamples,
     density_functions: opts.densityN,
     density_node_processes: opts.densityNodeN,
+    ...(eventScenarios
+      ? {
+          nats_server: tryRun(natsServerBin() ?? 'nats-server', ['--version']).replace(/^nats-server:\s*/, ''),
+          queue_messages_per_run: opts.queueMessages,
+          queue_trigger: QUEUE_TRIGGER,
+          queue_producer: QUEUE_PRODUCER,
+          latency_messages_per_run: opts.latencyMessages,
+          latency_rate_per_s: LATENCY_RATE_PER_S,
+          cron_functions: CRON_FUNCTIONS,
+          cron_duration_s: opts.cronDurationS,
+          cron_restart_functions: RESTART_FUNCTIONS,
+          cron_restart_duration_s: opts.cronRestartDurationS,
+        }
+      : {}),
     scenarios,
     targets,
     notes,
@@ -164,9 +199,16 @@ log(`work dir ${workDir}; generator ${opts.generator}; ${opts.rounds} round(s) o
 try {
   const bundles = await bundleFunctions(workDir);
   for (const scenario of scenarios as ScenarioName[]) {
+    const kindTargets = EVENT_SCENARIOS.includes(scenario) ? eventTargets : httpTargets;
+    if (kindTargets.length === 0) {
+      log(`scenario ${scenario}: skipped (none of its targets chosen)`);
+      continue;
+    }
     log(`scenario ${scenario}`);
     try {
-      if (scenario === 'warm_hello') report.scenarios[scenario] = await warmScenario('hello', bundles, opts, notes);
+      if (scenario === 'queue_throughput') report.scenarios[scenario] = await queueScenario(opts, notes, eventTargets);
+      else if (scenario === 'cron_jitter') report.scenarios[scenario] = await cronScenario(opts, notes, eventTargets);
+      else if (scenario === 'warm_hello') report.scenarios[scenario] = await warmScenario('hello', bundles, opts, notes);
       else if (scenario === 'warm_html') report.scenarios[scenario] = await warmScenario('html', bundles, opts, notes);
       else if (scenario === 'cold_start') report.scenarios[scenario] = await coldScenario(bundles, opts, notes);
       else report.scenarios[scenario] = await densityScenario(bundles, opts, notes);
@@ -196,7 +238,7 @@ function printSummary(results: Record<string, ScenarioReport>): void {
     console.log(`\n${scenario}`);
     for (const [target, metrics] of Object.entries(byTarget)) {
       const cells = Object.entries(metrics).map(([k, v]) => `${k}=${v}`);
-      console.log(`  ${target.padEnd(10)} ${cells.join('  ')}`);
+      console.log(`  ${target.padEnd(16)} ${cells.join('  ')}`);
     }
   }
 }

@@ -1,8 +1,14 @@
 // Shapes shared by the runner and the scenarios.
 import type { Generator } from './load.ts';
 
-export type TargetName = 'continuum' | 'workerd' | 'node';
-export const ALL_TARGETS: readonly TargetName[] = ['continuum', 'workerd', 'node'];
+/** Targets of the HTTP scenarios (warm, cold, density). */
+export type HttpTarget = 'continuum' | 'workerd' | 'node';
+/** Targets of the event scenarios: one Continuum node per queue store backend. */
+export type EventTarget = 'continuum-sqlite' | 'continuum-nats';
+export type TargetName = HttpTarget | EventTarget;
+export const HTTP_TARGETS: readonly HttpTarget[] = ['continuum', 'workerd', 'node'];
+export const EVENT_TARGETS: readonly EventTarget[] = ['continuum-sqlite', 'continuum-nats'];
+export const ALL_TARGETS: readonly TargetName[] = [...HTTP_TARGETS, ...EVENT_TARGETS];
 
 /** metric name (lower snake case with unit) → value */
 export type Metrics = Record<string, number>;
@@ -19,6 +25,12 @@ export interface Options {
   deploySamples: number;
   densityN: number;
   densityNodeN: number;
+  /** Messages per queue_throughput run (one backend, message size and batch size). */
+  queueMessages: number;
+  /** Messages of each paced latency run of queue_throughput. */
+  latencyMessages: number;
+  cronDurationS: number;
+  cronRestartDurationS: number;
   workDir: string;
   targets: TargetName[];
   log: (msg: string) => void;

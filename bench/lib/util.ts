@@ -42,6 +42,11 @@ export interface Spawned {
   pid: number;
   /** Stops the process (and, through its process group, its children) and waits for it. */
   stop(): Promise<void>;
+  /**
+   * SIGTERM to the process alone, as an operator stopping a service would, so that it shuts down its own
+   * children; waits for it (SIGKILL to the group after `graceMs`).
+   */
+  terminate(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -72,13 +77,11 @@ export function spawnPinned(cpu: string, cmd: string, args: string[], opts: { en
   const pid = child.pid;
   live.add(pid);
   void exited.then(() => live.delete(pid));
-  return {
-    child,
-    pid,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+  /** SIGTERM to `target` (the pid, or the group as -pid), a wait, then SIGKILL to what is left of the group. */
+  const end = async (target: number, graceMs: number): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
       try {
-        process.kill(-pid, 'SIGTERM');
+        process.kill(target, 'SIGTERM');
       } catch {
         return;
       }
@@ -88,16 +91,22 @@ export function spawnPinned(cpu: string, cmd: string, args: string[], opts: { en
         } catch {
           // already gone
         }
-      }, 3000);
+      }, graceMs);
       await exited;
       clearTimeout(timer);
-      // Reap any stragglers of the group that outlived their parent.
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // none left
-      }
-    },
+    }
+    // Reap any stragglers of the group that outlived their parent.
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // none left
+    }
+  };
+  return {
+    child,
+    pid,
+    stop: () => end(-pid, 3000),
+    terminate: (graceMs = 20000) => end(pid, graceMs),
   };
 }
 
@@ -106,10 +115,10 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 export interface HttpResult { status: number; body: string; ms: number }
 
 /** One HTTP request on a keep-alive connection; `ms` is the time from sending to the end of the body. */
-export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number; fresh?: boolean } = {}): Promise<HttpResult> {
+export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number; fresh?: boolean; agent?: http.Agent } = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.fresh ? false : agent }, (res) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.fresh ? false : (opts.agent ?? agent) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: Number(process.hrtime.bigint() - start) / 1e6 }));

@@ -1,11 +1,15 @@
 // The `continuum` target, driven only through the product contract (ARCHITECTURE §4): `continuum up`,
 // the admin token in the data dir, the /v1 control API and /fn/<name>/ ingress.
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, request, SERVER_CPU, sleep, spawnPinned, type HttpResult, type Spawned } from '../lib/util.ts';
 
 const cliBin = fileURLToPath(new URL('../../bin/continuum.mjs', import.meta.url));
+
+/** A log line as /v1/logs returns it. */
+export interface LogLine { invocationId: string; functionName: string; ts: number; message: string }
 
 export class Continuum {
   readonly url: string;
@@ -20,8 +24,11 @@ export class Continuum {
     this.startMs = startMs;
   }
 
-  /** Starts one node on SERVER_CPU with its data in `dataDir`; resolves when it prints `ready`. */
-  static async start(dataDir: string, logFile?: string, timeoutMs = 60000): Promise<Continuum> {
+  /**
+   * Starts one node on SERVER_CPU with its data in `dataDir` (and `args` added to `continuum up`); resolves
+   * when it prints `ready`.
+   */
+  static async start(dataDir: string, logFile?: string, timeoutMs = 60000, args: string[] = []): Promise<Continuum> {
     const port = await freePort();
     const env = { ...process.env };
     delete env.CONTINUUM_URL;
@@ -31,7 +38,7 @@ export class Continuum {
     let ready!: () => void;
     const readyP = new Promise<void>((resolve) => { ready = resolve; });
     const t0 = process.hrtime.bigint();
-    const proc = spawnPinned(SERVER_CPU, process.execPath, [cliBin, 'up', '--port', String(port), '--data-dir', dataDir], {
+    const proc = spawnPinned(SERVER_CPU, process.execPath, [cliBin, 'up', '--port', String(port), '--data-dir', dataDir, ...args], {
       env,
       logFile,
       onLine: (line) => { if (/\bready\b/i.test(line)) ready(); },
@@ -63,6 +70,50 @@ export class Continuum {
 
   private api(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<HttpResult> {
     return request(`${this.url}${path}`, { method, body, headers: { authorization: `Bearer ${this.token}`, ...headers } });
+  }
+
+  /** A JSON control API call; throws unless it answers 2xx. */
+  async json<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.api(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? {} : { 'content-type': 'application/json' });
+    if (res.status < 200 || res.status >= 300) throw new Error(`${method} ${path}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+    return (res.body === '' ? {} : JSON.parse(res.body)) as T;
+  }
+
+  /**
+   * Streams log lines (`GET /v1/logs?follow=1`, filtered by `query`) to `onLine` as the node records them;
+   * resolves once the response has begun, which proves the node is subscribed (it sends the headers with
+   * the first line or its 15 s heartbeat, so this can take that long). The stream ends when the node stops
+   * or `close()` is called.
+   */
+  followLogs(query: Record<string, string>, onLine: (line: LogLine) => void): Promise<{ close(): void }> {
+    const qs = new URLSearchParams({ ...query, follow: '1', since: String(Date.now()) });
+    return new Promise((resolve, reject) => {
+      const req = http.get(`${this.url}/v1/logs?${qs}`, { headers: { authorization: `Bearer ${this.token}` }, agent: false }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`GET /v1/logs: HTTP ${res.statusCode}`));
+          return;
+        }
+        let partial = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          partial += chunk;
+          const lines = partial.split('\n');
+          partial = lines.pop() ?? '';
+          for (const line of lines) if (line.trim() !== '') onLine(JSON.parse(line) as LogLine);
+        });
+        res.on('error', () => undefined);
+        resolve({ close: () => req.destroy() });
+      });
+      req.on('error', reject);
+    });
+  }
+
+  /** Stored log lines matching `query` (`GET /v1/logs`), newest first. */
+  async logs(query: Record<string, string>): Promise<LogLine[]> {
+    const res = await this.api('GET', `/v1/logs?${new URLSearchParams(query)}`);
+    if (res.status !== 200) throw new Error(`GET /v1/logs: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+    return res.body.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LogLine);
   }
 
   /** Deploys `code` as function `name` (created if missing); returns the new version id. */
