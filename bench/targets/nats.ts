@@ -1,29 +1,11 @@
 // A nats-server with JetStream for the `continuum-nats` target, pinned to SERVER_CPU like everything under
 // test; started the way src/store/nats/testing.ts starts it for the tests (loopback port, own store dir),
 // plus the monitoring port, whose /jsz tells whether a node really keeps its queues in JetStream.
-import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { findNatsServer } from '../../src/store/nats/testing.ts';
 import { freePort, request, SERVER_CPU, spawnPinned, waitForOk, type Spawned } from '../lib/util.ts';
 
-/** nats-server on PATH, else where Debian installs it (/usr/sbin is often not on PATH); null when missing. */
-export function natsServerBin(): string | null {
-  let onPath = '';
-  try {
-    onPath = execFileSync('which', ['nats-server'], { encoding: 'utf8' }).trim();
-  } catch {
-    // not on PATH
-  }
-  for (const candidate of [onPath, '/usr/sbin/nats-server', '/usr/local/sbin/nats-server']) {
-    if (!candidate) continue;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
+/** nats-server on PATH, else where Debian installs it; null when missing (one lookup for tests and bench). */
+export const natsServerBin = findNatsServer;
 
 export interface NatsServer {
   url: string;
