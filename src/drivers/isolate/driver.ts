@@ -4,6 +4,7 @@
  * (least loaded, one function's instances spread), talks to them in binary frames over a pipe,
  * enforces the host-side limits (instance.ts), and replaces workers that die or get stuck.
  */
+import { realpathSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ContinuumError } from '../../core/errors.ts';
@@ -68,6 +69,8 @@ export function workerPermissionFlags(): string[] {
     '--disable-warning=SecurityWarning',
     `--allow-fs-read=${repoRoot}src/`,
     `--allow-fs-read=${repoRoot}node_modules/`,
+    // The permission model checks real paths: node_modules may be a symlink (a git worktree sharing one).
+    `--allow-fs-read=${realpathSync(`${repoRoot}node_modules`)}/`,
     `--allow-fs-read=${repoRoot}package.json`,
     // node-gyp-build (isolated-vm's loader) probes this file; a denied probe throws instead of returning false.
     '--allow-fs-read=/etc/alpine-release',

@@ -5,29 +5,14 @@
  * `__continuum_install` wires the host bridges after each restore and removes every `__continuum_*`
  * global before tenant code runs.
  */
-import type { HostBridges, WireBatchOutcome, WireEventHead, WireQueueMessage, WireRequestHead } from './protocol.ts';
+import type { HostBridges, WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
 import { fromInnerRequest, getResponseState, HeadersList, makeRequest } from './prelude/60-fetch.ts';
-import { lambdaEventV1, lambdaEventV2, lambdaResult, openwhiskParams, openwhiskResult, type PlainResponse } from './adapters.ts';
-import {
-  AWS_ACCOUNT,
-  AWS_REGION,
-  checkDelay,
-  decodeBatch,
-  encodeQueueBody,
-  invokeParams,
-  invokePayload,
-  openwhiskQueueParams,
-  QueueDecisions,
-  scheduledEvent,
-  sqsEvent,
-  sqsOutcome,
-  workersBatch,
-} from './events.ts';
-
-type Fn = (...args: unknown[]) => unknown;
+import type { PlainResponse } from './adapters.ts';
+import { checkDelay, encodeQueueBody } from './events.ts';
+import { detect, runBuffered as runHandlerBuffered, servesAsRequest, type Fn, type LoadedModule } from '../handlers.ts';
 
 interface Invocation {
   id: string;
@@ -64,23 +49,10 @@ let nextCall = 1;
 /** Errors the runtime created for a platform reason (egress_denied, subrequest_limit): code wins over function_error. */
 const codedErrors = new WeakMap<object, string>();
 
-let loaded: {
-  format: 'fetch' | 'lambda' | 'openwhisk';
-  exportName: string;
-  target: unknown;
-  /** Lambda handler, OpenWhisk main, or the Workers fetch method (null when the module has only queue/scheduled). */
-  handler: Fn | null;
-  /** `process.env`: the plain string variables. */
-  vars: Record<string, string>;
-  /** The Workers `env`: the variables plus binding objects. */
-  env: Record<string, unknown>;
-  functionName: string;
-  versionId: string;
-  memoryLimitMb: number;
-  timeoutMs: number;
+let loaded: (LoadedModule & {
+  /** Outbound fetches and binding calls per invocation. */
   subrequests: number;
-  payload: '1.0' | '2.0';
-} | null = null;
+}) | null = null;
 
 function host(): HostBridges {
   if (bridges === null) throw new Error('runtime not installed');
@@ -510,152 +482,15 @@ function runFetch(inv: Invocation, hasBody: boolean): void {
     );
 }
 
-function lambdaContext(inv: Invocation): Record<string, unknown> {
-  const l = loaded!;
-  const deadline = inv.started + l.timeoutMs;
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: l.functionName,
-    functionVersion: l.versionId,
-    invokedFunctionArn: `arn:aws:lambda:${AWS_REGION}:${AWS_ACCOUNT}:function:${l.functionName}`,
-    memoryLimitInMB: String(l.memoryLimitMb),
-    awsRequestId: inv.id,
-    logGroupName: `/aws/lambda/${l.functionName}`,
-    logStreamName: `${new Date(inv.started).toISOString().slice(0, 10).replace(/-/g, '/')}/[${l.versionId}]continuum`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-  };
-}
-
-/** How each format receives one invocation; built lazily, only the loaded format's shape is made. */
-interface Shapes {
-  /** A Workers default-export method and its first argument (fetch-format modules). */
-  workers?: () => ['queue' | 'scheduled', unknown];
-  lambda: () => unknown;
-  openwhisk: () => Record<string, unknown>;
-}
-
-/**
- * Calls the module's handler with the shape of its format; the promise settles with its result. Throws
- * at once when a Workers module lacks the method (a function_error, not a handler failure).
- */
-function callHandler(inv: Invocation, shapes: Shapes, lambdaExtra?: Record<string, unknown>): Promise<unknown> {
-  const l = loaded!;
-  if (l.format === 'fetch') {
-    const [method, arg] = shapes.workers!();
-    const fn = (l.target as Record<string, unknown>)[method];
-    if (typeof fn !== 'function') {
-      const signature = method === 'queue' ? 'queue(batch, env, ctx)' : 'scheduled(controller, env, ctx)';
-      throw new TypeError(`No ${method} handler: add ${signature} to the module's default export to receive ${method === 'queue' ? 'queue messages' : 'cron triggers'}`);
-    }
-    return new Promise((resolve) => resolve(Reflect.apply(fn, l.target, [arg, l.env, executionContext(inv)])));
-  }
-  const handler = l.handler!;
-  if (l.format === 'openwhisk') return new Promise((resolve) => resolve(Reflect.apply(handler, undefined, [shapes.openwhisk()])));
-  const event = shapes.lambda();
-  const context = lambdaContext(inv);
-  if (lambdaExtra) Object.assign(context, lambdaExtra);
-  return new Promise((resolve, reject) => {
-    const callback = (err: unknown, value: unknown) => (err ? reject(err) : resolve(value));
-    Object.assign(context, { done: callback, succeed: (v: unknown) => resolve(v), fail: (e: unknown) => reject(e) });
-    const r = Reflect.apply(handler, undefined, handler.length >= 3 ? [event, context, callback] : [event, context]);
-    if (handler.length < 3 || (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')) resolve(r);
-  });
-}
-
-function jsonResponse(status: number, value: unknown): PlainResponse {
-  return { status, headers: [['content-type', 'application/json']], body: encoder.encode(JSON.stringify(value) ?? 'null') };
-}
-
-const EMPTY_OK: PlainResponse = { status: 200, headers: [], body: new Uint8Array(0) };
-
-/** Lambda and OpenWhisk HTTP requests: API Gateway events / web-action params, buffered body. */
-function runHttp(inv: Invocation, body: Uint8Array | null): void {
-  const l = loaded!;
-  const facts = { invocationId: inv.id, functionName: l.functionName, versionId: l.versionId, clientIp: inv.head.clientIp ?? '', now: inv.started };
-  callHandler(inv, {
-    lambda: () => (l.payload === '1.0' ? lambdaEventV1(inv.head, body, facts) : lambdaEventV2(inv.head, body, facts)),
-    openwhisk: () => openwhiskParams(inv.head, body, l.vars),
-  })
-    .then((value) => sendPlain(inv, l.format === 'lambda' ? lambdaResult(value, l.payload) : openwhiskResult(value)))
-    .catch((err) => fail(inv, err));
-}
-
-/**
- * A queue batch. The answer (WireBatchOutcome) says which messages were acked and which retried: the
- * Workers handler's own ack/retry calls, the Lambda partial batch response, or all-or-nothing for
- * OpenWhisk; a handler that throws answers 500.
- */
-function runQueue(inv: Invocation, queue: string, messages: WireQueueMessage[]): void {
-  const l = loaded!;
-  const ids = messages.map((m) => m.id);
-  const decisions = new QueueDecisions();
-  const answer = (status: number, outcome: WireBatchOutcome) => {
-    if (outcome.error !== null) log('error', [`queue batch from '${queue}' failed: ${outcome.error}`]);
-    sendPlain(inv, jsonResponse(status, outcome));
-  };
-  callHandler(inv, {
-    workers: () => ['queue', workersBatch(queue, messages, decisions)],
-    lambda: () => sqsEvent(queue, messages, inv.started),
-    openwhisk: () => openwhiskQueueParams(queue, messages),
-  })
-    .then(
-      (result) => {
-        if (l.format === 'lambda') {
-          const { ok, outcome } = sqsOutcome(result, ids);
-          answer(ok ? 200 : 500, outcome);
-        } else {
-          answer(200, l.format === 'fetch' ? decisions.outcome(ids, null) : { acked: ids, retried: [], error: null });
-        }
-      },
-      (err) => {
-        const error = describe(err);
-        // Workers: explicit acks stand even when the handler throws (Cloudflare); the rest are retried.
-        answer(500, l.format === 'fetch' ? decisions.outcome(ids, error) : { acked: [], retried: [], error });
-      },
-    )
-    .catch((err) => fail(inv, err));
-}
-
-/** The id a function sees for an event: the delivery's, the same on every attempt, when the head names one. */
-function deliveryId(inv: Invocation, ev: { invocationId?: string }): string {
-  return typeof ev.invocationId === 'string' && ev.invocationId !== '' ? ev.invocationId : inv.id;
-}
-
-function runScheduled(inv: Invocation, ev: { cron: string; scheduledTime: number; invocationId?: string }): void {
-  const l = loaded!;
-  const id = deliveryId(inv, ev);
-  callHandler(inv, {
-    // noRetry() has nothing to turn off: cron fires are not retried.
-    workers: () => ['scheduled', Object.freeze({ scheduledTime: ev.scheduledTime, cron: ev.cron, noRetry() {} })],
-    lambda: () => scheduledEvent(id, l.functionName, ev.scheduledTime),
-    openwhisk: () => ({ cron: ev.cron, scheduledTime: ev.scheduledTime }),
-  }, { awsRequestId: id })
-    .then(() => sendPlain(inv, EMPTY_OK))
-    .catch((err) => fail(inv, err));
-}
-
-/** An async invocation of a Lambda or OpenWhisk handler (fetch handlers get the request itself). */
-function runInvoke(inv: Invocation, ev: { attempt: number; idempotencyKey: string | null; invocationId?: string }, body: Uint8Array | null): void {
-  const l = loaded!;
-  // attempt and idempotencyKey on the Lambda context are Continuum extensions (Workers see them as request headers).
-  const extra = { awsRequestId: deliveryId(inv, ev), attempt: ev.attempt, idempotencyKey: ev.idempotencyKey };
-  callHandler(inv, { lambda: () => invokePayload(body), openwhisk: () => invokeParams(body) }, extra)
-    .then((value) => sendPlain(inv, jsonResponse(200, l.format === 'openwhisk' && value === undefined ? {} : value)))
-    .catch((err) => fail(inv, err));
-}
-
 /** Invocations that need the whole body first: every format but fetch, and queue/scheduled events. */
 function runBuffered(inv: Invocation, body: Uint8Array | null): void {
-  const ev: WireEventHead | undefined = inv.head.event;
-  try {
-    if (ev === undefined) runHttp(inv, body);
-    else if (ev.kind === 'queue') runQueue(inv, String(ev.queue), decodeBatch(body));
-    else if (ev.kind === 'scheduled') runScheduled(inv, ev);
-    else if (ev.kind === 'invoke') runInvoke(inv, ev, body);
-    else throw new TypeError(`unsupported event kind ${JSON.stringify(String((ev as { kind: unknown }).kind)).slice(0, 40)}`);
-  } catch (err) {
-    fail(inv, err);
-  }
+  runHandlerBuffered(loaded!, inv, body, {
+    executionContext: () => executionContext(inv),
+    sendPlain: (res) => sendPlain(inv, res),
+    fail: (err) => fail(inv, err),
+    log,
+    describe,
+  });
 }
 
 // ---------------------------------------------------------------- require / module loading
@@ -664,45 +499,6 @@ function unavailableRequire(name: unknown): never {
   const err = new Error(`Cannot require '${String(name).slice(0, 200)}': modules are unavailable in the isolate tier; bundle dependencies at build time, or deploy with tier 'process' for Node.js built-ins`);
   (err as Error & { code?: string }).code = 'MODULE_NOT_FOUND';
   throw err;
-}
-
-/**
- * An export of the loaded module. Exports may be getters (esbuild's ESM→CJS interop defines them so);
- * they run in the tenant's own isolate, so reading them is safe. As in Node's import of CommonJS,
- * `default` falls back to module.exports itself.
- */
-function pick(exportsValue: unknown, name: string): unknown {
-  if (exportsValue === null || (typeof exportsValue !== 'object' && typeof exportsValue !== 'function')) return undefined;
-  if (Object.prototype.hasOwnProperty.call(exportsValue, name)) return (exportsValue as Record<string, unknown>)[name];
-  return name === 'default' ? exportsValue : undefined;
-}
-
-function detect(exp: unknown, format: string, exportName: string | null): { format: 'fetch' | 'lambda' | 'openwhisk'; exportName: string; target: unknown; handler: Fn | null } {
-  // A Workers module may export only event handlers (queue, scheduled); requests then fail at invocation.
-  const fetchFrom = (name: string) => {
-    const obj = name === '' ? exp : pick(exp, name);
-    if (obj === null || (typeof obj !== 'object' && typeof obj !== 'function')) return null;
-    const o = obj as { fetch?: unknown; queue?: unknown; scheduled?: unknown };
-    const fn = o.fetch;
-    if (typeof fn !== 'function' && typeof o.queue !== 'function' && typeof o.scheduled !== 'function') return null;
-    return { format: 'fetch' as const, exportName: name || 'module.exports', target: obj, handler: typeof fn === 'function' ? (fn as Fn) : null };
-  };
-  const fnFrom = (f: 'lambda' | 'openwhisk', name: string) => {
-    const fn = pick(exp, name);
-    return typeof fn === 'function' ? { format: f, exportName: name, target: undefined, handler: fn as Fn } : null;
-  };
-  const tries: Array<() => ReturnType<typeof fetchFrom>> = [];
-  if (format === 'fetch' || format === 'auto') tries.push(() => fetchFrom(exportName ?? 'default'));
-  if (format === 'fetch' && exportName === null) tries.push(() => fetchFrom(''));
-  if (format === 'lambda' || format === 'auto') tries.push(() => fnFrom('lambda', exportName ?? 'handler'));
-  if (format === 'openwhisk' || format === 'auto') tries.push(() => fnFrom('openwhisk', exportName ?? 'main'));
-  if (format === 'auto' && exportName === null) tries.push(() => fetchFrom(''));
-  for (const t of tries) {
-    const found = t();
-    if (found) return found;
-  }
-  const want = format === 'auto' ? 'a default export with a fetch, queue or scheduled method, a handler export or a main export' : `a ${format} handler${exportName ? ` in export '${exportName}'` : ''}`;
-  throw Object.assign(new Error(`No handler found: expected ${want}`), { wireCode: 'bad_bundle' });
 }
 
 // ---------------------------------------------------------------- entry points
@@ -767,7 +563,7 @@ const entryPoints = {
     try {
       enter(id, () => {
         // Fetch handlers get async invokes as the request itself; queue and cron events go to their methods.
-        if (loaded!.format === 'fetch' && (head.event === undefined || head.event.kind === 'invoke')) runFetch(inv, hasBody);
+        if (servesAsRequest(loaded!, head)) runFetch(inv, hasBody);
         else if (!hasBody) runBuffered(inv, null);
         else {
           inv.chunks = [];

@@ -11,30 +11,16 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { format as formatLog } from 'node:util';
-import type { WireEventHead, WireLoadOptions, WireQueueMessage, WireRequestHead } from '../isolate/protocol.ts';
-import { lambdaEventV1, lambdaEventV2, lambdaResult, openwhiskParams, openwhiskResult, type PlainResponse } from '../isolate/adapters.ts';
-import {
-  AWS_ACCOUNT,
-  AWS_REGION,
-  checkDelay,
-  decodeBatch,
-  encodeQueueBody,
-  invokeParams,
-  invokePayload,
-  openwhiskQueueParams,
-  QueueDecisions,
-  scheduledEvent,
-  sqsEvent,
-  sqsOutcome,
-  workersBatch,
-} from '../isolate/events.ts';
+import type { WireLoadOptions, WireRequestHead } from '../isolate/protocol.ts';
+import type { PlainResponse } from '../isolate/adapters.ts';
+import { checkDelay, encodeQueueBody } from '../isolate/events.ts';
+import { detect, runBuffered, servesAsRequest, type LoadedModule } from '../handlers.ts';
 
 /** Where the driver mounts the function's bundle (read-only) inside the sandbox. */
 export const BUNDLE_DIR = '/fn';
 export const BUNDLE_PATH = `${BUNDLE_DIR}/index.js`;
 
 type Level = 'log' | 'debug' | 'info' | 'warn' | 'error';
-type Fn = (...args: unknown[]) => unknown;
 
 /** The callbacks the frame loop gives an engine (structurally the isolate worker's WorkerSandboxCallbacks). */
 export interface AgentCallbacks {
@@ -57,20 +43,6 @@ interface Invocation {
   ended: boolean;
 }
 
-interface Loaded {
-  format: 'fetch' | 'lambda' | 'openwhisk';
-  exportName: string;
-  target: unknown;
-  handler: Fn | null;
-  vars: Record<string, string>;
-  env: Record<string, unknown>;
-  load: WireLoadOptions;
-  payload: '1.0' | '2.0';
-}
-
-const encoder = new TextEncoder();
-const EMPTY_OK: PlainResponse = { status: 200, headers: [], body: new Uint8Array(0) };
-
 function describe(err: unknown): string {
   try {
     if (err instanceof Error) return (err.message ? `${err.name}: ${err.message}` : err.name).slice(0, 2000);
@@ -88,42 +60,6 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     o += c.byteLength;
   }
   return out;
-}
-
-/** An export as Node's import of CommonJS sees it: `default` falls back to module.exports itself. */
-function pick(exp: unknown, name: string): unknown {
-  if (exp === null || (typeof exp !== 'object' && typeof exp !== 'function')) return undefined;
-  if (Object.prototype.hasOwnProperty.call(exp, name)) return (exp as Record<string, unknown>)[name];
-  return name === 'default' ? exp : undefined;
-}
-
-/** Handler detection with the isolate runtime's rules (format 'auto' tries fetch, Lambda, OpenWhisk). */
-type Found = Pick<Loaded, 'format' | 'exportName' | 'target' | 'handler'>;
-
-function detect(exp: unknown, format: string, exportName: string | null): Found {
-  const fetchFrom = (name: string): Found | null => {
-    const obj = name === '' ? exp : pick(exp, name);
-    if (obj === null || (typeof obj !== 'object' && typeof obj !== 'function')) return null;
-    const o = obj as { fetch?: unknown; queue?: unknown; scheduled?: unknown };
-    if (typeof o.fetch !== 'function' && typeof o.queue !== 'function' && typeof o.scheduled !== 'function') return null;
-    return { format: 'fetch' as const, exportName: name || 'module.exports', target: obj, handler: typeof o.fetch === 'function' ? (o.fetch as Fn) : null };
-  };
-  const fnFrom = (f: 'lambda' | 'openwhisk', name: string): Found | null => {
-    const fn = pick(exp, name);
-    return typeof fn === 'function' ? { format: f, exportName: name, target: undefined, handler: fn as Fn } : null;
-  };
-  const tries: Array<() => Found | null> = [];
-  if (format === 'fetch' || format === 'auto') tries.push(() => fetchFrom(exportName ?? 'default'));
-  if (format === 'fetch' && exportName === null) tries.push(() => fetchFrom(''));
-  if (format === 'lambda' || format === 'auto') tries.push(() => fnFrom('lambda', exportName ?? 'handler'));
-  if (format === 'openwhisk' || format === 'auto') tries.push(() => fnFrom('openwhisk', exportName ?? 'main'));
-  if (format === 'auto' && exportName === null) tries.push(() => fetchFrom(''));
-  for (const t of tries) {
-    const found = t();
-    if (found) return found;
-  }
-  const want = format === 'auto' ? 'a default export with a fetch, queue or scheduled method, a handler export or a main export' : `a ${format} handler${exportName ? ` in export '${exportName}'` : ''}`;
-  throw Object.assign(new Error(`No handler found: expected ${want}`), { code: 'bad_bundle' });
 }
 
 /**
@@ -192,7 +128,16 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
       const exp: unknown = requireFn(bundlePath);
       const found = detect(exp, load.format ?? 'auto', load.exportName ?? null);
       const moduleMs = performance.now() - t0;
-      const loaded: Loaded = { ...found, vars, env, load, payload: load.payload === '1.0' ? '1.0' : '2.0' };
+      const loaded: LoadedModule = {
+        ...found,
+        vars,
+        env,
+        functionName: load.functionName,
+        versionId: load.versionId,
+        memoryLimitMb: load.memoryLimitMb,
+        timeoutMs: load.timeoutMs,
+        payload: load.payload === '1.0' ? '1.0' : '2.0',
+      };
 
       const finish = (inv: Invocation, error: { code: 'function_error' | 'bad_request'; message: string } | null) => {
         if (inv.ended) return;
@@ -254,110 +199,8 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
           .catch((err) => fail(inv, err));
       }
 
-      function lambdaContext(inv: Invocation, extra?: Record<string, unknown>): Record<string, unknown> {
-        const deadline = inv.started + load.timeoutMs;
-        return {
-          callbackWaitsForEmptyEventLoop: true,
-          functionName: load.functionName,
-          functionVersion: load.versionId,
-          invokedFunctionArn: `arn:aws:lambda:${AWS_REGION}:${AWS_ACCOUNT}:function:${load.functionName}`,
-          memoryLimitInMB: String(load.memoryLimitMb),
-          awsRequestId: inv.id,
-          logGroupName: `/aws/lambda/${load.functionName}`,
-          logStreamName: `${new Date(inv.started).toISOString().slice(0, 10).replace(/-/g, '/')}/[${load.versionId}]continuum`,
-          getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-          ...extra,
-        };
-      }
-
-      /** Calls the handler with its format's shape of the invocation (as the isolate runtime's callHandler). */
-      function callHandler(inv: Invocation, shapes: { workers?: () => ['queue' | 'scheduled', unknown]; lambda: () => unknown; openwhisk: () => Record<string, unknown> }, lambdaExtra?: Record<string, unknown>): Promise<unknown> {
-        if (loaded.format === 'fetch') {
-          const [method, arg] = shapes.workers!();
-          const fn = (loaded.target as Record<string, unknown>)[method];
-          if (typeof fn !== 'function') {
-            const signature = method === 'queue' ? 'queue(batch, env, ctx)' : 'scheduled(controller, env, ctx)';
-            throw new TypeError(`No ${method} handler: add ${signature} to the module's default export to receive ${method === 'queue' ? 'queue messages' : 'cron triggers'}`);
-          }
-          return new Promise((resolve) => resolve(Reflect.apply(fn, loaded.target, [arg, env, ctx()])));
-        }
-        const handler = loaded.handler!;
-        if (loaded.format === 'openwhisk') return new Promise((resolve) => resolve(Reflect.apply(handler, undefined, [shapes.openwhisk()])));
-        const event = shapes.lambda();
-        const context = lambdaContext(inv, lambdaExtra);
-        return new Promise((resolve, reject) => {
-          const callback = (err: unknown, value: unknown) => (err ? reject(err) : resolve(value));
-          Object.assign(context, { done: callback, succeed: (v: unknown) => resolve(v), fail: (e: unknown) => reject(e) });
-          const r = Reflect.apply(handler, undefined, handler.length >= 3 ? [event, context, callback] : [event, context]);
-          if (handler.length < 3 || (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')) resolve(r);
-        });
-      }
-
-      const json = (status: number, value: unknown): PlainResponse => ({ status, headers: [['content-type', 'application/json']], body: encoder.encode(JSON.stringify(value) ?? 'null') });
-      const deliveryId = (inv: Invocation, ev: { invocationId?: string }) => (typeof ev.invocationId === 'string' && ev.invocationId !== '' ? ev.invocationId : inv.id);
-
-      function runBuffered(inv: Invocation, body: Uint8Array | null): void {
-        const ev: WireEventHead | undefined = inv.head.event;
-        const facts = { invocationId: inv.id, functionName: load.functionName, versionId: load.versionId, clientIp: inv.head.clientIp ?? '', now: inv.started };
-        try {
-          if (ev === undefined) {
-            callHandler(inv, {
-              lambda: () => (loaded.payload === '1.0' ? lambdaEventV1(inv.head, body, facts) : lambdaEventV2(inv.head, body, facts)),
-              openwhisk: () => openwhiskParams(inv.head, body, vars),
-            })
-              .then((value) => sendPlain(inv, loaded.format === 'lambda' ? lambdaResult(value, loaded.payload) : openwhiskResult(value)))
-              .catch((err) => fail(inv, err));
-          } else if (ev.kind === 'queue') {
-            runQueue(inv, String(ev.queue), decodeBatch(body));
-          } else if (ev.kind === 'scheduled') {
-            const id = deliveryId(inv, ev);
-            callHandler(inv, {
-              workers: () => ['scheduled', Object.freeze({ scheduledTime: ev.scheduledTime, cron: ev.cron, noRetry() {} })],
-              lambda: () => scheduledEvent(id, load.functionName, ev.scheduledTime),
-              openwhisk: () => ({ cron: ev.cron, scheduledTime: ev.scheduledTime }),
-            }, { awsRequestId: id })
-              .then(() => sendPlain(inv, EMPTY_OK))
-              .catch((err) => fail(inv, err));
-          } else if (ev.kind === 'invoke') {
-            const extra = { awsRequestId: deliveryId(inv, ev), attempt: ev.attempt, idempotencyKey: ev.idempotencyKey };
-            callHandler(inv, { lambda: () => invokePayload(body), openwhisk: () => invokeParams(body) }, extra)
-              .then((value) => sendPlain(inv, json(200, loaded.format === 'openwhisk' && value === undefined ? {} : value)))
-              .catch((err) => fail(inv, err));
-          } else {
-            throw new TypeError('unsupported event kind');
-          }
-        } catch (err) {
-          fail(inv, err);
-        }
-      }
-
-      function runQueue(inv: Invocation, queue: string, messages: WireQueueMessage[]): void {
-        const ids = messages.map((m) => m.id);
-        const decisions = new QueueDecisions();
-        const answer = (status: number, outcome: { acked: string[]; retried: Array<{ id: string; delaySeconds?: number }>; error: string | null }) => {
-          if (outcome.error !== null) log('error', [`queue batch from '${queue}' failed: ${outcome.error}`]);
-          sendPlain(inv, json(status, outcome));
-        };
-        callHandler(inv, {
-          workers: () => ['queue', workersBatch(queue, messages, decisions)],
-          lambda: () => sqsEvent(queue, messages, inv.started),
-          openwhisk: () => openwhiskQueueParams(queue, messages),
-        })
-          .then(
-            (result) => {
-              if (loaded.format === 'lambda') {
-                const { ok, outcome } = sqsOutcome(result, ids);
-                answer(ok ? 200 : 500, outcome);
-              } else {
-                answer(200, loaded.format === 'fetch' ? decisions.outcome(ids, null) : { acked: ids, retried: [], error: null });
-              }
-            },
-            (err) => {
-              const error = describe(err);
-              answer(500, loaded.format === 'fetch' ? decisions.outcome(ids, error) : { acked: [], retried: [], error });
-            },
-          )
-          .catch((err) => fail(inv, err));
+      function buffered(inv: Invocation, body: Uint8Array | null): void {
+        runBuffered(loaded, inv, body, { executionContext: ctx, sendPlain: (res) => sendPlain(inv, res), fail: (err) => fail(inv, err), log, describe });
       }
 
       return {
@@ -372,11 +215,11 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
           const inv: Invocation = { id, head, started: Date.now(), ac: new AbortController(), bodyController: null, chunks: null, onBodyEnd: null, ended: false };
           invocations.set(id, inv);
           current.run(inv, () => {
-            if (loaded.format === 'fetch' && (head.event === undefined || head.event.kind === 'invoke')) runFetch(inv, hasBody);
-            else if (!hasBody) runBuffered(inv, null);
+            if (servesAsRequest(loaded, head)) runFetch(inv, hasBody);
+            else if (!hasBody) buffered(inv, null);
             else {
               inv.chunks = [];
-              inv.onBodyEnd = (body) => runBuffered(inv, body);
+              inv.onBodyEnd = (body) => buffered(inv, body);
             }
           });
         },
