@@ -92,6 +92,32 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     assert.ok(rec.peakMemoryBytes > 10 * 1024 * 1024, String(rec.peakMemoryBytes));
   });
 
+  test('code that needs Node (fs, net, child_process) is refused on isolate with the reason and runs on process; a tier change needs a deploy', async () => {
+    const cases = [
+      ['fs', `import { readdirSync } from 'node:fs';`, `return new Response(String(readdirSync('/tmp').length));`, '0'],
+      ['net', `import net from 'node:net';`, `return new Response(String(net.isIP('127.0.0.1')));`, '4'],
+      ['child_process', `import { execFileSync } from 'node:child_process';`, `return new Response(execFileSync(process.execPath, ['-e', 'process.stdout.write("kid")'], { encoding: 'utf8' }));`, 'kid'],
+    ] as const;
+    for (const [mod, imports, body, want] of cases) {
+      const code = fetchModule(imports, body);
+      const refused = await node.deploy(`p-needs-${mod.replace('_', '-')}`, code, 'index.mjs', { tier: 'isolate' });
+      assert.equal(refused.status, 400, JSON.stringify(refused.json));
+      assert.equal(refused.json.error.code, 'bad_bundle');
+      assert.match(refused.json.error.message, new RegExp(`'node:${mod}'.*not available on the isolate tier.*tier: process`));
+      const ok = await node.deploy(`p-needs-${mod.replace('_', '-')}`, code, 'index.mjs', { tier: 'process' });
+      assert.equal(ok.status, 201, JSON.stringify(ok.json));
+      assert.equal(ok.json.function.tier, 'process');
+      const res = await node.fn(`/fn/p-needs-${mod.replace('_', '-')}/`);
+      assert.equal(await res.text(), want);
+    }
+    const list = await node.api('GET', '/v1/functions');
+    assert.equal(list.json.items.find((f: { name: string }) => f.name === 'p-needs-fs').tier, 'process');
+    const change = await node.api('PATCH', '/v1/functions/p-needs-fs', { config: { tier: 'isolate' } });
+    assert.equal(change.status, 400);
+    assert.match(change.json.error.message, /cannot change from process to isolate.*deploy its code again with tier: isolate/);
+    assert.equal((await node.fn('/fn/p-needs-fs/')).status, 200);
+  });
+
   test('catalogue 7: forbidden syscalls fail with EPERM inside the sandbox', async (t) => {
     let cc: string;
     try {

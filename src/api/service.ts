@@ -94,6 +94,11 @@ export class FunctionService {
       }
       const current = await this.deps.state.getVersion(name, fn.activeVersion);
       if (!current) throw new ContinuumError('internal', `active version ${fn.activeVersion} of ${name} is missing`);
+      // The bundle is built for its tier (built-ins shimmed or external, addons refused or carried): a new
+      // tier needs a new build from the source, which only a deploy has.
+      if (config.tier !== current.config.tier) {
+        throw new ContinuumError('bad_request', `the tier of ${name} cannot change from ${current.config.tier} to ${config.tier} without a build: deploy its code again with tier: ${config.tier}`);
+      }
       const code = await this.deps.artifacts.get(current.bundleDigest);
       if (!code) throw new ContinuumError('internal', `bundle of ${fn.activeVersion} is missing from the artifact store`);
       const { function: updated } = await this.deployBuilt(name, fn, config, {
