@@ -65,9 +65,18 @@ export const EVENT_DEFAULTS = {
      * invocation keeps its message, and a node that died gives its messages back within this time.
      */
     leaseMs: 10_000,
+    /** Furthest ahead of its due time a message may be received (QueueStore.receive `aheadMs`). */
+    maxReceiveAheadMs: 5_000,
   },
   cron: {
     missed: 'skip' as 'skip' | 'run-once',
+    /**
+     * A fire is enqueued this long before its scheduled time, and the function's async consumer takes it
+     * this far ahead, so the durable writes of a burst of fires (100 triggers due the same second) are done
+     * before the second starts; at the second, only the invocations remain. Half a second: a whole second
+     * made the next second's synced writes land on the current fires.
+     */
+    leadMs: 500,
   },
 } as const;
 

@@ -39,6 +39,7 @@ function settings(queue: string, over: Partial<ConsumerSettings> = {}): Consumer
     retryBaseDelayMs: 10,
     retryMaxDelayMs: 20,
     maxAgeMs: 60_000,
+    aheadMs: 0,
     ...over,
   };
 }
@@ -71,6 +72,31 @@ test('heartbeats keep a lease three times longer than its base: no second execut
   await until('the slow message to finish', async () => (await store.getMessage(sent!.id))?.state === 'succeeded');
   await consumer.stop();
   assert.deepEqual(runs, [1], 'one execution, never a concurrent duplicate');
+});
+
+test('aheadMs: a delayed message is leased before its time and held; the function starts at its due time, not before', async () => {
+  await store.createQueue('ahead');
+  const sentAt = Date.now();
+  const [sent] = await store.send('ahead', [{ body: enc.encode('fire'), track: true, delayMs: 2000 }]);
+  let startedAt = 0;
+  const consumer = new QueueConsumer({
+    store,
+    settings: settings('ahead', { aheadMs: 1500, leaseMs: 5000 }),
+    run: async (batch) => {
+      startedAt = Date.now();
+      return ackAll(batch);
+    },
+    pollMs: 1000,
+  });
+  consumer.start();
+  // The receive (a store write) happens up to aheadMs before the message is due.
+  await until('the message to be leased ahead', async () => (await store.getMessage(sent!.id))?.state === 'in_flight', 3000);
+  const leasedAt = Date.now();
+  assert.ok(leasedAt < sentAt + 2000, `leased before its time (${leasedAt - sentAt} ms after the send)`);
+  assert.equal(startedAt, 0, 'not started while it is not due');
+  await until('the message to run', async () => (await store.getMessage(sent!.id))?.state === 'succeeded');
+  await consumer.stop();
+  assert.ok(startedAt >= sentAt + 2000, `started at or after its due time (${startedAt - sentAt} ms after the send)`);
 });
 
 test('a consumer that stops heartbeating loses the message; its late completion is fenced and the current attempt’s result stands', async () => {

@@ -19,6 +19,12 @@ export interface ConsumerSettings {
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   maxAgeMs: number;
+  /**
+   * Receive messages this long before they are due, and hold each batch until its time: the store writes
+   * of a receive happen ahead, so a burst of scheduled deliveries (cron fires) starts on time. 0: only due
+   * messages.
+   */
+  aheadMs: number;
 }
 
 /** What the function made of one message. */
@@ -104,10 +110,10 @@ export class QueueConsumer {
       }
       let batch: LeasedMessage[];
       try {
-        batch = await this.#o.store.receive(s.queue, s.batchSize, s.leaseMs + s.maxBatchWaitMs);
+        batch = await this.#o.store.receive(s.queue, s.batchSize, s.leaseMs + s.maxBatchWaitMs, s.aheadMs);
         if (batch.length > 0 && batch.length < s.batchSize && s.maxBatchWaitMs > 0 && this.#running) {
           await this.#sleep(s.maxBatchWaitMs);
-          if (this.#running) batch = batch.concat(await this.#o.store.receive(s.queue, s.batchSize - batch.length, s.leaseMs));
+          if (this.#running) batch = batch.concat(await this.#o.store.receive(s.queue, s.batchSize - batch.length, s.leaseMs, s.aheadMs));
         }
       } catch (err) {
         this.#o.log?.(`queue ${s.queue}: receive failed: ${toContinuumError(err).message}`);
@@ -118,7 +124,7 @@ export class QueueConsumer {
         let wait = this.#o.pollMs ?? DEFAULT_POLL_MS;
         try {
           const next = await this.#o.store.nextVisibleInMs(s.queue);
-          if (next !== null) wait = Math.min(wait, next + 1);
+          if (next !== null) wait = Math.min(wait, Math.max(1, next + 1 - s.aheadMs));
         } catch {
           // fall back to the poll interval
         }
@@ -148,6 +154,12 @@ export class QueueConsumer {
 
   async #process(batch: LeasedMessage[]): Promise<void> {
     const s = this.#s;
+    const due = batch.reduce((t, m) => Math.max(t, m.dueAt), 0);
+    // Held, not slept through #sleep: a notify() must not start it early. Its lease runs from `due`. A loop:
+    // a timer can fire a little before the wall clock reaches its time.
+    for (let early = due - (this.#o.now ?? Date.now)(); early > 0; early = due - (this.#o.now ?? Date.now)()) {
+      await new Promise((resolve) => setTimeout(resolve, early));
+    }
     const now = (this.#o.now ?? Date.now)();
     const settlements: Settlement[] = [];
     const dead: Array<[LeasedMessage, string, string | null]> = [];

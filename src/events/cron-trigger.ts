@@ -4,12 +4,14 @@
  * is stored once; the durable cursor (last scheduled time fired) tells a restarted node which fires it
  * missed, and the trigger's policy says whether to skip them or run the latest once.
  *
- * Fires are enqueued LEAD_MS ahead, as messages that become visible at their scheduled time: the durable
- * writes (message, cursor) happen before the scheduled time instead of on its critical path, so a burst
- * of triggers due at the same second starts on time. A fire enqueued before a crash runs when the node is
+ * Fires are enqueued LEAD_MS ahead, as messages due at their scheduled time, and the function's async
+ * consumer receives them as soon as they are stored and holds them until then (`aheadMs`): the durable
+ * writes (message, cursor, lease) happen before the scheduled time instead of on its critical path, so a
+ * burst of triggers due at the same second starts on time. A fire enqueued before a crash runs when the node is
  * back, late, whatever the missed-fire policy (it was accepted before the outage).
  */
 import type { CronTrigger as CronTriggerConfig } from '../core/config.ts';
+import { EVENT_DEFAULTS } from '../core/defaults.ts';
 import { toContinuumError } from '../core/errors.ts';
 import type { QueueStore } from '../store/contract.ts';
 import { compileCron, planFires } from './cron.ts';
@@ -28,8 +30,7 @@ export interface CronTriggerOptions {
 /** Longest single timer; longer waits re-arm (setTimeout's ceiling is about 24.8 days). */
 const MAX_TIMER_MS = 3600_000;
 const RETRY_FIRE_MS = 1000;
-/** How far ahead of its scheduled time a fire is enqueued. */
-const LEAD_MS = 500;
+const LEAD_MS = EVENT_DEFAULTS.cron.leadMs;
 
 export class CronTrigger {
   readonly #o: CronTriggerOptions;

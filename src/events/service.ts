@@ -427,6 +427,7 @@ function queueSettings(config: FunctionConfig, t: QueueTrigger): ConsumerSetting
     retryBaseDelayMs: t.retryBaseDelayMs,
     retryMaxDelayMs: t.retryMaxDelayMs,
     maxAgeMs: t.maxMessageAgeMs,
+    aheadMs: 0,
   };
 }
 
@@ -441,6 +442,8 @@ function asyncSettings(config: FunctionConfig, queue: string): ConsumerSettings 
     retryBaseDelayMs: EVENT_DEFAULTS.async.retryBaseDelayMs,
     retryMaxDelayMs: EVENT_DEFAULTS.async.retryMaxDelayMs,
     maxAgeMs: config.async.maxEventAgeMs,
+    // Cron fires are enqueued this far ahead (cron-trigger.ts): take them as soon as they are stored.
+    aheadMs: EVENT_DEFAULTS.cron.leadMs,
   };
 }
 

@@ -156,6 +156,11 @@ export interface LeasedMessage {
   /** Only the holder of the current token can extend, ack, retry or dead-letter this delivery. */
   leaseToken: string;
   leaseUntil: number;
+  /**
+   * When the message is due (epoch ms): at or before the receive, unless it was received ahead of its
+   * time (`aheadMs`); the holder must not start on it before then. The lease runs from this time.
+   */
+  dueAt: number;
 }
 
 /** What became of a finished message (tracked messages keep it). First terminal outcome wins. */
@@ -223,8 +228,12 @@ export interface QueueStore {
 
   /** Throws `not_found` for a missing queue, `conflict` for an idempotency key reused with another body. */
   send(queue: string, messages: NewMessage[]): Promise<SentMessage[]>;
-  /** Up to `max` visible messages, leased for `leaseMs`. Never blocks waiting for messages. */
-  receive(queue: string, max: number, leaseMs: number): Promise<LeasedMessage[]>;
+  /**
+   * Up to `max` visible messages, leased for `leaseMs`. Never blocks waiting for messages. With `aheadMs`,
+   * delayed messages due within that time may be leased too (their `dueAt` says when to start; the lease runs from
+   * then): a consumer can take the store writes of a burst of scheduled deliveries off their due time.
+   */
+  receive(queue: string, max: number, leaseMs: number, aheadMs?: number): Promise<LeasedMessage[]>;
   /** Heartbeat: push the lease out to now + leaseMs. False if the token is stale or the message is gone. */
   extend(queue: string, id: string, leaseToken: string, leaseMs: number): Promise<boolean>;
   /** Apply settlements (in one durable write where the backend allows); one boolean per settlement. */

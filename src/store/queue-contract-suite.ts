@@ -320,6 +320,34 @@ export function runQueueStoreContract(name: string, open: QueueStoreOpener): voi
         assert.deepEqual(m?.errors, []);
       }));
 
+    test('receive ahead: a message due within aheadMs is leased early with its due time; the lease runs from then', () =>
+      withStore(async (s) => {
+        await s.createQueue('ahead');
+        const sentAt = Date.now();
+        const [soonId] = await sendTexts(s, 'ahead', ['soon'], { delayMs: 400 });
+        await sendTexts(s, 'ahead', ['later'], { delayMs: 60_000 });
+        const got = await s.receive('ahead', 5, LEASE_MS, 1000);
+        const after = Date.now();
+        assert.deepEqual(got.map((m) => text(m.body)), ['soon'], 'only what is due within aheadMs');
+        const [m] = got;
+        assert.equal(m?.id, soonId);
+        assert.equal(m?.attempt, 1);
+        assert.ok(m && m.dueAt >= sentAt + 400 - 5 && m.dueAt <= after + 400 + 5, `due at its delay (dueAt ${m?.dueAt}, sent ${sentAt})`);
+        assert.ok(m && m.leaseUntil >= m.dueAt + LEASE_MS - 5, 'the lease counts from the due time');
+        // Past where a lease from the receive would have ended, still leased: nobody else gets it.
+        await sleep(LEASE_MS + 150);
+        assert.deepEqual(await s.receive('ahead', 5, LEASE_MS, 1000), [], 'held by the early lease');
+        assert.deepEqual(await s.settle('ahead', [ack(m!)]), [true]);
+        await sendTexts(s, 'ahead', ['soon2'], { delayMs: 400 });
+        assert.deepEqual(await s.receive('ahead', 5, LEASE_MS), [], 'not without aheadMs');
+        await assert.rejects(s.receive('ahead', 1, LEASE_MS, -1), { code: 'bad_request' });
+        await assert.rejects(s.receive('ahead', 1, LEASE_MS, Q.maxReceiveAheadMs + 1), { code: 'bad_request' });
+        const [due] = await sendTexts(s, 'ahead', ['now']);
+        const [n] = await s.receive('ahead', 1, LEASE_MS);
+        assert.equal(n?.id, due);
+        assert.ok(n && n.dueAt <= Date.now(), 'a message already due is due at once');
+      }));
+
     test('idempotency keys: a repeat returns the first id and stores nothing; another body conflicts; keys are per queue', () =>
       withStore(async (s) => {
         await s.createQueue('idem');

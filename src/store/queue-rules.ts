@@ -24,6 +24,15 @@ export function asyncQueueName(functionName: string): string {
   return `_async-${assertName(functionName, 'function name')}`;
 }
 
+/** Arguments of QueueStore.receive; `bad_request` naming the one that is wrong. */
+export function checkReceive(max: number, leaseMs: number, aheadMs: number): void {
+  if (!Number.isInteger(max) || max < 1) throw new ContinuumError('bad_request', 'receive: max must be a positive integer');
+  if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new ContinuumError('bad_request', 'receive: leaseMs must be a positive integer');
+  if (!Number.isInteger(aheadMs) || aheadMs < 0 || aheadMs > EVENT_DEFAULTS.queue.maxReceiveAheadMs) {
+    throw new ContinuumError('bad_request', `receive: aheadMs must be an integer from 0 to ${EVENT_DEFAULTS.queue.maxReceiveAheadMs}`);
+  }
+}
+
 /** Throws before anything is stored: the batch is refused whole. */
 export function checkSendBatch(messages: readonly NewMessage[]): void {
   const q = EVENT_DEFAULTS.queue;

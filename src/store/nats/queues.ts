@@ -34,7 +34,7 @@ import type {
   SentMessage,
   Settlement,
 } from '../contract.ts';
-import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkSendBatch, contentDigest } from '../queue-rules.ts';
+import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkReceive, checkSendBatch, contentDigest } from '../queue-rules.ts';
 
 export interface NatsQueueStoreOptions {
   /** One URL or a comma-separated list (nats://host:port). */
@@ -86,7 +86,7 @@ interface Meta {
   /** Attempts before this copy; a delivery's attempt is this plus the copy's delivery count. */
   att: number;
   errs?: string[];
-  /** Not visible before (delayed copies only). */
+  /** Not visible before (delayed copies); on a visible copy moved ahead of its time (#moveDue): when it is due. */
   nb?: number;
 }
 
@@ -514,14 +514,13 @@ export class NatsQueueStore implements QueueStore {
 
   // ------------------------------------------------------------------ receive
 
-  async receive(queue: string, max: number, leaseMs: number): Promise<LeasedMessage[]> {
-    if (!Number.isInteger(max) || max < 1) throw new ContinuumError('bad_request', 'receive: max must be a positive integer');
-    if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new ContinuumError('bad_request', 'receive: leaseMs must be a positive integer');
+  async receive(queue: string, max: number, leaseMs: number, aheadMs = 0): Promise<LeasedMessage[]> {
+    checkReceive(max, leaseMs, aheadMs);
     return this.#with(queue, (q) =>
       this.#serialize(q, async () => {
         // The epoch before the pull: a token may only claim "not redelivered since" from a point before its delivery.
         const epoch = q.epoch;
-        const [moved, first] = await Promise.all([this.#moveDue(q), this.#pull(q.stream, READY, max)]);
+        const [moved, first] = await Promise.all([this.#moveDue(q, aheadMs), this.#pull(q.stream, READY, max)]);
         const msgs = moved > 0 && first.length < max ? first.concat(await this.#pull(q.stream, READY, max - first.length)) : first;
         const now = Date.now();
         // Told apart by their delivery sequence already; the random part keeps tokens of another server or
@@ -538,17 +537,20 @@ export class NatsQueueStore implements QueueStore {
             this.#nc.publish(m.reply!, '+TERM');
             continue;
           }
-          if (leaseMs !== q.ackWaitMs) this.#nc.publish(m.reply!, nakDelay(leaseMs));
+          // A copy moved ahead of its time (see #moveDue) keeps its due time; the lease runs from then.
+          const dueAt = Math.max(now, meta.nb ?? now);
+          const leaseUntil = dueAt + leaseMs;
+          if (leaseUntil - now !== q.ackWaitMs) this.#nc.publish(m.reply!, nakDelay(leaseUntil - now));
           const token = `${info.sseq}.${info.dseq}.${info.dc}.${epoch}.${nonce}`;
           if (info.dc > 1) {
             redelivered = true;
             writes.push(this.#track.put(`m.${q.name}.${meta.id}.${info.sseq}`, token));
           }
           const attempt = meta.att + info.dc;
-          const lease: Lease = { queue: q.name, token, reply: m.reply!, sseq: info.sseq, meta, body: bytesOf(m.data), attempt, leaseUntil: now + leaseMs };
+          const lease: Lease = { queue: q.name, token, reply: m.reply!, sseq: info.sseq, meta, body: bytesOf(m.data), attempt, leaseUntil };
           this.#leases.set(token, lease);
-          if (meta.track) writes.push(this.#putStatus(q, meta, 'in_flight', attempt, { lu: now + leaseMs }));
-          leased.push(toLeased(q.name, lease));
+          if (meta.track) writes.push(this.#putStatus(q, meta, 'in_flight', attempt, { lu: leaseUntil }));
+          leased.push(toLeased(q.name, lease, dueAt));
         }
         await Promise.all(writes);
         if (redelivered) {
@@ -567,26 +569,31 @@ export class NatsQueueStore implements QueueStore {
     for (const [token, lease] of this.#leases) if (lease.leaseUntil < now - 60_000) this.#leases.delete(token);
   }
 
-  /** Move delayed copies whose time has come to the visible subject; NAK the others until then. */
-  async #moveDue(q: Queue): Promise<number> {
+  /**
+   * Move delayed copies whose time has come (or comes within `aheadMs`) to the visible subject; NAK the
+   * others until then. A copy moved ahead of its time keeps it (`nb`): whoever receives it starts then.
+   */
+  async #moveDue(q: Queue, aheadMs: number): Promise<number> {
     const msgs = await this.#pull(q.stream, DELAY, MOVE_BATCH);
     if (msgs.length === 0) return 0;
     const now = Date.now();
+    const horizon = now + aheadMs;
     const due: Array<{ m: Msg; meta: Meta; seq: number }> = [];
     for (const m of msgs) {
       const meta = readMeta(m.headers);
       const info = ackInfo(m.reply);
       if (!meta || !info) {
         this.#nc.publish(m.reply!, '+TERM');
-      } else if (meta.nb !== undefined && meta.nb > now) {
-        this.#nc.publish(m.reply!, nakDelay(meta.nb - now + 1));
+      } else if (meta.nb !== undefined && meta.nb > horizon) {
+        this.#nc.publish(m.reply!, nakDelay(meta.nb - horizon + 1));
       } else {
         due.push({ m, meta, seq: info.sseq });
       }
     }
     await Promise.all(
       due.map(async ({ m, meta, seq }) => {
-        const { nb: _nb, ...visible } = meta;
+        const { nb, ...rest } = meta;
+        const visible: Meta = nb !== undefined && nb > now ? meta : rest;
         await this.#publish(`${q.subject}.r`, m.data, `${meta.id}.m${seq}`, metaHeaders(visible));
         await this.#ackSync(m.reply!);
       }),
@@ -1004,7 +1011,7 @@ function readMeta(h: MsgHdrs | undefined): Meta | null {
   }
 }
 
-function toLeased(queue: string, l: Lease): LeasedMessage {
+function toLeased(queue: string, l: Lease, dueAt: number): LeasedMessage {
   return {
     id: l.meta.id,
     queue,
@@ -1017,6 +1024,7 @@ function toLeased(queue: string, l: Lease): LeasedMessage {
     errors: [...(l.meta.errs ?? [])],
     leaseToken: l.token,
     leaseUntil: l.leaseUntil,
+    dueAt,
   };
 }
 

@@ -26,8 +26,8 @@ import type {
   SentMessage,
   Settlement,
 } from '../contract.ts';
-import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkSendBatch, contentDigest } from '../queue-rules.ts';
-import { openDatabase, transaction } from './db.ts';
+import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkReceive, checkSendBatch, contentDigest } from '../queue-rules.ts';
+import { mapSqliteError, openDatabase, transaction } from './db.ts';
 import { QUEUE_MIGRATIONS } from './migrations.ts';
 
 export interface SqliteQueueStoreOptions {
@@ -96,6 +96,8 @@ export class SqliteQueueStore implements QueueStore {
   readonly #dedupeWindowMs: number;
   readonly #outcomeRetentionMs: number;
   #synchronous: 'FULL' | 'NORMAL' = 'FULL';
+  /** Writes waiting for this turn's group commit (#write). */
+  #group: Array<{ sync: 'FULL' | 'NORMAL'; fn: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
   #lastPrune = 0;
   readonly #s: Record<string, StatementSync>;
 
@@ -120,8 +122,11 @@ export class SqliteQueueStore implements QueueStore {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`),
       // FIFO through messages_fifo: left to itself the planner may pick messages_visible and sort every
       // visible row of the queue for each receive.
-      lease: p(`UPDATE messages SET attempt = attempt + 1, lease_token = ?, visible_at = ?
-                WHERE seq IN (SELECT seq FROM messages INDEXED BY messages_fifo WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?)
+      // Taken ahead of its time (?5 > now), a delayed message keeps its due time and the lease runs from
+      // then; a leased one is only taken once its lease has run out.
+      lease: p(`UPDATE messages SET attempt = attempt + 1, lease_token = ?1, visible_at = max(visible_at, ?2) + ?3
+                WHERE seq IN (SELECT seq FROM messages INDEXED BY messages_fifo
+                              WHERE queue = ?4 AND (visible_at <= ?2 OR (visible_at <= ?5 AND lease_token IS NULL)) ORDER BY seq LIMIT ?6)
                 RETURNING seq, id, queue, body, content_type, attributes, idem_key, tracked, enqueued_at, visible_at, attempt, lease_token, errors`),
       extend: p('UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND lease_token = ?'),
       current: p('SELECT * FROM messages WHERE queue = ? AND id = ? AND lease_token = ?'),
@@ -158,13 +163,52 @@ export class SqliteQueueStore implements QueueStore {
     };
   }
 
-  /** Run a write transaction with the given durability. */
-  #write<T>(sync: 'FULL' | 'NORMAL', fn: () => T): T {
-    if (this.#synchronous !== sync) {
-      this.#db.exec(`PRAGMA synchronous = ${sync}`);
-      this.#synchronous = sync;
+  /**
+   * Run `fn` in a write transaction with at least the given durability; resolves once it is committed.
+   * Group commit: the writes asked for in one turn of the event loop share one transaction, each in a
+   * savepoint of its own (a write that throws is undone alone), so a burst of sends, acks or cron fires
+   * costs one sync instead of one each. Nothing resolves before the commit.
+   */
+  #write<T>(sync: 'FULL' | 'NORMAL', fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#group.push({ sync, fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.#group.length === 1) setImmediate(() => this.#commitGroup());
+    });
+  }
+
+  #commitGroup(): void {
+    const group = this.#group;
+    this.#group = [];
+    if (group.length === 0) return;
+    const sync = group.some((w) => w.sync === 'FULL') ? 'FULL' : 'NORMAL';
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      if (this.#synchronous !== sync) {
+        this.#db.exec(`PRAGMA synchronous = ${sync}`);
+        this.#synchronous = sync;
+      }
+      transaction(this.#db, () => {
+        for (const w of group) {
+          this.#db.exec('SAVEPOINT w');
+          try {
+            outcomes.push({ ok: true, value: w.fn() });
+          } catch (error) {
+            this.#db.exec('ROLLBACK TO w');
+            outcomes.push({ ok: false, error: mapSqliteError(error) });
+          }
+          this.#db.exec('RELEASE w');
+        }
+      });
+    } catch (error) {
+      // The transaction as a whole failed (busy, disk full, I/O): nothing of the group is stored.
+      for (const w of group) w.reject(error);
+      return;
     }
-    return transaction(this.#db, fn);
+    group.forEach((w, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) w.resolve(o.value);
+      else w.reject(o.error);
+    });
   }
 
   #requireQueue(name: string): void {
@@ -174,7 +218,7 @@ export class SqliteQueueStore implements QueueStore {
   async createQueue(name: string): Promise<QueueRecord> {
     assertQueueName(name);
     const record = { name, createdAt: new Date(this.#now()).toISOString() };
-    this.#write('FULL', () => {
+    await this.#write('FULL', () => {
       if (this.#s.queueGet!.get(name)) throw new ContinuumError('conflict', `queue ${name} already exists`);
       this.#s.queueInsert!.run(name, record.createdAt);
     });
@@ -253,15 +297,14 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  async receive(queue: string, max: number, leaseMs: number): Promise<LeasedMessage[]> {
+  async receive(queue: string, max: number, leaseMs: number, aheadMs = 0): Promise<LeasedMessage[]> {
     assertQueueName(queue);
-    if (!Number.isInteger(max) || max < 1) throw new ContinuumError('bad_request', 'receive: max must be a positive integer');
-    if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new ContinuumError('bad_request', 'receive: leaseMs must be a positive integer');
+    checkReceive(max, leaseMs, aheadMs);
     const now = this.#now();
     return this.#write('NORMAL', () => {
       this.#requireQueue(queue);
       const token = randomBytes(12).toString('base64url');
-      const rows = this.#s.lease!.all(token, now + leaseMs, queue, now, max) as unknown as MessageRow[];
+      const rows = this.#s.lease!.all(token, now, leaseMs, queue, now + aheadMs, max) as unknown as MessageRow[];
       rows.sort((a, b) => a.seq - b.seq);
       return rows.map((r) => ({
         id: r.id,
@@ -274,7 +317,8 @@ export class SqliteQueueStore implements QueueStore {
         attempt: Number(r.attempt),
         errors: parseJson(r.errors, []),
         leaseToken: token,
-        leaseUntil: now + leaseMs,
+        leaseUntil: Number(r.visible_at),
+        dueAt: Number(r.visible_at) - leaseMs,
       }));
     });
   }
@@ -442,14 +486,16 @@ export class SqliteQueueStore implements QueueStore {
   #maybePrune(now: number): void {
     if (now - this.#lastPrune < PRUNE_EVERY_MS) return;
     this.#lastPrune = now;
-    this.#write('NORMAL', () => {
+    void this.#write('NORMAL', () => {
       this.#s.pruneIdem!.run(now - this.#dedupeWindowMs);
       this.#s.pruneOutcomes!.run(now - this.#outcomeRetentionMs);
-    });
+    }).catch(() => {}); // pruning is retried at the next interval
   }
 
   async close(): Promise<void> {
-    if (this.#db.isOpen) this.#db.close();
+    if (!this.#db.isOpen) return;
+    this.#commitGroup(); // writes already asked for are stored (or rejected), not dropped
+    this.#db.close();
   }
 }
 
