@@ -1,6 +1,6 @@
 /**
  * The process tier through a real node: deploy with `tier: process`, full Node API, and the abuse
- * catalogue (reliability tests 7, 13, 15), each while a canary function on another instance keeps
+ * catalogue (reliability tests 7, 13, 15, 17, 18, 19, and the cpuMs budget), each while a canary function on another instance keeps
  * answering; then one driver whose sandboxes the test inspects from the host (8, 9) and fork-bombs (16,
  * with a small pids.max so that the pids limit, not memory, is what a Node-only bomb meets first).
  * Skips, with the reason, where the host cannot build sandboxes.
@@ -184,9 +184,13 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
   test('catalogue 13: a runaway CPU loop ends with timeout while the canary answers', async () => {
     const d = await node.deploy('p-spin', fetchModule('', `for (;;) {}`), 'index.mjs', { tier: 'process', limits: { timeoutMs: 1000 } });
     assert.equal(d.status, 201, JSON.stringify(d.json));
-    const t0 = performance.now();
-    const res = await withCanary(() => node.fn('/fn/p-spin/'));
-    const ms = performance.now() - t0;
+    let ms = 0;
+    const res = await withCanary(async () => {
+      const t0 = performance.now();
+      const r = await node.fn('/fn/p-spin/');
+      ms = performance.now() - t0;
+      return r;
+    });
     const body = await res.json();
     assert.ok(['timeout', 'cpu_limit'].includes(body.error?.code), JSON.stringify(body));
     assert.ok(ms < 1000 * 1.1 + 300, `${ms} ms`);
@@ -199,6 +203,87 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     const body = await res.json();
     assert.equal(body.error?.code, 'memory_limit', JSON.stringify(body));
     assert.equal((await node.fn('/fn/p-hello/')).status, 200);
+  });
+
+  /** The invocation record of a response (records are written in batches). */
+  async function record(res: Response): Promise<any> {
+    const id = res.headers.get('x-continuum-invocation-id');
+    for (let i = 0; i < 50; i++) {
+      const r = await node.api('GET', `/v1/invocations/${id}`);
+      if (r.status === 200 && r.json.status !== undefined) return r.json;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no record of ${id}`);
+  }
+
+  test('cpuMs: a loop over its CPU budget ends with cpu_limit before the wall-clock timeout, while the canary answers', async () => {
+    const d = await node.deploy('p-cpu', fetchModule('', `if (new URL(request.url).pathname === '/spin') for (;;) {} return new Response('fresh');`), 'index.mjs', { tier: 'process', limits: { cpuMs: 300, timeoutMs: 10_000 } });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    let ms = 0;
+    const res = await withCanary(async () => {
+      const t0 = performance.now();
+      const r = await node.fn('/fn/p-cpu/spin');
+      ms = performance.now() - t0;
+      return r;
+    });
+    const body = await res.json();
+    assert.equal(body.error?.code, 'cpu_limit', JSON.stringify(body));
+    assert.ok(ms < 3000, `${ms} ms`);
+    // The spinning sandbox is gone; the next request gets a new one.
+    assert.equal(await (await node.fn('/fn/p-cpu/')).text(), 'fresh');
+  });
+
+  test('catalogue 17: fd exhaustion gives EMFILE inside the sandbox only; the host keeps its descriptors', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const d = await node.deploy('p-fds', fetchModule(`import { openSync } from 'node:fs'; import net from 'node:net';`, `
+      let files = 0, code = null;
+      try { for (;;) { openSync('/tmp/f', 'a'); files++; } } catch (e) { code = e.code; }
+      // Sockets share the limit: a listening server on the sandbox's own loopback cannot be had either.
+      const server = net.createServer();
+      const socket = await new Promise((resolve) => { server.once('error', (e) => resolve(e.code)); server.listen(0, '127.0.0.1', () => resolve('listening')); });
+      return new Response(JSON.stringify({ files, code, socket }));`), 'index.mjs', { tier: 'process' });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    await node.api('DELETE', '/v1/functions/p-fds/instances');
+    const before = fds();
+    const out = await withCanary(async () => (await node.fn('/fn/p-fds/')).json());
+    assert.equal(out.code, 'EMFILE');
+    assert.equal(out.socket, 'EMFILE');
+    assert.ok(out.files > 900 && out.files < 1024, String(out.files));
+    await node.api('DELETE', '/v1/functions/p-fds/instances');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(Math.abs(fds() - before) <= 4, `host descriptors ${before} → ${fds()}`);
+  });
+
+  test('catalogue 18: filling /tmp → disk_limit; the sandbox retires and the next one starts with an empty /tmp', async () => {
+    const d = await node.deploy('p-disk', fetchModule(`import { writeFileSync, readdirSync } from 'node:fs';`, `
+      if (new URL(request.url).pathname === '/ls') return new Response(String(readdirSync('/tmp').length));
+      const mb = Buffer.alloc(1 << 20, 7);
+      for (let i = 0; ; i++) writeFileSync('/tmp/f' + i, mb);`), 'index.mjs', { tier: 'process', limits: { memoryMb: 256 } });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    const res = await withCanary(() => node.fn('/fn/p-disk/'));
+    const body = await res.json();
+    assert.equal(body.error?.code, 'disk_limit', JSON.stringify(body));
+    assert.match(body.error.message, /ENOSPC/);
+    assert.equal(await (await node.fn('/fn/p-disk/ls')).text(), '0');
+  });
+
+  test('catalogue 19: a stdout/stderr flood is the invocation\'s log, truncated at the cap with a marker; none of it reaches the node', async () => {
+    const d = await node.deploy('p-flood', fetchModule('', `
+      const chunk = 'x'.repeat(64 * 1024) + '\\n';
+      for (let i = 0; i < 320; i++) process.stdout.write(chunk);
+      process.stderr.write('y'.repeat(5 * 1024 * 1024));
+      process.stdout.write(new Uint8Array([0xff, 0xfe, 0x00, 0xc3]));
+      return new Response('flooded');`), 'index.mjs', { tier: 'process', limits: { logBytes: 64 * 1024 } });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    const logLines = node.logs.length;
+    const res = await withCanary(() => node.fn('/fn/p-flood/'));
+    assert.equal(await res.text(), 'flooded');
+    const rec = await record(res);
+    assert.equal(rec.logsTruncated, true);
+    assert.ok(rec.logBytes <= 64 * 1024, String(rec.logBytes));
+    const lines = (await node.api('GET', `/v1/invocations/${rec.id}/logs`)).json.items;
+    assert.match(lines.at(-1).message, /log output truncated/);
+    assert.ok(node.logs.slice(logLines).every((l) => !l.includes('xxxx') && !l.includes('yyyy')), node.logs.slice(logLines).join('\n').slice(0, 500));
   });
 
 });

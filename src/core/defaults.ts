@@ -162,3 +162,24 @@ export const NODE_DEFAULTS = {
     maxRows: 1_000_000,
   },
 } as const;
+
+/** The process tier's sandboxes (src/drivers/process). */
+export const PROCESS_TIER_DEFAULTS = {
+  /** First uid/gid of the range reserved for sandboxes; each live sandbox holds one of `idCount`. */
+  idBase: 200_000,
+  idCount: 10_000,
+  /** Size cap of each sandbox's private /tmp (tmpfs, counted against its memory too). */
+  tmpBytes: 64 * MiB,
+  /** CPU quota of one instance, in cores. */
+  cpus: 1,
+  /** Processes and threads one instance may hold (Node itself uses about a dozen). */
+  pids: 256,
+  /** Open files one sandbox process may hold (RLIMIT_NOFILE; Node itself uses about twenty). */
+  nofile: 1024,
+  /** Output a sandbox writes outside any invocation that reaches the node's diagnostics, over its life. */
+  strayOutputBytes: 64 * 1024,
+  /** How often the CPU time of an instance with invocations in flight is read (cpuMs enforcement). */
+  cpuCheckMs: 20,
+  startTimeoutMs: 10_000,
+  createTimeoutMs: 30_000,
+} as const;

@@ -7,6 +7,8 @@ import { apiCall } from './http.ts';
 
 export interface TestNode extends RunningNode {
   dataDir: string;
+  /** Every line the node logged. */
+  logs: string[];
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }>;
   deploy(name: string, source: string, filename?: string, config?: unknown): Promise<{ status: number; json: any }>;
   fn(path: string, init?: RequestInit): Promise<Omit<Response, 'json'> & { json(): Promise<any> }>;
@@ -22,6 +24,7 @@ export async function startTestNode(opts: { isolateWorkers?: number; http?: Node
   return {
     ...node,
     dataDir,
+    logs,
     api,
     deploy: async (name, source, filename = 'index.js', config) => {
       const res = await fetch(`${node.url}/v1/functions/${name}/deploy?filename=${filename}`, {

@@ -133,6 +133,16 @@ export class IsolateInstance implements Instance, FrameSink {
     this.#retireWhenIdle({ code, message });
   }
 
+  /** Ends one in-flight invocation with a limit measured outside the sandbox (the process tier's CPU time) and retires the instance. */
+  limit(invocationId: string, code: ErrorCode, message: string): void {
+    for (const inv of this.#inflight.values()) {
+      if (inv.id !== invocationId) continue;
+      this.#fail(inv, code, message);
+      this.#retireWhenIdle({ code, message });
+      return;
+    }
+  }
+
   get state(): InstanceState {
     return this.#state;
   }

@@ -139,12 +139,18 @@ export class CgroupLeaf {
     return text === null ? [] : text.split('\n').filter(Boolean).map(Number);
   }
 
+  /** CPU time of every process the leaf ever held, in ms (one file read: polled while invocations run). */
+  cpuMs(): number {
+    if (this.layout.version === 2) return keyed(readText(join(this.dirs[0]!, 'cpu.stat')), 'usage_usec') / 1000;
+    return Number(readText(join(this.#dir('cpuacct'), 'cpuacct.usage')) ?? 0) / 1e6;
+  }
+
   usage(): CgroupUsage {
     if (this.layout.version === 2) {
       const dir = this.dirs[0]!;
       const peak = Number(readText(join(dir, 'memory.peak')) ?? readText(join(dir, 'memory.current')) ?? 0);
       return {
-        cpuMs: keyed(readText(join(dir, 'cpu.stat')), 'usage_usec') / 1000,
+        cpuMs: this.cpuMs(),
         peakMemoryBytes: peak,
         oomKills: keyed(readText(join(dir, 'memory.events')), 'oom_kill'),
         pidsLimitHits: keyed(readText(join(dir, 'pids.events')), 'max'),
@@ -153,7 +159,7 @@ export class CgroupLeaf {
     const mem = this.#dir('memory');
     const oomControl = readText(join(mem, 'memory.oom_control'));
     return {
-      cpuMs: Number(readText(join(this.#dir('cpuacct'), 'cpuacct.usage')) ?? 0) / 1e6,
+      cpuMs: this.cpuMs(),
       peakMemoryBytes: Number(readText(join(mem, 'memory.max_usage_in_bytes')) ?? 0),
       // Kernels before 4.13 lack oom_kill; failcnt at the limit then stands in for it.
       oomKills: oomControl !== null && /^oom_kill /m.test(oomControl) ? keyed(oomControl, 'oom_kill') : Number(readText(join(mem, 'memory.failcnt')) ?? 0) > 0 ? 1 : 0,

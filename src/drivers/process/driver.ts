@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PROCESS_TIER_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
 import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
@@ -24,33 +25,13 @@ import { ProcessInstance } from './instance.ts';
 import { launcherCommand, linkedLibraries, type HostTools } from './sandbox.ts';
 import { seccompFilterBytes } from './seccomp.ts';
 
-export interface ProcessDriverOptions {
+/** Options of the driver; the numbers default to PROCESS_TIER_DEFAULTS (src/core/defaults.ts), which says what each means. */
+export type ProcessDriverOptions = { -readonly [K in keyof typeof PROCESS_TIER_DEFAULTS]: number } & {
   /** The Node binary sandboxes run (the pinned one). */
   nodePath: string;
-  /** First uid/gid of the range reserved for sandboxes; each live sandbox holds one of `idCount`. */
-  idBase: number;
-  idCount: number;
-  /** Size cap of each sandbox's private /tmp (tmpfs, counted against its memory too). */
-  tmpBytes: number;
-  /** CPU quota of one instance, in cores. */
-  cpus: number;
-  /** Processes and threads one instance may hold (Node itself uses about a dozen). */
-  pids: number;
-  startTimeoutMs: number;
-  createTimeoutMs: number;
   cgroupRoot: string;
   onDiagnostic: (message: string) => void;
-}
-
-export const PROCESS_DRIVER_DEFAULTS = {
-  idBase: 200_000,
-  idCount: 10_000,
-  tmpBytes: 64 * 1024 * 1024,
-  cpus: 1,
-  pids: 256,
-  startTimeoutMs: 10_000,
-  createTimeoutMs: 30_000,
-} as const;
+};
 
 /** An absolute path for a host tool: sandboxes start with an empty environment, so no PATH lookup. */
 function which(name: string): string | null {
@@ -104,15 +85,11 @@ export class ProcessDriver implements SandboxDriver {
   #seq = 0;
 
   constructor(options: Partial<ProcessDriverOptions> = {}) {
+    const numbers = { ...PROCESS_TIER_DEFAULTS } as { -readonly [K in keyof typeof PROCESS_TIER_DEFAULTS]: number };
+    for (const key of Object.keys(numbers) as Array<keyof typeof numbers>) numbers[key] = options[key] ?? numbers[key];
     this.options = {
+      ...numbers,
       nodePath: options.nodePath ?? process.execPath,
-      idBase: options.idBase ?? PROCESS_DRIVER_DEFAULTS.idBase,
-      idCount: options.idCount ?? PROCESS_DRIVER_DEFAULTS.idCount,
-      tmpBytes: options.tmpBytes ?? PROCESS_DRIVER_DEFAULTS.tmpBytes,
-      cpus: options.cpus ?? PROCESS_DRIVER_DEFAULTS.cpus,
-      pids: options.pids ?? PROCESS_DRIVER_DEFAULTS.pids,
-      startTimeoutMs: options.startTimeoutMs ?? PROCESS_DRIVER_DEFAULTS.startTimeoutMs,
-      createTimeoutMs: options.createTimeoutMs ?? PROCESS_DRIVER_DEFAULTS.createTimeoutMs,
       cgroupRoot: options.cgroupRoot ?? '/sys/fs/cgroup',
       onDiagnostic: options.onDiagnostic ?? (() => {}),
     };
@@ -221,7 +198,17 @@ export class ProcessDriver implements SandboxDriver {
         uid,
         gid: uid,
         tmpBytes: this.options.tmpBytes,
+        nofile: this.options.nofile,
       });
+      // What the sandbox writes to its stdout/stderr outside invocations (a function's stray timers, children
+      // writing to the inherited descriptors) reaches the node's diagnostics only up to a budget.
+      let strayBytes = 0;
+      const stray = (m: string) => {
+        if (!/^std(out|err): /.test(m)) return this.options.onDiagnostic(`sandbox ${name}: ${m}`);
+        if (strayBytes > this.options.strayOutputBytes) return;
+        strayBytes += m.length;
+        this.options.onDiagnostic(strayBytes > this.options.strayOutputBytes ? `sandbox ${name}: further output dropped (more than ${this.options.strayOutputBytes} bytes outside invocations)` : `sandbox ${name}: ${m}`);
+      };
       const t0 = performance.now();
       const worker = new WorkerProcess(0, {
         nodePath: this.options.nodePath,
@@ -236,7 +223,7 @@ export class ProcessDriver implements SandboxDriver {
         createTimeoutMs: this.options.createTimeoutMs,
         startTimeoutMs: this.options.startTimeoutMs,
         initJson: '{}',
-        onDiagnostic: (_i, m) => this.options.onDiagnostic(`sandbox ${name}: ${m}`),
+        onDiagnostic: (_i, m) => stray(m),
       });
       await worker.ready;
       return { worker, leaf, uid, dir, readyMs: performance.now() - t0 };
@@ -307,7 +294,7 @@ export class ProcessDriver implements SandboxDriver {
           cleanup();
         },
       });
-      instance = new ProcessInstance({ inner, leaf: sb.leaf, uid: sb.uid, initTiming, memoryMb: spec.limits.memoryMb });
+      instance = new ProcessInstance({ inner, leaf: sb.leaf, uid: sb.uid, initTiming, memoryMb: spec.limits.memoryMb, cpuMs: spec.limits.cpuMs, cpuCheckMs: this.options.cpuCheckMs });
       if (!sb.worker.alive) inner.crash('instance_crashed', 'the process sandbox died');
       else sb.worker.instances.set(num, inner);
       if (inner.state !== 'stopped') this.#instances.add(instance);

@@ -41,6 +41,8 @@ export interface SandboxLaunch {
   uid: number;
   gid: number;
   tmpBytes: number;
+  /** RLIMIT_NOFILE (soft and hard) of every process in the sandbox. */
+  nofile: number;
 }
 
 /** Absolute paths of the shared objects `ldd` lists for a binary (none for a static one). */
@@ -101,13 +103,15 @@ export function bwrapArgs(l: SandboxLaunch): string[] {
 
 /**
  * The launcher: `sh -c SCRIPT sh <seccomp> <procs…> -- <command…>`. It writes its own pid into every
- * cgroup.procs (exit 125 if that fails), opens the filter on fd 9 and execs the rest.
+ * cgroup.procs (exit 125 if that fails), sets the open-files limit (soft and hard, so the sandbox cannot
+ * raise it), opens the filter on fd 9 and execs the rest.
  */
 export function launcherCommand(l: SandboxLaunch): { file: string; args: string[] } {
   const script = [
     'seccomp=$1; shift',
     'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done',
     'shift',
+    `ulimit -n ${Math.floor(l.nofile)} || exit 125`,
     `exec ${SECCOMP_FD}< "$seccomp"`,
     'exec "$@"',
   ].join('\n');

@@ -80,6 +80,7 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
 
       // Console output is attributed to the invocation whose async context wrote it; output outside any
       // invocation (module load, stray timers) goes to stderr, which the driver reads as diagnostics.
+      const strayWrite = process.stderr.write.bind(process.stderr);
       const log = (level: Level, args: unknown[]) => {
         const inv = current.getStore();
         let message: string;
@@ -89,8 +90,22 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
           message = '[unformattable log message]';
         }
         if (inv && !inv.ended) callbacks.onLog(inv.id, level, message);
-        else process.stderr.write(`${message.slice(0, 4096)}\n`);
+        else strayWrite(`${message.slice(0, 4096)}\n`);
       };
+      // Raw writes to stdout/stderr are the invocation's log too (capped per invocation by the frame loop);
+      // outside any invocation they stay diagnostics, which the driver bounds per sandbox.
+      const decoder = new TextDecoder();
+      for (const [stream, level] of [[process.stdout, 'log'], [process.stderr, 'error']] as const) {
+        const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+        stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+          const inv = current.getStore();
+          if (!inv || inv.ended) return write(chunk, ...rest);
+          callbacks.onLog(inv.id, level, typeof chunk === 'string' ? chunk : chunk instanceof Uint8Array ? decoder.decode(chunk) : String(chunk));
+          const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+          if (done) queueMicrotask(done);
+          return true;
+        }) as typeof stream.write;
+      }
       for (const [method, level] of [['log', 'log'], ['info', 'info'], ['debug', 'debug'], ['warn', 'warn'], ['error', 'error'], ['trace', 'debug']] as const) {
         console[method] = (...args: unknown[]) => log(level, args);
       }
