@@ -3,11 +3,13 @@
 # (CI runs `npm test` on a machine that has only what the project installs itself).
 # Without root or apt-get nothing is installed; tests that need a missing tool skip with the reason.
 set -u
-PACKAGES="nats-server:nats-server strace:strace bwrap:bubblewrap"
+# A command missing → its packages (comma-separated): cc and the C library headers build the native test
+# addon and the syscall probe of the process-tier tests.
+PACKAGES="nats-server:nats-server strace:strace bwrap:bubblewrap cc:gcc,libc6-dev"
 missing=""
 for entry in $PACKAGES; do
   cmd=${entry%%:*}
-  pkg=${entry#*:}
+  pkg=$(echo "${entry#*:}" | tr , ' ')
   command -v "$cmd" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 [ -z "$missing" ] && exit 0

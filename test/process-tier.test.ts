@@ -13,9 +13,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Instance, InstanceSpec, InvokeRequest } from '../src/core/driver.ts';
 import { ProcessDriver } from '../src/drivers/process/driver.ts';
 import type { ProcessInstance } from '../src/drivers/process/instance.ts';
@@ -116,6 +116,87 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     assert.equal(change.status, 400);
     assert.match(change.json.error.message, /cannot change from process to isolate.*deploy its code again with tier: isolate/);
     assert.equal((await node.fn('/fn/p-needs-fs/')).status, 200);
+  });
+
+  test('native addons: a .node file required by its path is carried beside the bundle on process, refused on isolate', async (t) => {
+    const headers = join(dirname(process.execPath), '..', 'include', 'node');
+    let cc: string;
+    try {
+      cc = execFileSync('sh', ['-c', 'command -v cc'], { encoding: 'utf8' }).trim();
+    } catch {
+      t.skip('no C compiler to build the addon');
+      return;
+    }
+    if (!existsSync(join(headers, 'node_api.h'))) {
+      t.skip(`no Node headers beside the Node binary (${headers})`);
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'continuum-addon-'));
+    try {
+      const app = join(dir, 'app');
+      mkdirSync(join(app, 'build', 'Release'), { recursive: true });
+      writeFileSync(join(dir, 'hello.c'), `
+        #include <node_api.h>
+        #include <unistd.h>
+        #include <stdio.h>
+        static napi_value hello(napi_env env, napi_callback_info info) {
+          char text[64];
+          snprintf(text, sizeof text, "hello from C, pid %d", (int)getpid());
+          napi_value s;
+          napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &s);
+          return s;
+        }
+        NAPI_MODULE_INIT() {
+          napi_value fn;
+          napi_create_function(env, "hello", NAPI_AUTO_LENGTH, hello, NULL, &fn);
+          napi_set_named_property(env, exports, "hello", fn);
+          return exports;
+        }`);
+      execFileSync(cc, ['-shared', '-fPIC', '-O1', '-I', headers, '-o', join(app, 'build', 'Release', 'hello.node'), join(dir, 'hello.c')]);
+      writeFileSync(join(app, 'index.js'), `const addon = require('./build/Release/hello.node');
+        exports.default = { async fetch() { return new Response(addon.hello()); } };`);
+      execFileSync('tar', ['czf', join(dir, 'app.tgz'), '-C', dir, 'app']);
+      const upload = async (name: string, tier: string): Promise<{ status: number; json: any }> => {
+        const res = await fetch(`${node.url}/v1/functions/${name}/deploy?filename=app.tgz`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/gzip', 'continuum-config': JSON.stringify({ tier }) },
+          body: readFileSync(join(dir, 'app.tgz')),
+        });
+        return { status: res.status, json: await res.json() };
+      };
+      const refused = await upload('p-addon', 'isolate');
+      assert.equal(refused.status, 400, JSON.stringify(refused.json));
+      assert.match(refused.json.error.message, /native .*tier: process/);
+      assert.equal((await node.api('GET', '/v1/functions/p-addon')).status, 404);
+
+      const ok = await upload('p-addon', 'process');
+      assert.equal(ok.status, 201, JSON.stringify(ok.json));
+      const files = ok.json.version.files;
+      assert.equal(files.length, 1);
+      assert.match(files[0].path, /^addons\/[0-9a-f]{64}\.node$/);
+      assert.equal(files[0].path, `addons/${files[0].digest}.node`);
+      assert.equal(files[0].bytes, readFileSync(join(app, 'build', 'Release', 'hello.node')).length);
+      assert.match(await (await node.fn('/fn/p-addon/')).text(), /^hello from C, pid \d+$/);
+      // A cold start reads the addon back from the artifact store.
+      await node.api('DELETE', '/v1/functions/p-addon/instances');
+      assert.match(await (await node.fn('/fn/p-addon/')).text(), /^hello from C/);
+
+      // A package that finds its addon by a computed path (as bindings and node-gyp-build do) is refused
+      // with the reason; the failed deploy stores nothing beside its bundle.
+      const pkg = join(app, 'node_modules', 'computed-addon');
+      mkdirSync(join(pkg, 'build', 'Release'), { recursive: true });
+      writeFileSync(join(pkg, 'binding.gyp'), '{}');
+      writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'computed-addon', version: '1.0.0', main: 'index.js' }));
+      writeFileSync(join(pkg, 'index.js'), `const path = require('path'); module.exports = require(path.join(__dirname, 'build', 'Release', 'x.node'));`);
+      writeFileSync(join(app, 'index.js'), `const addon = require('./build/Release/hello.node'); const other = require('computed-addon');
+        exports.default = { async fetch() { return new Response(addon.hello() + other); } };`);
+      execFileSync('tar', ['czf', join(dir, 'app.tgz'), '-C', dir, 'app']);
+      const computed = await upload('p-addon-computed', 'process');
+      assert.equal(computed.status, 400, JSON.stringify(computed.json));
+      assert.match(computed.json.error.message, /computed-addon is a native addon .* computed path/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('catalogue 7: forbidden syscalls fail with EPERM inside the sandbox', async (t) => {

@@ -80,6 +80,7 @@ export const VersionView = Type.Object({
   exportName: Type.String(),
   config: FunctionConfigView,
   dependencies: Type.Array(Type.Object({ name: Type.String(), version: Type.String(), license: Type.String() })),
+  files: Type.Optional(Type.Array(Type.Object({ path: Type.String(), digest: Type.String(), bytes: Type.Integer() }))),
   createdAt: Type.String(),
 });
 

@@ -3,10 +3,11 @@
  * own start-up) goes through here. A deploy is all-or-nothing: build → start one instance of the new
  * version (proves the module loads) → store the bundle durably → record version and function → route.
  */
+import { createHash } from 'node:crypto';
 import { ContinuumError } from '../core/errors.ts';
 import { assertName } from '../core/names.ts';
 import { resolveFunctionConfig, type FunctionConfig, type FunctionConfigInput } from '../core/config.ts';
-import type { FunctionRecord, VersionRecord } from '../core/types.ts';
+import type { FunctionRecord, VersionFile, VersionRecord } from '../core/types.ts';
 import type { ArtifactStore, InvocationQuery, LogQuery, RecordStore, StateStore } from '../store/contract.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { RecordSink } from '../telemetry/sink.ts';
@@ -108,6 +109,7 @@ export class FunctionService {
         format: config.handler.format === 'auto' || config.handler.format === current.format ? current.format : config.handler.format,
         exportName: config.handler.export ?? current.exportName,
         dependencies: current.dependencies,
+        files: current.files ?? [],
       });
       return updated;
     });
@@ -132,7 +134,22 @@ export class FunctionService {
         handler: config.handler,
         ...(onProgress ? { onProgress } : {}),
       });
-      return this.deployBuilt(name, existing, config, built);
+      // Files beside the bundle are stored first (instances read them from the artifact store); a deploy
+      // that fails afterwards removes those it added, so nothing of it stays stored.
+      const added: string[] = [];
+      try {
+        const files: VersionFile[] = [];
+        for (const f of built.files) {
+          const had = await this.deps.artifacts.has(sha256(f.bytes));
+          const digest = await this.deps.artifacts.put(f.bytes);
+          if (!had) added.push(digest);
+          files.push({ path: f.path, digest, bytes: f.bytes.byteLength });
+        }
+        return await this.deployBuilt(name, existing, config, { ...built, files });
+      } catch (err) {
+        await Promise.all(added.map((d) => this.deps.artifacts.delete(d).catch(() => false)));
+        throw err;
+      }
     });
   }
 
@@ -182,7 +199,7 @@ export class FunctionService {
     name: string,
     existing: FunctionRecord | null,
     config: FunctionConfig,
-    built: Pick<VersionRecord, 'bundleDigest' | 'bundleBytes' | 'format' | 'exportName' | 'dependencies'> & { code: string },
+    built: Pick<VersionRecord, 'bundleDigest' | 'bundleBytes' | 'format' | 'exportName' | 'dependencies'> & { code: string; files: VersionFile[] },
   ): Promise<{ function: FunctionView; version: VersionRecord }> {
     const id = versionId(built.bundleDigest, config);
     const version: VersionRecord = (await this.deps.state.getVersion(name, id)) ?? {
@@ -194,6 +211,7 @@ export class FunctionService {
       exportName: built.exportName,
       config,
       dependencies: built.dependencies,
+      ...(built.files.length > 0 ? { files: built.files } : {}),
       createdAt: new Date().toISOString(),
     };
     // Prove the module loads before anything is stored; the instance stays warm for the first request.
@@ -250,4 +268,8 @@ export class FunctionService {
     });
     return next;
   }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }

@@ -8,8 +8,15 @@
  * dependencies). The graph is built as ESM first — esbuild's metafile then lists the entry's exports — and
  * converted to CommonJS; a CommonJS entry is built as CommonJS directly so module.exports stays what it assigns.
  * Only files inside the project (and, for local directories, ancestor node_modules) are ever loaded.
+ *
+ * Native addons (not on the isolate tier): a `.node` file required by a literal path is carried beside the
+ * bundle, content-addressed (`addons/<sha256>.node`), and the require is rewritten to it. Packages that
+ * find their addon by a computed path at run time (`bindings`, `node-gyp-build`) cannot be followed by a
+ * bundler, so they are refused with the reason.
  */
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { ContinuumError } from '../core/errors.ts';
@@ -28,14 +35,26 @@ export interface BundleRequest {
   maxBundleBytes: number;
 }
 
+/** A file the bundle needs beside it: a native addon, at `addons/<sha256>.node` next to the bundle. */
+export interface BundleFile {
+  path: string;
+  bytes: Uint8Array;
+  /** Where it came from, as users see it (messages). */
+  source: string;
+}
+
 export interface BundleResult {
   code: string;
+  /** Native addons (process tier and beyond), required by the code as `./addons/<sha256>.node`. */
+  files: BundleFile[];
   exports: EntryExports;
   dependencies: Dependency[];
   warnings: string[];
 }
 
 const OUTFILE = 'bundle.js';
+/** Where native addons sit beside the bundle. */
+export const ADDON_DIR = 'addons';
 const TARGET = 'es2023';
 /** Free `Buffer`, `process`, `global`, `setImmediate` in isolate code bind to these (only where used). */
 const INJECT = ['inject-buffer.js', 'inject-process.js', 'inject-global.js', 'inject-immediate.js'].map((f) => path.join(SHIMS_DIR, f));
@@ -46,6 +65,7 @@ export async function bundle(req: BundleRequest): Promise<BundleResult> {
   const shimCode = isolate ? await shims() : new Map<string, Shim>();
   const usedShims = new Set<string>();
   const lazy = new Map<string, Set<string>>();
+  const addons = new Map<string, BundleFile>();
   const tsconfigRaw = await readTsconfig(root);
 
   const inside = (p: string, dir: string): boolean => p === dir || p.startsWith(dir + path.sep);
@@ -60,9 +80,21 @@ export async function bundle(req: BundleRequest): Promise<BundleResult> {
   const policy: esbuild.Plugin = {
     name: 'continuum-policy',
     setup(b) {
-      b.onResolve({ filter: /\.node$/ }, (args) => ({
-        errors: [{ text: `native addon ${JSON.stringify(args.path)} imported by ${show(args.importer)}: native addons cannot be bundled${isolate ? ' and the isolate tier runs JavaScript only — use tier: process' : ' (not supported by the builder yet)'}` }],
-      }));
+      b.onResolve({ filter: /\.node$/ }, async (args) => {
+        if (isolate) return { errors: [{ text: `native addon ${JSON.stringify(args.path)} imported by ${show(args.importer)}: native addons cannot be bundled and the isolate tier runs JavaScript only — use tier: process` }] };
+        let file: string;
+        try {
+          file = /^\.{0,2}\//.test(args.path) ? path.resolve(args.resolveDir, args.path) : createRequire(args.importer).resolve(args.path);
+        } catch {
+          return { errors: [{ text: `native addon ${JSON.stringify(args.path)} imported by ${show(args.importer)} cannot be resolved` }] };
+        }
+        if (!allowedFile(file)) return { errors: [{ text: `${JSON.stringify(show(file))} is outside the uploaded project and cannot be bundled` }] };
+        const bytes = await fsp.readFile(file).catch(() => null);
+        if (bytes === null) return { errors: [{ text: `native addon ${JSON.stringify(show(file))} imported by ${show(args.importer)} does not exist` }] };
+        const name = `${ADDON_DIR}/${createHash('sha256').update(bytes).digest('hex')}.node`;
+        addons.set(name, { path: name, bytes, source: file });
+        return { path: `./${name}`, external: true };
+      });
       if (!isolate) return;
       b.onResolve({ filter: /^continuum:unavailable$/ }, (args) =>
         args.namespace === SHIM_NAMESPACE ? { path: UNAVAILABLE, namespace: SHIM_NAMESPACE } : { errors: [{ text: `cannot resolve ${args.path}` }] },
@@ -164,12 +196,12 @@ export async function bundle(req: BundleRequest): Promise<BundleResult> {
   // shims that path climbs out of the staging dir and would show the host's layout to the function.
   if (isolate) code = code.split(path.relative(root, SHIMS_DIR)).join('continuum:shims');
 
-  const bytes = Buffer.byteLength(code);
+  const bytes = Buffer.byteLength(code) + [...addons.values()].reduce((n, f) => n + f.bytes.byteLength, 0);
   if (bytes > req.maxBundleBytes) {
-    throw new ContinuumError('bad_bundle', `bundle is ${bytes} bytes, more than the ${req.maxBundleBytes}-byte limit`, { limit: req.maxBundleBytes });
+    throw new ContinuumError('bad_bundle', `bundle${addons.size > 0 ? ' and its native addons' : ''} is ${bytes} bytes, more than the ${req.maxBundleBytes}-byte limit`, { limit: req.maxBundleBytes });
   }
 
-  if (isolate) await refuseNativePackages(result.metafile, root);
+  await refuseNativePackages(result.metafile, root, isolate ? null : [...addons.values()].map((f) => f.source));
   const deps = await dependenciesFromMetafile(result.metafile, root);
   const inOutput = new Set(Object.values(result.metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, v]) => v.bytesInOutput > 0).map(([k]) => k)));
   for (const name of usedShims) if (inOutput.has(`${SHIM_NAMESPACE}:${name}`)) deps.push(...(shimCode.get(name)?.dependencies ?? []));
@@ -182,11 +214,16 @@ export async function bundle(req: BundleRequest): Promise<BundleResult> {
     );
   }
   for (const w of result.warnings.slice(0, 10)) warnings.push(formatMessage(w, root));
-  return { code, exports, dependencies: normaliseDependencies(deps), warnings };
+  const files = [...addons.values()].map((f) => ({ ...f, source: show(f.source) }));
+  return { code, files, exports, dependencies: normaliseDependencies(deps), warnings };
 }
 
-/** A package with a binding.gyp is a native addon: refused on the isolate tier. */
-async function refuseNativePackages(metafile: esbuild.Metafile, root: string): Promise<void> {
+/**
+ * A package with a binding.gyp is a native addon: refused on the isolate tier (`carried` null); on the
+ * others, refused unless one of the carried addon files comes from it (it loads its addon by a computed
+ * path the bundle cannot follow).
+ */
+async function refuseNativePackages(metafile: esbuild.Metafile, root: string, carried: string[] | null): Promise<void> {
   const dirs = new Set<string>();
   for (const input of Object.keys(metafile.inputs)) {
     if (/^[a-z-]+:/.test(input)) continue;
@@ -195,8 +232,14 @@ async function refuseNativePackages(metafile: esbuild.Metafile, root: string): P
   }
   for (const dir of dirs) {
     const exists = await fsp.stat(path.join(root, dir, 'binding.gyp')).then(() => true, () => false);
-    if (exists) {
-      throw new ContinuumError('bad_bundle', `package ${displayPath(path.join(root, dir), root)} is a native addon (binding.gyp); the isolate tier runs JavaScript only — use tier: process`, { file: displayPath(path.join(root, dir), root) });
+    if (!exists) continue;
+    const pkg = path.resolve(root, dir);
+    const file = displayPath(pkg, root);
+    if (carried === null) {
+      throw new ContinuumError('bad_bundle', `package ${file} is a native addon (binding.gyp); the isolate tier runs JavaScript only — use tier: process`, { file });
+    }
+    if (!carried.some((f) => f.startsWith(pkg + path.sep))) {
+      throw new ContinuumError('bad_bundle', `package ${file} is a native addon (binding.gyp) that finds its .node file by a computed path (bindings, node-gyp-build), which a bundle cannot follow; require the .node file by its literal path`, { file });
     }
   }
 }

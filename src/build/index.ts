@@ -35,6 +35,8 @@ export interface BuildInput {
 export interface BuildOutput {
   /** CommonJS script: the isolate runtime wraps it as (function (module, exports, require) {…}). */
   code: string;
+  /** Files the code needs beside it (native addons: `addons/<sha256>.node`); empty on the isolate tier. */
+  files: Array<{ path: string; bytes: Uint8Array }>;
   /** sha256 hex of the UTF-8 code. */
   bundleDigest: string;
   bundleBytes: number;
@@ -116,6 +118,7 @@ export async function build(input: BuildInput): Promise<BuildOutput> {
     const buf = Buffer.from(out.code, 'utf8');
     return {
       code: out.code,
+      files: out.files.map((f) => ({ path: f.path, bytes: f.bytes })),
       bundleDigest: createHash('sha256').update(buf).digest('hex'),
       bundleBytes: buf.byteLength,
       format,

@@ -23,6 +23,8 @@ export interface InstanceSpec {
   versionId: string;
   /** The bundled module, as a CommonJS script (see src/build). */
   code: string;
+  /** Files beside the bundle (native addons at `addons/<sha256>.node`); only tiers that run them get any. */
+  files?: Array<{ path: string; bytes: Uint8Array }>;
   format: HandlerFormat;
   exportName: string;
   /** API Gateway event shape for Lambda handlers. */

@@ -28,7 +28,17 @@ export interface VersionRecord {
   exportName: string;
   config: FunctionConfig;
   dependencies: Dependency[];
+  /** Files beside the bundle (native addons), each an artifact of its own; absent when there are none. */
+  files?: VersionFile[];
   createdAt: string;
+}
+
+/** A file a version carries beside its bundle, stored content-addressed in the artifact store. */
+export interface VersionFile {
+  /** Relative to the bundle, e.g. `addons/<sha256>.node`. */
+  path: string;
+  digest: string;
+  bytes: number;
 }
 
 export interface FunctionRecord {

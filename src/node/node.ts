@@ -96,10 +96,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         return events.instanceServices.sendToQueue(fn, queue, messages);
       },
     },
-    loadCode: async (digest) => {
+    loadArtifact: async (digest) => {
       const bytes = await stores.artifacts.get(digest);
-      if (!bytes) throw new Error(`bundle ${digest} is missing from the artifact store`);
-      return new TextDecoder().decode(bytes);
+      if (!bytes) throw new Error(`artifact ${digest} is missing from the artifact store`);
+      return bytes;
     },
     onRecord: (record, completion) => sink.add(record, completion),
   });

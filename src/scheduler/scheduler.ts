@@ -10,8 +10,8 @@ import { InstancePool, OverloadedError, type PoolSettings } from './pool.ts';
 
 export interface SchedulerOptions {
   drivers: ReadonlyMap<Tier, SandboxDriver>;
-  /** Fetch bundle code by digest (from the artifact store). */
-  loadCode: (digest: string) => Promise<string>;
+  /** Fetch a bundle or a file beside it by digest (from the artifact store); throws when it is missing. */
+  loadArtifact: (digest: string) => Promise<Uint8Array>;
   /** Receives every finished invocation. */
   onRecord: (record: InvocationRecord, completion: Completion) => void;
   nodeName: string;
@@ -163,6 +163,7 @@ export class Scheduler {
         functionName: version.functionName,
         versionId: version.id,
         code: await this.code(version.bundleDigest),
+        files: await Promise.all((version.files ?? []).map(async (f) => ({ path: f.path, bytes: await this.opts.loadArtifact(f.digest) }))),
         format: version.format,
         exportName: version.exportName,
         lambdaPayload: version.config.handler.lambdaPayload ?? '2.0',
@@ -179,7 +180,7 @@ export class Scheduler {
   private code(digest: string): Promise<string> {
     let code = this.codeCache.get(digest);
     if (!code) {
-      code = this.opts.loadCode(digest);
+      code = this.opts.loadArtifact(digest).then((bytes) => new TextDecoder().decode(bytes));
       code.catch(() => this.codeCache.delete(digest));
       this.codeCache.set(digest, code);
     }

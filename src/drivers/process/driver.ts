@@ -59,6 +59,20 @@ function removeStaleRuntimeDirs(): void {
   }
 }
 
+/** Native addons beside the bundle: only `addons/<sha256>.node`, owned by the sandbox's uid, read-only. */
+function writeBundleFiles(dir: string, files: NonNullable<InstanceSpec['files']>, uid: number): void {
+  if (files.length === 0) return;
+  const addons = join(dir, 'addons');
+  mkdirSync(addons, { mode: 0o500 });
+  chownSync(addons, uid, uid);
+  for (const f of files) {
+    if (!/^addons\/[0-9a-f]{64}\.node$/.test(f.path)) throw new ContinuumError('bad_bundle', 'a file beside the bundle has an unexpected path');
+    const at = join(dir, f.path);
+    writeFileSync(at, f.bytes, { mode: 0o500, flag: 'wx' });
+    chownSync(at, uid, uid);
+  }
+}
+
 interface Sandbox {
   worker: WorkerProcess;
   leaf: CgroupLeaf;
@@ -255,6 +269,7 @@ export class ProcessDriver implements SandboxDriver {
     try {
       writeFileSync(join(sb.dir, 'index.js'), spec.code, { mode: 0o400 });
       chownSync(join(sb.dir, 'index.js'), sb.uid, sb.uid);
+      writeBundleFiles(sb.dir, spec.files ?? [], sb.uid);
       const load: WireLoadOptions = {
         functionName: spec.functionName,
         versionId: spec.versionId,
