@@ -88,7 +88,7 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     }
     assert.ok(rec, 'no invocation record');
     assert.equal(rec.tier, 'process');
-    assert.equal(rec.coldStart, true);
+    assert.equal(rec.coldStart, false, 'deploy started the instance: the first request did not wait for it');
     assert.ok(rec.peakMemoryBytes > 10 * 1024 * 1024, String(rec.peakMemoryBytes));
   });
 

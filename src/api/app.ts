@@ -12,6 +12,7 @@ import { validate, FunctionConfigInputSchema, type FunctionConfigInput } from '.
 import { Type } from '@sinclair/typebox';
 import { BUILD_DEFAULTS, EVENT_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
 import type { LogLine } from '../core/types.ts';
+import type { SeriesView } from '../telemetry/series.ts';
 import type { FunctionService, FunctionView } from './service.ts';
 import type { EventsService } from '../events/service.ts';
 import { asyncStatusView, registerEventRoutes, submitAsyncInvoke } from './events-routes.ts';
@@ -28,6 +29,12 @@ export interface AppOptions {
   invoke: (req: http.IncomingMessage, res: http.ServerResponse, fn: FunctionView) => Promise<void>;
   /** Live log lines for `follow`. */
   followLogs: (listener: (line: LogLine) => void) => () => void;
+  /** Prometheus exposition of the node (GET /metrics). */
+  metrics: () => Promise<{ contentType: string; body: string }>;
+  /** The console's time series of one function, or of all (null). */
+  series: (functionName: string | null) => Promise<SeriesView>;
+  /** SSE comment interval on live log streams (default NODE_DEFAULTS.logs.heartbeatMs). */
+  logHeartbeatMs?: number;
   http?: { [K in keyof (typeof NODE_DEFAULTS)['http']]?: number };
   maxApiBodyBytes?: number;
   maxUploadBytes?: number;
@@ -77,8 +84,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   const expectedToken = sha256(opts.adminToken);
+  // /metrics needs the token too (Prometheus: `authorization: { credentials_file: <data dir>/admin-token }`).
   app.addHook('onRequest', async (req) => {
-    if (!req.url.startsWith('/v1/') || req.url === '/v1/openapi.json') return;
+    const guarded = (req.url.startsWith('/v1/') && req.url !== '/v1/openapi.json') || req.url === '/metrics' || req.url.startsWith('/metrics?');
+    if (!guarded) return;
     const header = req.headers.authorization;
     const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!presented || !timingSafeEqual(sha256(presented), expectedToken)) {
@@ -113,6 +122,29 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async () => ({ status: 'ready' }));
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    const { contentType, body } = await opts.metrics();
+    return reply.type(contentType).header('cache-control', 'no-store').send(body);
+  });
+
+  app.get<{ Querystring: { function?: string } }>(
+    '/v1/metrics/series',
+    { schema: { summary: 'Requests, errors, p50/p99 latency, cold starts and instances per 10 s bucket over the last hour (docs/observability.md)', querystring: S.SeriesQuery, response: { 200: S.SeriesView, ...errors } } },
+    async (req) => {
+      if (req.query.function) await service.get(req.query.function);
+      return opts.series(req.query.function ?? null);
+    },
+  );
+
+  app.get<{ Querystring: { since?: string; until?: string } }>(
+    '/v1/usage',
+    { schema: { summary: 'Usage per function (invocations, CPU seconds, GB-seconds) over retained records', querystring: S.UsageQuery, response: { 200: S.UsageView, ...errors } } },
+    async (req) => {
+      const since = req.query.since !== undefined ? parseTime(req.query.since, 'since') : 0;
+      const until = req.query.until !== undefined ? parseTime(req.query.until, 'until') : Date.now();
+      return { since: new Date(since).toISOString(), until: new Date(until).toISOString(), items: await service.usage(since, until) };
+    },
+  );
 
   app.get('/v1/functions', { schema: { summary: 'List functions', response: { 200: S.Items(S.FunctionView), ...errors } } }, async () => ({
     items: await service.list(),
@@ -229,16 +261,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     );
   });
 
-  app.get<{ Querystring: { function?: string; outcome?: 'ok' | 'error'; cursor?: string; limit?: string } }>(
+  app.get<{ Querystring: S.InvocationsQueryType }>(
     '/v1/invocations',
-    { schema: { summary: 'List invocation records, newest first', querystring: S.InvocationsQuery, response: { 200: { type: 'object', properties: { items: { type: 'array', items: S.InvocationView }, nextCursor: { type: ['string', 'null'] } } }, ...errors } } },
-    async (req) =>
-      service.invocations({
-        limit: Number(req.query.limit ?? 50),
-        ...(req.query.function ? { functionName: req.query.function } : {}),
-        ...(req.query.outcome ? { outcome: req.query.outcome } : {}),
-        ...(req.query.cursor ? { cursor: req.query.cursor } : {}),
-      }),
+    { schema: { summary: 'List invocation records, newest first (started time, then arrival), a page at a time', querystring: S.InvocationsQuery, response: { 200: { type: 'object', properties: { items: { type: 'array', items: S.InvocationView }, nextCursor: { type: ['string', 'null'] } } }, ...errors } } },
+    async (req) => {
+      const q = req.query;
+      return service.invocations({
+        limit: Number(q.limit ?? 50),
+        ...(q.function ? { functionName: q.function } : {}),
+        ...(q.outcome ? { outcome: q.outcome } : {}),
+        ...(q.errorCode ? { errorCode: q.errorCode } : {}),
+        ...(q.coldStart ? { coldStart: q.coldStart === 'true' } : {}),
+        ...(q.tier ? { tier: q.tier } : {}),
+        ...(q.since !== undefined ? { sinceMs: parseTime(q.since, 'since') } : {}),
+        ...(q.until !== undefined ? { untilMs: parseTime(q.until, 'until') } : {}),
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      });
+    },
   );
 
   app.get<{ Params: { id: string } }>(
@@ -263,49 +302,81 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     async (req) => ({ items: await service.logs({ invocationId: req.params.id, limit: 10_000 }) }),
   );
 
-  app.get<{ Querystring: { function?: string; invocation?: string; text?: string; since?: string; after?: string; follow?: string; limit?: string } }>(
+  // Live log streams end with a last event when the node shuts down, so a client can tell it from a network
+  // failure (and the server's close does not wait on them).
+  const streams = new Set<http.ServerResponse>();
+  app.addHook('preClose', async () => {
+    for (const res of streams) res.end('event: end\ndata: {}\n\n');
+  });
+
+  app.get<{ Querystring: S.LogsQueryType }>(
     '/v1/logs',
     {
       schema: {
-        summary: 'Log lines as NDJSON; follow=1 keeps streaming new lines',
+        summary: 'Log lines as NDJSON; follow=1 streams them as server-sent events (backlog, then live lines)',
+        description:
+          'Filters: function, invocation, q (literal text, ASCII case-insensitive), since/until (epoch ms or RFC 3339). ' +
+          'With follow=1 the response is text/event-stream: each line is an event `log` whose data is the JSON line; comments (`: keep-alive`) are sent while idle.',
         querystring: S.LogsQuery,
-        produces: ['application/x-ndjson'],
+        produces: ['application/x-ndjson', 'text/event-stream'],
       },
     },
     async (req, reply) => {
       const q = req.query;
       const follow = q.follow === '1' || q.follow === 'true';
+      const since = q.since !== undefined ? parseTime(q.since, 'since') : undefined;
+      const until = q.until !== undefined ? parseTime(q.until, 'until') : undefined;
+      const needle = q.q?.toLowerCase();
       const matches = (line: LogLine) =>
         (!q.function || line.functionName === q.function) &&
         (!q.invocation || line.invocationId === q.invocation) &&
-        (!q.text || line.message.includes(q.text));
+        (!needle || asciiLower(line.message).includes(needle)) &&
+        (since === undefined || line.ts >= since) &&
+        (until === undefined || line.ts < until);
       // Subscribe before reading the backlog so no line falls between the two.
       const live: LogLine[] = [];
       let push: ((line: LogLine) => void) | null = null;
       const unsubscribe = follow ? opts.followLogs((line) => matches(line) && (push ? push(line) : live.push(line))) : () => {};
-      const backlog = await service.logs({
-        limit: Number(q.limit ?? (follow ? 100 : 1000)),
-        ...(q.function ? { functionName: q.function } : {}),
-        ...(q.invocation ? { invocationId: q.invocation } : {}),
-        ...(q.text ? { text: q.text } : {}),
-        ...(q.since ? { sinceTs: Number(q.since) } : {}),
-        ...(q.after ? { afterSeq: Number(q.after) } : {}),
-      });
+      let backlog;
+      try {
+        backlog = await service.logs({
+          limit: Number(q.limit ?? (follow ? 100 : 1000)),
+          ...(q.function ? { functionName: q.function } : {}),
+          ...(q.invocation ? { invocationId: q.invocation } : {}),
+          ...(q.q ? { text: q.q } : {}),
+          ...(since !== undefined ? { sinceTs: since } : {}),
+          ...(until !== undefined ? { untilTs: until } : {}),
+          ...(q.after ? { afterSeq: Number(q.after) } : {}),
+        });
+      } catch (err) {
+        unsubscribe();
+        throw err;
+      }
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-      for (const line of backlog) res.write(JSON.stringify(line) + '\n');
       if (!follow) {
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        for (const line of backlog) res.write(JSON.stringify(line) + '\n');
         res.end();
         return;
       }
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      // One JSON line per event (JSON has no raw newlines, so one `data:` field suffices); stored lines carry their seq as the id.
+      const send = (line: LogLine & { seq?: number }) => res.write(`${line.seq !== undefined ? `id: ${line.seq}\n` : ''}event: log\ndata: ${JSON.stringify(line)}\n\n`);
+      res.write(': stream open\n\n');
+      for (const line of backlog) send(line);
       const seen = new Set(backlog.map((l) => `${l.invocationId}:${l.ts}:${l.message}`));
-      push = (line) => res.write(JSON.stringify(line) + '\n');
+      push = send;
       for (const line of live) if (!seen.has(`${line.invocationId}:${line.ts}:${line.message}`)) push(line);
-      const heartbeat = setInterval(() => res.write('\n'), 15_000);
-      res.on('close', () => {
+      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), opts.logHeartbeatMs ?? NODE_DEFAULTS.logs.heartbeatMs);
+      const stop = () => {
         clearInterval(heartbeat);
         unsubscribe();
+      };
+      streams.add(res);
+      res.on('close', () => {
+        streams.delete(res);
+        stop();
       });
     },
   );
@@ -313,6 +384,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await registerEventRoutes(app, opts.events, service, errors);
 
   return app;
+}
+
+/** Epoch milliseconds or an RFC 3339 time (the schema has checked the form) → epoch ms. */
+function parseTime(value: string, name: string): number {
+  const ms = /^[0-9]+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new ContinuumError('bad_request', `${name} must be epoch milliseconds or an RFC 3339 time`, { pointer: `/querystring/${name}` });
+  return ms;
+}
+
+/** Lower-cases ASCII only, as the store's LIKE does, so live and stored lines match the same way. */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (c) => c.toLowerCase());
 }
 
 function isAsyncInvoke(headers: http.IncomingHttpHeaders, mode: string | undefined): boolean {

@@ -1,5 +1,5 @@
 /** Request and response schemas of the control API: they validate requests and generate /v1/openapi.json. */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { FunctionConfigInputSchema, NameSchema, TierSchema } from '../core/config.ts';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.ts';
 import { HANDLER_FORMATS } from '../core/types.ts';
@@ -15,28 +15,74 @@ export const UpdateFunctionBody = Type.Object({ config: FunctionConfigInputSchem
 
 const LimitQuery = Type.String({ pattern: '^[1-9][0-9]{0,3}$', description: 'Page size, 1-1000' });
 
+/** Epoch milliseconds or an RFC 3339 date-time. */
+const TimeQuery = Type.Union([Type.String({ pattern: '^[0-9]{1,15}$' }), Type.String({ format: 'date-time', maxLength: 40 })], {
+  description: 'Epoch milliseconds or an RFC 3339 time',
+});
+
 export const InvocationsQuery = Type.Object(
   {
     function: Type.Optional(NameSchema),
     outcome: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('error')])),
+    errorCode: Type.Optional(Type.Union((Object.keys(ERROR_CODES) as ErrorCode[]).map((c) => Type.Literal(c)))),
+    coldStart: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+    tier: Type.Optional(TierSchema),
+    since: Type.Optional(TimeQuery),
+    until: Type.Optional(TimeQuery),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
     limit: Type.Optional(LimitQuery),
   },
   strict,
 );
+export type InvocationsQueryType = Static<typeof InvocationsQuery>;
 
 export const LogsQuery = Type.Object(
   {
     function: Type.Optional(NameSchema),
     invocation: Type.Optional(Type.String({ format: 'uuid', maxLength: 36 })),
-    text: Type.Optional(Type.String({ maxLength: 200 })),
-    since: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'Epoch milliseconds' })),
+    q: Type.Optional(Type.String({ maxLength: 200, description: 'Literal text in the message, ASCII case-insensitive' })),
+    since: Type.Optional(TimeQuery),
+    until: Type.Optional(TimeQuery),
     after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'Only lines with a higher sequence number' })),
     follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])),
     limit: Type.Optional(LimitQuery),
   },
   strict,
 );
+export type LogsQueryType = Static<typeof LogsQuery>;
+
+export const SeriesQuery = Type.Object({ function: Type.Optional(NameSchema) }, strict);
+export const SeriesView = Type.Object({
+  function: Type.Union([Type.String(), Type.Null()]),
+  bucketMs: Type.Integer(),
+  points: Type.Array(
+    Type.Object({
+      t: Type.Integer(),
+      requests: Type.Integer(),
+      errors: Type.Integer(),
+      coldStarts: Type.Integer(),
+      p50Ms: Type.Union([Type.Number(), Type.Null()]),
+      p99Ms: Type.Union([Type.Number(), Type.Null()]),
+      instances: Type.Integer(),
+    }),
+  ),
+});
+
+export const UsageQuery = Type.Object({ since: Type.Optional(TimeQuery), until: Type.Optional(TimeQuery) }, strict);
+export const UsageView = Type.Object({
+  since: Type.String(),
+  until: Type.String(),
+  items: Type.Array(
+    Type.Object({
+      functionName: Type.String(),
+      invocations: Type.Integer(),
+      errors: Type.Integer(),
+      coldStarts: Type.Integer(),
+      cpuSeconds: Type.Number(),
+      gbSeconds: Type.Number(),
+    }),
+  ),
+});
 
 export const InvokeQuery = Type.Object(
   { mode: Type.Optional(Type.Union([Type.Literal('sync'), Type.Literal('async')], { description: 'async: accept and run later (202)' })) },
@@ -92,7 +138,17 @@ export const InvocationView = Type.Object({
   trigger: Type.String(),
   startedAt: Type.String(),
   coldStart: Type.Boolean(),
-  phases: Type.Object({ queueMs: Type.Number(), initMs: Type.Number(), execMs: Type.Number() }),
+  // Records stored before the cold-start split lack the newer phases.
+  phases: Type.Object({
+    queueMs: Type.Number(),
+    initMs: Type.Number(),
+    sandboxMs: Type.Optional(Type.Number()),
+    runtimeInitMs: Type.Optional(Type.Number()),
+    moduleLoadMs: Type.Optional(Type.Number()),
+    execMs: Type.Number(),
+    overheadMs: Type.Optional(Type.Number()),
+    totalMs: Type.Optional(Type.Number()),
+  }),
   outcome: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
   status: Type.Union([Type.Integer(), Type.Null()]),
   errorCode: Type.Union([Type.String(), Type.Null()]),

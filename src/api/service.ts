@@ -190,6 +190,11 @@ export class FunctionService {
     return record;
   }
 
+  async usage(sinceMs: number, untilMs: number) {
+    await this.deps.sink.flush();
+    return this.deps.records.usage(sinceMs, untilMs);
+  }
+
   async logs(query: LogQuery) {
     await this.deps.sink.flush();
     return this.deps.records.queryLogs(query);

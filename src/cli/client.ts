@@ -430,21 +430,25 @@ export class ContinuumClient {
     return this.json('POST', `/v1/queues/${encodeURIComponent(queue)}/redrive`, jsonBody(ids && ids.length > 0 ? { ids } : {}));
   }
 
-  listInvocations(fn: string, limit: number): Promise<{ items: InvocationRecord[]; nextCursor: string | null }> {
-    return this.json('GET', '/v1/invocations', { query: { function: fn, limit } });
+  /** One page of invocation records, newest first; pass the previous page's nextCursor for the next. */
+  listInvocations(filters: InvocationFilters): Promise<{ items: InvocationRecord[]; nextCursor: string | null }> {
+    return this.json('GET', '/v1/invocations', { query: { ...filters } });
   }
 
   invocationLogs(id: string): Promise<{ items: LogItem[] }> {
     return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}/logs`);
   }
 
-  /** GET /v1/logs as NDJSON; yields each line's object. With follow the stream ends only when aborted. */
-  async *logs(params: { function: string; follow?: boolean; since?: number; text?: string }, signal?: AbortSignal): AsyncGenerator<LogItem> {
+  /**
+   * GET /v1/logs: stored lines as NDJSON, or with follow a server-sent event stream (backlog, then live
+   * lines) that ends only when aborted or when the node shuts down.
+   */
+  async *logs(params: { function: string; follow?: boolean; since?: number; until?: number; q?: string }, signal?: AbortSignal): AsyncGenerator<LogItem> {
     let res: Response;
     try {
       res = await this.send('GET', '/v1/logs', {
-        query: { function: params.function, follow: params.follow ? 1 : undefined, since: params.since, text: params.text },
-        headers: { accept: 'application/x-ndjson' },
+        query: { function: params.function, follow: params.follow ? 1 : undefined, since: params.since, until: params.until, q: params.q },
+        headers: { accept: params.follow ? 'text/event-stream' : 'application/x-ndjson' },
         timeoutMs: params.follow ? null : 5 * 60_000,
         signal,
       });
@@ -454,16 +458,24 @@ export class ContinuumClient {
     }
     if (!res.ok) throw await this.apiError(res);
     if (!res.body) return;
+    const sse = (res.headers.get('content-type') ?? '').startsWith('text/event-stream');
+    // NDJSON records end at a newline; SSE events at a blank line.
+    const separator = sse ? /\r?\n\r?\n/ : /\r?\n/;
     const decoder = new TextDecoder();
     let buffered = '';
     try {
       for await (const chunk of res.body) {
         buffered += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl).trim();
-          buffered = buffered.slice(nl + 1);
-          if (line) yield parseLogLine(line);
+        const parts = buffered.split(separator);
+        buffered = parts.pop() ?? '';
+        for (const part of parts) {
+          if (!sse) {
+            if (part.trim()) yield parseLogLine(part.trim());
+            continue;
+          }
+          const event = parseSseEvent(part);
+          if (event.type === 'end') return;
+          if (event.type === 'log' && event.data !== null) yield parseLogLine(event.data);
         }
       }
     } catch (err) {
@@ -472,8 +484,35 @@ export class ContinuumClient {
       throw this.networkError(err);
     }
     buffered += decoder.decode();
-    if (buffered.trim()) yield parseLogLine(buffered.trim());
+    if (!sse && buffered.trim()) yield parseLogLine(buffered.trim());
   }
+}
+
+export interface InvocationFilters {
+  function?: string;
+  outcome?: 'ok' | 'error';
+  errorCode?: string;
+  coldStart?: 'true' | 'false';
+  tier?: string;
+  since?: number;
+  until?: number;
+  cursor?: string;
+  limit?: number;
+}
+
+/** One SSE event block: its `event:` type (default `message`) and its `data:` lines joined; comments are skipped. */
+export function parseSseEvent(block: string): { type: string; data: string | null } {
+  let type = 'message';
+  const data: string[] = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line === '' || line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') type = value;
+    else if (field === 'data') data.push(value);
+  }
+  return { type, data: data.length ? data.join('\n') : null };
 }
 
 function parseLogLine(line: string): LogItem {

@@ -40,6 +40,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     invoke: async (n, o) => (await import('./commands/invoke.ts')).invoke(ctxFor(o), n, o),
     logs: async (n, o) => (await import('./commands/logs.ts')).logs(ctxFor(o), n, o),
     invocation: async (id, o) => (await import('./commands/invocation.ts')).invocation(ctxFor(o), id, o),
+    invocations: async (n, o) => (await import('./commands/invocations.ts')).invocations(ctxFor(o), n, o),
     queue: {
       create: async (n, o) => (await queueVerbs()).create(ctxFor(o), n),
       ls: async (o) => (await queueVerbs()).ls(ctxFor(o)),

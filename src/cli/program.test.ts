@@ -21,6 +21,7 @@ async function parse(argv: string[]): Promise<Call> {
     invoke: record('invoke'),
     logs: record('logs'),
     invocation: record('invocation'),
+    invocations: record('invocations'),
     queue: {
       create: record('queue create'),
       ls: record('queue ls'),

@@ -77,7 +77,21 @@ export interface LogsOptions extends CommonOptions {
   follow?: boolean;
   invocation?: string;
   since?: string;
+  until?: string;
   search?: string;
+}
+
+export interface InvocationsOptions extends CommonOptions {
+  outcome?: 'ok' | 'error';
+  errorCode?: string;
+  cold?: boolean;
+  warm?: boolean;
+  tier?: string;
+  since?: string;
+  until?: string;
+  limit?: number;
+  cursor?: string;
+  all?: boolean;
 }
 
 /** How long `invocation --wait` waits without --timeout. */
@@ -95,6 +109,7 @@ export interface Handlers {
   invoke(name: string, opts: InvokeOptions): Promise<number>;
   logs(name: string, opts: LogsOptions): Promise<number>;
   invocation(id: string, opts: InvocationOptions): Promise<number>;
+  invocations(name: string | undefined, opts: InvocationsOptions): Promise<number>;
   queue: QueueHandlers;
 }
 
@@ -238,13 +253,29 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .addOption(new Option('--timeout <duration>', `how long --wait waits (implies --wait; default ${WAIT_TIMEOUT_MS / 60_000}m)`).argParser(parseTimeout).implies({ wait: true }))
     .action(async (id: string, opts: InvocationOptions) => done(await handlers.invocation(id, opts)));
 
+  common(program.command('invocations'))
+    .description('list invocation records, newest first, with their phases; filter by function, outcome, error code, cold start, tier and time')
+    .argument('[name]', 'function name (default: all functions)')
+    .addOption(new Option('--outcome <outcome>', 'ok or error').choices(['ok', 'error']))
+    .option('--error-code <code>', 'only failures with this error code (implies --outcome error)')
+    .option('--cold', 'only cold starts')
+    .option('--warm', 'only warm invocations')
+    .option('--tier <tier>', 'only this tier')
+    .option('--since <when>', 'started at or after a duration ago (10m, 1h) or an RFC 3339 time')
+    .option('--until <when>', 'started before a duration ago (10m, 1h) or an RFC 3339 time')
+    .option('--limit <n>', 'records per page (1-1000, default 20)', parseLimit)
+    .option('--cursor <cursor>', "continue from a page's next cursor")
+    .option('--all', 'follow the cursors to the end')
+    .action(async (name: string | undefined, opts: InvocationsOptions) => done(await handlers.invocations(name, opts)));
+
   common(program.command('logs'))
     .description("print a function's logs")
     .argument('<name>', 'function name')
     .option('-f, --follow', 'keep streaming new lines')
     .option('--invocation <id>', 'only the logs of one invocation')
     .option('--since <when>', 'start at a duration ago (10m, 1h) or an RFC 3339 time')
-    .option('--search <text>', 'only lines containing this text')
+    .option('--until <when>', 'stop before a duration ago (10m, 1h) or an RFC 3339 time')
+    .option('--search <text>', 'only lines containing this text (ASCII case-insensitive)')
     .action(async (name: string, opts: LogsOptions) => done(await handlers.logs(name, opts)));
 
   const queue = program.command('queue').description('durable queues: create, send, inspect, dead letters');

@@ -157,9 +157,25 @@ export const NODE_DEFAULTS = {
     /** Open connections one client address may hold (slowloris and idle keep-alive floods). */
     maxConnectionsPerIp: 2048,
   },
+  /** Retention of invocation records and log lines (each bound applies; the oldest go first). */
   records: {
     maxAgeMs: 7 * 24 * 3600_000,
     maxRows: 1_000_000,
+    /** Bytes the records database may hold (pages in use). */
+    maxBytes: 1024 * MiB,
+    pruneIntervalMs: 10 * 60_000,
+  },
+  logs: {
+    /** SSE comment interval on idle live log streams (keeps proxies from closing them). */
+    heartbeatMs: 15_000,
+  },
+  /** The in-memory time series behind GET /v1/metrics/series (console charts). */
+  series: {
+    bucketMs: 10_000,
+    /** Buckets kept per function: one hour of 10 s buckets. */
+    buckets: 360,
+    /** Functions tracked at once; the least recently active is dropped beyond this. */
+    maxFunctions: 1000,
   },
 } as const;
 

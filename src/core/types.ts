@@ -62,12 +62,26 @@ export interface InvocationRecord {
   trigger: Trigger;
   startedAt: string;
   coldStart: boolean;
+  /**
+   * Where the time went. queueMs + initMs + execMs + overheadMs = totalMs (see docs/observability.md);
+   * initMs = sandboxMs + runtimeInitMs + moduleLoadMs, all 0 when warm.
+   */
   phases: {
-    /** Waiting for an instance lease. */
+    /** Waiting for capacity (an instance slot), not counting the cold start of the instance it got. */
     queueMs: number;
-    /** Cold start: sandbox creation + runtime init + module load; 0 when warm. */
     initMs: number;
+    /** Cold start: creating the sandbox (0 when a pre-made spare was taken). */
+    sandboxMs: number;
+    /** Cold start: loading the runtime (globals, polyfills) into the sandbox. */
+    runtimeInitMs: number;
+    /** Cold start: evaluating the function's module and finding its handler. */
+    moduleLoadMs: number;
+    /** From handing the request to the instance until its response body was complete. */
     execMs: number;
+    /** Node time in no other phase: routing, handing code to the sandbox host, IPC of the instance start. */
+    overheadMs: number;
+    /** From the node taking the request (head parsed) until the response body was complete. */
+    totalMs: number;
   };
   outcome: InvocationOutcome;
   status: number | null;

@@ -18,6 +18,8 @@ import { IsolateDriver } from '../drivers/isolate/driver.ts';
 import { ProcessDriver } from '../drivers/process/driver.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { RecordSink } from '../telemetry/sink.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { TimeSeries } from '../telemetry/series.ts';
 import { RoutingTable } from '../gateway/router.ts';
 import { createIngress, invokeHttp } from '../gateway/ingress.ts';
 import { FunctionService } from '../api/service.ts';
@@ -46,6 +48,10 @@ export interface NodeConfig {
    * `after-invoke` — an event execution finished but its settlement is not yet stored.
    */
   failpoints?: string[];
+  /** Retention of invocation records and logs over NODE_DEFAULTS.records. */
+  records?: { [K in keyof (typeof NODE_DEFAULTS)['records']]?: number };
+  /** SSE keep-alive interval of live log streams (default NODE_DEFAULTS.logs.heartbeatMs). */
+  logHeartbeatMs?: number;
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -79,10 +85,25 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   if (!processTier.status().available) log(`process tier unavailable: ${processTier.status().reason}`);
   const drivers = new Map<Tier, SandboxDriver>([['isolate', isolate], ['process', processTier]]);
 
+  // Metrics and the console's time series are fed from records in the sink's batches, off the request path;
+  // their gauges read the scheduler and the queue store when scraped.
+  const metrics = new Metrics({
+    pools: () =>
+      scheduler.poolStats().map((p) => ({
+        functionName: p.functionName,
+        tier: p.tier,
+        instances: { starting: p.starting, idle: p.idle, busy: p.busy, draining: p.draining },
+        waiting: p.waiting,
+      })),
+    queues: async () => Promise.all((await stores.queues.listQueues()).map(async (q) => ({ name: q.name, stats: await stores.queues.stats(q.name) }))),
+  });
+  const series = new TimeSeries();
+  const retention = { ...NODE_DEFAULTS.records, ...config.records };
   const sink = new RecordSink({
     store: stores.records,
     onError: (err) => log(`records: ${(err as Error).message}`),
-    retention: { ...NODE_DEFAULTS.records, intervalMs: 10 * 60_000 },
+    retention: { maxAgeMs: retention.maxAgeMs, maxRows: retention.maxRows, maxBytes: retention.maxBytes, intervalMs: retention.pruneIntervalMs },
+    observers: [(r) => metrics.observe(r), (r) => series.observe(r)],
   });
   // Instances reach the events service (queue bindings) through the scheduler; it exists only once the
   // scheduler does, so the services object forwards.
@@ -149,7 +170,16 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       });
     },
     followLogs: (listener) => sink.follow(listener),
+    metrics: async () => {
+      await sink.flush();
+      return metrics.render();
+    },
+    series: async (fn) => {
+      await sink.flush();
+      return series.view(fn);
+    },
     ...(config.http ? { http: config.http } : {}),
+    ...(config.logHeartbeatMs ? { logHeartbeatMs: config.logHeartbeatMs } : {}),
   });
   // A deep accept queue: bursts of new connections (a thousand clients at once) must not be dropped.
   await app.listen({ port: config.port, host: config.host, backlog: 4096 });
@@ -158,6 +188,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   await writeFile(join(config.dataDir, 'node.json'), JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 });
 
   if (config.deployExamples) await deployExamples(service, config.examplesDir ?? defaultExamplesDir(), log);
+
+  // Instance counts for the series are sampled once per bucket, not tracked per request.
+  const sampler = setInterval(() => {
+    const counts = new Map<string, number>();
+    for (const p of scheduler.poolStats()) counts.set(p.functionName, (counts.get(p.functionName) ?? 0) + p.starting + p.idle + p.busy + p.draining);
+    series.sampleInstances(counts);
+  }, Math.min(series.bucketMs, 5_000));
+  sampler.unref();
 
   let closing: Promise<void> | null = null;
   return {
@@ -169,6 +207,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       (closing ??= (async () => {
         // Stop accepting; invocations in flight get a grace period, then their instances stop (answering
         // instance_crashed), and any connection still open after that is cut.
+        clearInterval(sampler);
         const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS + 1000);
         // All at once: app.close waits for in-flight HTTP requests, which end when the scheduler's grace does.
         await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS), scheduler.close(CLOSE_GRACE_MS)]);

@@ -21,8 +21,13 @@ export interface Lease {
   /** Milliseconds this request waited for capacity. */
   queueMs: number;
   /** Set when this request is the first one served by a freshly started instance. */
-  coldStart: InitTiming | null;
+  coldStart: ColdStart | null;
   release(): void;
+}
+
+/** The driver's cold-start phases, and the wall time the whole start took as the pool saw it (code load, IPC). */
+export interface ColdStart extends InitTiming {
+  wallMs: number;
 }
 
 interface Slot {
@@ -30,7 +35,7 @@ interface Slot {
   inFlight: number;
   idleSince: number | null;
   /** Init timing not yet reported by a lease. */
-  unreportedInit: InitTiming | null;
+  unreportedInit: ColdStart | null;
 }
 
 interface Waiter {
@@ -93,11 +98,22 @@ export class InstancePool {
     return this.waiters.length;
   }
 
+  /** Instances by state and the requests waiting for capacity (read at metrics scrape time). */
+  stats(): { starting: number; idle: number; busy: number; draining: number; waiting: number } {
+    const out = { starting: this.starting, idle: 0, busy: 0, draining: 0, waiting: this.waiters.length };
+    for (const s of this.slots.values()) {
+      if (s.instance.state !== 'ready') out.draining++;
+      else if (s.inFlight > 0) out.busy++;
+      else out.idle++;
+    }
+    return out;
+  }
+
   /** Lease an instance slot; waits at most queueTimeoutMs, then throws `overloaded`. */
   acquire(): Promise<Lease> {
     if (this.closed) return Promise.reject(new ContinuumError('unavailable', `function ${this.functionName} is being replaced; retry`));
     const decision = decideLease(this.snapshot());
-    if (decision.kind === 'use') return Promise.resolve(this.lease(this.slots.get(decision.instanceId)!, 0));
+    if (decision.kind === 'use') return Promise.resolve(this.lease(this.slots.get(decision.instanceId)!, 0, false));
     if (decision.kind === 'reject') return Promise.reject(this.overloaded());
     if (decision.kind === 'start') this.startInBackground();
     return this.enqueue();
@@ -179,10 +195,14 @@ export class InstancePool {
     });
   }
 
-  private lease(slot: Slot, queueMs: number): Lease {
+  /**
+   * `waited`: the request queued for capacity, so an instance start it got may be its cold start. An instance
+   * that was already up when the request came (prewarmed, minInstances) is warm for it.
+   */
+  private lease(slot: Slot, queueMs: number, waited: boolean): Lease {
     slot.inFlight++;
     slot.idleSince = null;
-    const coldStart = slot.unreportedInit;
+    const coldStart = waited ? slot.unreportedInit : null;
     slot.unreportedInit = null;
     let released = false;
     return {
@@ -206,7 +226,7 @@ export class InstancePool {
       if (decision.kind !== 'use') break;
       const waiter = this.waiters.shift()!;
       clearTimeout(waiter.timer);
-      waiter.resolve(this.lease(this.slots.get(decision.instanceId)!, performance.now() - waiter.enqueuedAt));
+      waiter.resolve(this.lease(this.slots.get(decision.instanceId)!, performance.now() - waiter.enqueuedAt, true));
     }
     const starts = desiredStarts(this.snapshot());
     for (let i = 0; i < starts; i++) this.startInBackground();
@@ -219,6 +239,7 @@ export class InstancePool {
 
   private async startInstance(): Promise<void> {
     this.starting++;
+    const t0 = performance.now();
     let instance: Instance;
     try {
       const spec = await this.spec();
@@ -234,7 +255,7 @@ export class InstancePool {
       void instance.stop();
       return;
     }
-    const slot: Slot = { instance, inFlight: 0, idleSince: Date.now(), unreportedInit: instance.initTiming };
+    const slot: Slot = { instance, inFlight: 0, idleSince: Date.now(), unreportedInit: { ...instance.initTiming, wallMs: performance.now() - t0 } };
     this.slots.set(instance.id, slot);
     instance.onExit(() => {
       this.slots.delete(instance.id);

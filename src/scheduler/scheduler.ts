@@ -6,7 +6,7 @@
 import { ContinuumError, toContinuumError, type ErrorCode } from '../core/errors.ts';
 import type { Completion, InstanceServices, InvokeRequest, InvokeResult, SandboxDriver } from '../core/driver.ts';
 import type { InvocationRecord, Tier, Trigger, VersionRecord } from '../core/types.ts';
-import { InstancePool, OverloadedError, type PoolSettings } from './pool.ts';
+import { InstancePool, OverloadedError, type ColdStart, type PoolSettings } from './pool.ts';
 
 export interface SchedulerOptions {
   drivers: ReadonlyMap<Tier, SandboxDriver>;
@@ -92,6 +92,16 @@ export class Scheduler {
     return (id && this.pools.get(id)?.instanceCount) || 0;
   }
 
+  /** Every pool (active and replaced versions still draining) with its instances by state. */
+  poolStats(): Array<{ functionName: string; tier: Tier; starting: number; idle: number; busy: number; draining: number; waiting: number }> {
+    const out = [];
+    for (const [key, pool] of this.pools) {
+      const version = this.versions.get(key);
+      if (version) out.push({ functionName: version.functionName, tier: version.config.tier, ...pool.stats() });
+    }
+    return out;
+  }
+
   /** `event` names the message or async invocation an event execution serves (kept in its record). */
   async invoke(functionName: string, request: InvokeRequest, trigger: Trigger, event?: InvocationRecord['event']): Promise<Invocation> {
     const startedAt = Date.now();
@@ -108,10 +118,10 @@ export class Scheduler {
     } catch (err) {
       const e = toContinuumError(err);
       const result = errorResult(e.code, e.message);
-      this.record(version, request, trigger, startedAt, { queueMs: performance.now() - t0, initMs: 0, execMs: 0 }, null, null, result.completion, null, event);
+      const waited = performance.now() - t0;
+      this.record(version, request, trigger, startedAt, phasesOf(waited, null, waited, 0, waited), null, null, result.completion, null, event);
       return { result, ...(err instanceof OverloadedError ? { retryAfterSeconds: err.retryAfterSeconds } : {}) };
     }
-    const initMs = lease.coldStart ? lease.coldStart.sandboxMs + lease.coldStart.runtimeMs + lease.coldStart.moduleMs : 0;
     const execStart = performance.now();
     let result: InvokeResult;
     try {
@@ -122,7 +132,9 @@ export class Scheduler {
     }
     const finish = (completion: Completion, status: number | null) => {
       lease.release();
-      this.record(version, request, trigger, startedAt, { queueMs: lease.queueMs, initMs, execMs: performance.now() - execStart }, lease.instance.id, status, completion, lease.coldStart !== null, event);
+      const end = performance.now();
+      const phases = phasesOf(lease.queueMs, lease.coldStart, execStart - t0, end - execStart, end - t0);
+      this.record(version, request, trigger, startedAt, phases, lease.instance.id, status, completion, lease.coldStart !== null, event);
     };
     if (result.kind === 'error') {
       finish(result.completion, null);
@@ -235,6 +247,23 @@ export class Scheduler {
       completion,
     );
   }
+}
+
+/**
+ * Splits a request's time into phases that add up to `totalMs`. A cold lease waited (at least partly) for
+ * its own instance to start: that part of the wait is the cold start, reported as the driver's phases, and
+ * the rest of the start's wall time (code load, IPC with the sandbox host) is overhead, as is the node's
+ * own time before the lease. Overhead is clamped at 0 for the rare request that joined a start already
+ * under way (it waited less than the instance's whole init).
+ */
+function phasesOf(waitedMs: number, cold: ColdStart | null, beforeExecMs: number, execMs: number, totalMs: number): InvocationRecord['phases'] {
+  const sandboxMs = cold?.sandboxMs ?? 0;
+  const runtimeInitMs = cold?.runtimeMs ?? 0;
+  const moduleLoadMs = cold?.moduleMs ?? 0;
+  const initMs = sandboxMs + runtimeInitMs + moduleLoadMs;
+  const queueMs = cold ? Math.max(0, waitedMs - cold.wallMs) : waitedMs;
+  const overheadMs = Math.max(0, beforeExecMs - queueMs - initMs);
+  return { queueMs, initMs, sandboxMs, runtimeInitMs, moduleLoadMs, execMs, overheadMs, totalMs };
 }
 
 function poolKey(version: VersionRecord): string {

@@ -176,7 +176,7 @@ function invocation(over: Partial<InvocationRecord> & { functionName: string; st
     tier: 'isolate',
     trigger: 'http',
     coldStart: false,
-    phases: { queueMs: 0.1, initMs: 0, execMs: 1.5 },
+    phases: { queueMs: 0.1, initMs: 0, sandboxMs: 0, runtimeInitMs: 0, moduleLoadMs: 0, execMs: 1.5, overheadMs: 0.05, totalMs: 1.65 },
     outcome: 'ok',
     status: 200,
     errorCode: null,
@@ -215,7 +215,7 @@ export function runRecordStoreContract(name: string, open: Opener<'records', Rec
           errorCode: 'function_error',
           errorMessage: 'boom',
           coldStart: true,
-          phases: { queueMs: 0.5, initMs: 3.25, execMs: 9.125 },
+          phases: { queueMs: 0.5, initMs: 3.25, sandboxMs: 1, runtimeInitMs: 1.25, moduleLoadMs: 1, execMs: 9.125, overheadMs: 0.125, totalMs: 13 },
         });
         await s.putInvocations([rec], []);
         assert.deepEqual(await s.getInvocation(rec.id), rec);
@@ -343,6 +343,81 @@ export function runRecordStoreContract(name: string, open: Opener<'records', Rec
         assert.equal(await s.prune(0, 4), 0);
         assert.equal(await s.prune(0, 0), 8);
         assert.deepEqual((await s.listInvocations({ limit: 10 })).items, []);
+      }));
+
+    test('prune by size keeps the newest records and logs under the byte cap', () =>
+      withStore(async (s) => {
+        const big = 'x'.repeat(2000);
+        const recs = Array.from({ length: 600 }, (_, i) => invocation({ functionName: 'b', startedAt: iso(T0 + i * 1000) }));
+        const logs = recs.map((r, i): LogLine => ({ invocationId: r.id, functionName: 'b', ts: T0 + i * 1000, level: 'info', message: `${i} ${big}` }));
+        await s.putInvocations(recs, logs);
+        const before = await s.storedBytes();
+        assert.ok(before > 1_000_000, `600 records with 2 KB lines take ${before} bytes`);
+        assert.equal(await s.prune(0, 1_000_000, Infinity), 0, 'no cap, nothing removed');
+        const cap = Math.floor(before / 3);
+        const removed = await s.prune(0, 1_000_000, cap);
+        const after = await s.storedBytes();
+        assert.ok(after <= cap, `${after} bytes left, cap ${cap}`);
+        assert.ok(removed > 0);
+        const left = (await s.listInvocations({ limit: 1000 })).items;
+        assert.ok(left.length > 100 && left.length < 600, `${left.length} records left`);
+        assert.deepEqual(left.map((r) => r.id), recs.slice(600 - left.length).reverse().map((r) => r.id), 'the newest are kept, in order');
+        const lines = await s.queryLogs({ limit: 10_000 });
+        assert.equal(lines.at(-1)?.message.split(' ')[0], '599', 'the newest log line is kept');
+      }));
+
+    test('filters by error code, cold start, tier and time range page consistently', () =>
+      withStore(async (s) => {
+        const recs = Array.from({ length: 40 }, (_, i) =>
+          invocation({
+            functionName: 'flt',
+            startedAt: iso(T0 + Math.floor(i / 4) * 1000),
+            coldStart: i % 4 === 0,
+            tier: i % 2 ? 'process' : 'isolate',
+            ...(i % 5 === 0 ? { outcome: 'error' as const, errorCode: i % 10 === 0 ? ('timeout' as const) : ('function_error' as const), status: null } : {}),
+          }),
+        );
+        await s.putInvocations(recs, []);
+        const all = async (q: Omit<Parameters<RecordStore['listInvocations']>[0], 'limit' | 'cursor'>) => {
+          const ids: string[] = [];
+          let cursor: string | null = null;
+          do {
+            const page: { items: InvocationRecord[]; nextCursor: string | null } = await s.listInvocations({ ...q, limit: 3, ...(cursor ? { cursor } : {}) });
+            ids.push(...page.items.map((r) => r.id));
+            cursor = page.nextCursor;
+          } while (cursor);
+          return ids.sort();
+        };
+        const expect = (pred: (r: InvocationRecord) => boolean) => recs.filter(pred).map((r) => r.id).sort();
+        assert.deepEqual(await all({ errorCode: 'timeout' }), expect((r) => r.errorCode === 'timeout'));
+        assert.deepEqual(await all({ coldStart: true }), expect((r) => r.coldStart));
+        assert.deepEqual(await all({ coldStart: false, tier: 'process' }), expect((r) => !r.coldStart && r.tier === 'process'));
+        assert.deepEqual(await all({ sinceMs: T0 + 2000, untilMs: T0 + 5000 }), expect((r) => Date.parse(r.startedAt) >= T0 + 2000 && Date.parse(r.startedAt) < T0 + 5000));
+        assert.deepEqual(await all({ outcome: 'error', tier: 'isolate', sinceMs: T0 + 3000 }), expect((r) => r.outcome === 'error' && r.tier === 'isolate' && Date.parse(r.startedAt) >= T0 + 3000));
+        assert.equal((await all({ functionName: 'flt' })).length, 40);
+      }));
+
+    test('usage sums invocations, errors, cold starts, CPU and GB-seconds per function over a time range', () =>
+      withStore(async (s) => {
+        await s.putInvocations(
+          [
+            invocation({ functionName: 'u1', startedAt: iso(T0), cpuMs: 500, peakMemoryBytes: 2e9, coldStart: true, phases: { queueMs: 0, initMs: 0, sandboxMs: 0, runtimeInitMs: 0, moduleLoadMs: 0, execMs: 1500, overheadMs: 0, totalMs: 1500 } }),
+            invocation({ functionName: 'u1', startedAt: iso(T0 + 1000), cpuMs: 250, peakMemoryBytes: 1e9, outcome: 'error', errorCode: 'timeout', phases: { queueMs: 0, initMs: 0, sandboxMs: 0, runtimeInitMs: 0, moduleLoadMs: 0, execMs: 1000, overheadMs: 0, totalMs: 1000 } }),
+            invocation({ functionName: 'u2', startedAt: iso(T0 + 1000), cpuMs: 1000 }),
+            invocation({ functionName: 'u2', startedAt: iso(T0 + 9000), cpuMs: 1000 }),
+          ],
+          [],
+        );
+        const usage = await s.usage(T0, T0 + 5000);
+        assert.deepEqual(usage.map((u) => u.functionName), ['u1', 'u2']);
+        const [u1, u2] = usage;
+        assert.equal(u1?.invocations, 2);
+        assert.equal(u1?.errors, 1);
+        assert.equal(u1?.coldStarts, 1);
+        assert.ok(Math.abs((u1?.cpuSeconds ?? 0) - 0.75) < 1e-9);
+        assert.ok(Math.abs((u1?.gbSeconds ?? 0) - (2 * 1.5 + 1 * 1)) < 1e-9);
+        assert.equal(u2?.invocations, 1, 'the record after the range is not counted');
+        assert.deepEqual(await s.usage(T0 + 20_000, T0 + 30_000), []);
       }));
   });
 }

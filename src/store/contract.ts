@@ -4,11 +4,19 @@
  * backend fits; a method that resolves has made its write durable.
  */
 import type { FunctionConfig } from '../core/config.ts';
-import type { FunctionRecord, InvocationOutcome, InvocationRecord, LogLine, VersionRecord } from '../core/types.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import type { FunctionRecord, InvocationOutcome, InvocationRecord, LogLine, Tier, VersionRecord } from '../core/types.ts';
 
 export interface InvocationQuery {
   functionName?: string;
   outcome?: InvocationOutcome;
+  errorCode?: ErrorCode;
+  coldStart?: boolean;
+  tier?: Tier;
+  /** Started at or after (epoch ms). */
+  sinceMs?: number;
+  /** Started before (epoch ms). */
+  untilMs?: number;
   /** Page backwards from this cursor (exclusive), as returned in `nextCursor`. */
   cursor?: string;
   limit: number;
@@ -22,7 +30,20 @@ export interface LogQuery {
   /** Only lines with a sequence number above this (for follow). */
   afterSeq?: number;
   sinceTs?: number;
+  /** Only lines stamped before this (epoch ms). */
+  untilTs?: number;
   limit: number;
+}
+
+/** Usage of one function over a time range, summed from its invocation records. */
+export interface FunctionUsage {
+  functionName: string;
+  invocations: number;
+  errors: number;
+  coldStarts: number;
+  cpuSeconds: number;
+  /** Sum over invocations of peak memory (GB, 10^9 bytes) × execution time (s). */
+  gbSeconds: number;
 }
 
 export interface StoredLogLine extends LogLine {
@@ -66,11 +87,16 @@ export interface RecordStore {
    * `limit` matching lines (tail).
    */
   queryLogs(query: LogQuery): Promise<StoredLogLine[]>;
+  /** Per function, over invocations started in [sinceMs, untilMs); ordered by function name. */
+  usage(sinceMs: number, untilMs: number): Promise<FunctionUsage[]>;
   /**
    * Remove invocations and log lines older than `olderThanMs` (epoch ms), then all but the newest `maxRows`
-   * invocations and the newest `maxRows` log lines; returns rows removed (both kinds).
+   * invocations and the newest `maxRows` log lines, then the oldest of both until the stored data takes at
+   * most `maxBytes`; returns rows removed (both kinds).
    */
-  prune(olderThanMs: number, maxRows: number): Promise<number>;
+  prune(olderThanMs: number, maxRows: number, maxBytes?: number): Promise<number>;
+  /** Bytes the stored records and logs take (what maxBytes bounds). */
+  storedBytes(): Promise<number>;
   close(): Promise<void>;
 }
 

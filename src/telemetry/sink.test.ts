@@ -10,7 +10,7 @@ import { RecordSink } from './sink.ts';
 function record(id: string, startedAt: string): InvocationRecord {
   return {
     id, functionName: 'f', versionId: 'v_1', tier: 'isolate', trigger: 'http', startedAt, coldStart: false,
-    phases: { queueMs: 0, initMs: 0, execMs: 1 }, outcome: 'ok', status: 200, errorCode: null, errorMessage: null,
+    phases: { queueMs: 0, initMs: 0, sandboxMs: 0, runtimeInitMs: 0, moduleLoadMs: 0, execMs: 1, overheadMs: 0, totalMs: 1 }, outcome: 'ok', status: 200, errorCode: null, errorMessage: null,
     cpuMs: 0.1, peakMemoryBytes: 1, instanceId: 'i', node: 'n', logBytes: 5, logsTruncated: false,
   };
 }
@@ -19,7 +19,7 @@ const completion = (message: string) => ({ error: null, cpuMs: 0, peakMemoryByte
 test('records are written in batches, followers see lines at once, retention prunes old rows', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sink-'));
   const store = SqliteRecordStore.open(join(dir, 'records.db'));
-  const sink = new RecordSink({ store, flushIntervalMs: 60_000, retention: { maxAgeMs: 60_000, maxRows: 1000, intervalMs: 50 } });
+  const sink = new RecordSink({ store, flushIntervalMs: 60_000, retention: { maxAgeMs: 60_000, maxRows: 1000, maxBytes: Infinity, intervalMs: 50 } });
   const seen: LogLine[] = [];
   const stop = sink.follow((line) => seen.push(line));
   sink.add(record('00000000-0000-4000-8000-000000000001', new Date().toISOString()), completion('fresh'));

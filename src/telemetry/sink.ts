@@ -14,8 +14,10 @@ export interface SinkOptions {
   maxBuffered?: number;
   /** Called when a write fails; the sink keeps going. */
   onError?: (err: unknown) => void;
-  /** Records older than maxAgeMs, and beyond maxRows, are pruned every intervalMs. */
-  retention?: { maxAgeMs: number; maxRows: number; intervalMs: number };
+  /** Records older than maxAgeMs, beyond maxRows, and beyond maxBytes are pruned every intervalMs. */
+  retention?: { maxAgeMs: number; maxRows: number; maxBytes: number; intervalMs: number };
+  /** See every record, in batches at flush time (metrics, time series), not on the request path; must not throw. */
+  observers?: Array<(record: InvocationRecord) => void>;
 }
 
 type Follower = (line: LogLine) => void;
@@ -30,6 +32,7 @@ export class RecordSink {
   private readonly followers = new Set<Follower>();
   private readonly timer: NodeJS.Timeout;
   private readonly pruneTimer: NodeJS.Timeout | null;
+  private readonly observers: Array<(record: InvocationRecord) => void>;
   private flushing: Promise<void> | null = null;
   dropped = 0;
 
@@ -38,11 +41,12 @@ export class RecordSink {
     this.maxBatch = opts.maxBatch ?? 1000;
     this.maxBuffered = opts.maxBuffered ?? 50_000;
     this.onError = opts.onError ?? (() => {});
+    this.observers = opts.observers ?? [];
     this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs ?? 100);
     this.timer.unref();
     const retention = opts.retention;
     this.pruneTimer = retention
-      ? setInterval(() => void this.store.prune(Date.now() - retention.maxAgeMs, retention.maxRows).catch((err) => this.onError(err)), retention.intervalMs)
+      ? setInterval(() => void this.prune(retention), retention.intervalMs)
       : null;
     this.pruneTimer?.unref();
   }
@@ -65,6 +69,16 @@ export class RecordSink {
     if (this.records.length >= this.maxBatch) void this.flush();
   }
 
+  /** Apply the retention policy now (also runs on its timer); resolves with the rows removed. */
+  async prune(retention: { maxAgeMs: number; maxRows: number; maxBytes: number }): Promise<number> {
+    try {
+      return await this.store.prune(Date.now() - retention.maxAgeMs, retention.maxRows, retention.maxBytes);
+    } catch (err) {
+      this.onError(err);
+      return 0;
+    }
+  }
+
   /** Receive every log line as it is recorded; returns an unsubscribe function. */
   follow(listener: Follower): () => void {
     this.followers.add(listener);
@@ -77,6 +91,7 @@ export class RecordSink {
     if (this.records.length === 0 && this.logs.length === 0) return Promise.resolve();
     const records = this.records;
     const logs = this.logs;
+    for (const observe of this.observers) for (const r of records) observe(r);
     this.records = [];
     this.logs = [];
     this.flushing = this.store

@@ -15,10 +15,10 @@ export interface TestNode extends RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startTestNode(opts: { isolateWorkers?: number; http?: NodeConfig['http']; nats?: string } = {}): Promise<TestNode> {
+export async function startTestNode(opts: { isolateWorkers?: number; http?: NodeConfig['http']; nats?: string; config?: Partial<NodeConfig> } = {}): Promise<TestNode> {
   const dataDir = await mkdtemp(join(tmpdir(), 'continuum-test-'));
   const logs: string[] = [];
-  const node = await startNode({ port: 0, host: '127.0.0.1', dataDir, deployExamples: false, isolateWorkers: opts.isolateWorkers ?? 1, log: (l) => logs.push(l), ...(opts.http ? { http: opts.http } : {}), ...(opts.nats ? { nats: opts.nats } : {}) });
+  const node = await startNode({ port: 0, host: '127.0.0.1', dataDir, deployExamples: false, isolateWorkers: opts.isolateWorkers ?? 1, log: (l) => logs.push(l), ...(opts.http ? { http: opts.http } : {}), ...(opts.nats ? { nats: opts.nats } : {}), ...opts.config });
   const auth = { authorization: `Bearer ${node.token}` };
   const api: TestNode['api'] = (method, path, body, headers) => apiCall(node.url, node.token, method, path, body, headers);
   return {

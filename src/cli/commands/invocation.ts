@@ -26,6 +26,16 @@ export function failure(v: InvocationView): string | null {
   return `${v.errorCode ?? 'error'}: ${v.errorMessage ?? (v.status !== null ? `HTTP ${v.status}` : 'failed')}`;
 }
 
+const num = (n: number) => String(Math.round(n * 1000) / 1000);
+
+/** `queue 0 ms, init 20 ms (sandbox 2 + runtime 8 + module 10), exec 3 ms, overhead 0.2 ms, total 23.2 ms (cold start)`. */
+function phasesText(p: Extract<InvocationView, { phases: unknown }>['phases'], cold: boolean): string {
+  // Records from before the cold-start split have only queue, init and exec.
+  const split = p.sandboxMs !== undefined && cold ? ` (sandbox ${num(p.sandboxMs)} + runtime ${num(p.runtimeInitMs ?? 0)} + module ${num(p.moduleLoadMs ?? 0)})` : '';
+  const tail = p.totalMs !== undefined ? `, overhead ${num(p.overheadMs ?? 0)} ms, total ${num(p.totalMs)} ms` : '';
+  return `queue ${num(p.queueMs)} ms, init ${num(p.initMs)} ms${split}, exec ${num(p.execMs)} ms${tail}${cold ? ' (cold start)' : ''}`;
+}
+
 export function invocationText(v: InvocationView, now = Date.now()): string {
   if (!isAsync(v)) {
     const rows: [string, string][] = [
@@ -38,7 +48,7 @@ export function invocationText(v: InvocationView, now = Date.now()): string {
     const err = failure(v);
     if (err) rows.push(['error', err]);
     rows.push(
-      ['phases', `queue ${v.phases.queueMs} ms, init ${v.phases.initMs} ms, exec ${v.phases.execMs} ms${v.coldStart ? ' (cold start)' : ''}`],
+      ['phases', phasesText(v.phases, v.coldStart)],
       ['usage', `cpu ${v.cpuMs} ms, peak memory ${formatBytes(v.peakMemoryBytes)}`],
     );
     if (v.event) rows.push(['event', `message ${v.event.id} on ${v.event.queue}, attempt ${v.event.attempt}`]);

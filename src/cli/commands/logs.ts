@@ -16,6 +16,7 @@ export function formatLogLine(l: LogItem): string {
 export async function logs(ctx: Context, name: string, opts: LogsOptions): Promise<number> {
   assertName(name, 'function name');
   const since = opts.since !== undefined ? parseSince(opts.since) : undefined;
+  const until = opts.until !== undefined ? parseSince(opts.until) : undefined;
   if (opts.invocation !== undefined && opts.follow) throw userError('--invocation and --follow cannot be combined: an invocation\'s logs are complete when it ends');
   const client = await ctx.client();
   const out = ctx.out;
@@ -23,23 +24,25 @@ export async function logs(ctx: Context, name: string, opts: LogsOptions): Promi
   if (opts.invocation !== undefined) {
     let { items } = await client.invocationLogs(opts.invocation);
     if (since !== undefined) items = items.filter((l) => l.ts >= since);
+    if (until !== undefined) items = items.filter((l) => l.ts < until);
     if (opts.search !== undefined) items = items.filter((l) => l.message.includes(opts.search as string));
     out.result({ items }, () => items.map(formatLogLine).join('\n'));
     return 0;
   }
 
-  const params = { function: name, follow: opts.follow, since, text: opts.search };
+  const params = { function: name, follow: opts.follow, since, until, q: opts.search };
   if (!opts.follow) {
     const items: LogItem[] = [];
     for await (const l of client.logs(params)) items.push(l);
     // Nothing at all may mean a typo in the name: say so rather than print an empty list.
-    if (items.length === 0 && since === undefined && opts.search === undefined) await client.getFunction(name);
+    const filtered = since !== undefined || until !== undefined || opts.search !== undefined;
+    if (items.length === 0 && !filtered) await client.getFunction(name);
     out.result({ items }, () => items.map(formatLogLine).join('\n'));
-    if (items.length === 0 && !out.json) out.note(`no log lines for ${name}${opts.search !== undefined || since !== undefined ? ' matching the filters' : ''}`);
+    if (items.length === 0 && !out.json) out.note(`no log lines for ${name}${filtered ? ' matching the filters' : ''}`);
     return 0;
   }
 
-  // Follow: NDJSON (--json) or formatted lines, until the server ends the stream or Ctrl-C. A wrong name
+  // Follow (server-sent events): NDJSON (--json) or formatted lines, until the server ends the stream or Ctrl-C. A wrong name
   // would otherwise wait forever in silence.
   await client.getFunction(name);
   const abort = new AbortController();

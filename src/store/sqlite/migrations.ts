@@ -78,6 +78,18 @@ export const RECORDS_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX logs_by_ts ON logs(ts);
     `,
   },
+  {
+    version: 3,
+    name: 'invocation filter columns',
+    // Filters beyond function and outcome scan in time order (the listing's order) and stop at the page size.
+    up: `
+      ALTER TABLE invocations ADD COLUMN tier TEXT;
+      ALTER TABLE invocations ADD COLUMN error_code TEXT;
+      ALTER TABLE invocations ADD COLUMN cold_start INTEGER;
+      UPDATE invocations SET tier = json_extract(body, '$.tier'), error_code = json_extract(body, '$.errorCode'),
+        cold_start = json_extract(body, '$.coldStart');
+    `,
+  },
 ];
 
 export const QUEUE_MIGRATIONS: readonly Migration[] = [

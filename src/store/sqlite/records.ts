@@ -6,7 +6,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { ContinuumError } from '../../core/errors.ts';
 import type { InvocationRecord, LogLine } from '../../core/types.ts';
-import type { InvocationQuery, LogQuery, RecordStore, StoredLogLine } from '../contract.ts';
+import type { FunctionUsage, InvocationQuery, LogQuery, RecordStore, StoredLogLine } from '../contract.ts';
 import { openDatabase, StatementCache, transaction, type Params } from './db.ts';
 import { RECORDS_MIGRATIONS } from './migrations.ts';
 
@@ -60,9 +60,10 @@ export class SqliteRecordStore implements RecordStore {
     this.#db = db;
     this.#q = new StatementCache(db);
     this.#insertInvocation = db.prepare(
-      `INSERT INTO invocations (id, function_name, started_ms, outcome, body) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO invocations (id, function_name, started_ms, outcome, tier, error_code, cold_start, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET function_name = excluded.function_name, started_ms = excluded.started_ms,
-         outcome = excluded.outcome, body = excluded.body`,
+         outcome = excluded.outcome, tier = excluded.tier, error_code = excluded.error_code, cold_start = excluded.cold_start,
+         body = excluded.body`,
     );
     this.#insertLog = db.prepare('INSERT INTO logs (invocation_id, function_name, ts, level, message) VALUES (?, ?, ?, ?, ?)');
     this.#getInvocation = db.prepare('SELECT body FROM invocations WHERE id = ?');
@@ -78,7 +79,7 @@ export class SqliteRecordStore implements RecordStore {
       if (typeof r.id !== 'string' || r.id === '') throw new ContinuumError('bad_request', 'invocation id must be a non-empty string');
       const startedMs = Date.parse(r.startedAt);
       if (Number.isNaN(startedMs)) throw new ContinuumError('bad_request', `invocation ${r.id}: startedAt must be an ISO timestamp`);
-      return [r.id, String(r.functionName), startedMs, String(r.outcome), JSON.stringify(r)] as Params;
+      return [r.id, String(r.functionName), startedMs, String(r.outcome), String(r.tier), r.errorCode ?? null, r.coldStart ? 1 : 0, JSON.stringify(r)] as Params;
     });
     const lines = logs.map((l) => {
       if (typeof l.ts !== 'number' || !Number.isFinite(l.ts)) throw new ContinuumError('bad_request', 'log ts must be a finite number');
@@ -107,6 +108,26 @@ export class SqliteRecordStore implements RecordStore {
     if (query.outcome !== undefined) {
       where.push('outcome = ?');
       params.push(query.outcome);
+    }
+    if (query.errorCode !== undefined) {
+      where.push('error_code = ?');
+      params.push(query.errorCode);
+    }
+    if (query.coldStart !== undefined) {
+      where.push('cold_start = ?');
+      params.push(query.coldStart ? 1 : 0);
+    }
+    if (query.tier !== undefined) {
+      where.push('tier = ?');
+      params.push(query.tier);
+    }
+    if (query.sinceMs !== undefined) {
+      where.push('started_ms >= ?');
+      params.push(Math.floor(query.sinceMs));
+    }
+    if (query.untilMs !== undefined) {
+      where.push('started_ms < ?');
+      params.push(Math.ceil(query.untilMs));
     }
     if (query.cursor !== undefined && query.cursor !== null) {
       const [ms, rid] = decodeCursor(query.cursor);
@@ -153,6 +174,10 @@ export class SqliteRecordStore implements RecordStore {
       where.push('ts >= ?');
       params.push(query.sinceTs);
     }
+    if (query.untilTs !== undefined) {
+      where.push('ts < ?');
+      params.push(query.untilTs);
+    }
     const follow = query.afterSeq !== undefined;
     const sql = `SELECT * FROM logs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${follow ? 'ASC' : 'DESC'} LIMIT ?`;
     const rows = this.#q.get(sql).all(...params, limit) as unknown as LogRow[];
@@ -167,27 +192,69 @@ export class SqliteRecordStore implements RecordStore {
     }));
   }
 
+  async usage(sinceMs: number, untilMs: number): Promise<FunctionUsage[]> {
+    const rows = this.#q
+      .get(
+        `SELECT function_name, count(*) AS invocations, sum(outcome = 'error') AS errors, sum(cold_start) AS cold_starts,
+           sum(json_extract(body, '$.cpuMs')) / 1e3 AS cpu_seconds,
+           sum(json_extract(body, '$.peakMemoryBytes') / 1e9 * json_extract(body, '$.phases.execMs') / 1e3) AS gb_seconds
+         FROM invocations WHERE started_ms >= ? AND started_ms < ? GROUP BY function_name ORDER BY function_name`,
+      )
+      .all(Math.floor(sinceMs), Math.ceil(untilMs)) as unknown as { function_name: string; invocations: number; errors: number; cold_starts: number | null; cpu_seconds: number | null; gb_seconds: number | null }[];
+    return rows.map((r) => ({
+      functionName: r.function_name,
+      invocations: Number(r.invocations),
+      errors: Number(r.errors),
+      coldStarts: Number(r.cold_starts ?? 0),
+      cpuSeconds: Number(r.cpu_seconds ?? 0),
+      gbSeconds: Number(r.gb_seconds ?? 0),
+    }));
+  }
+
   /**
    * Removes invocations started before `olderThanMs` and log lines stamped before it, then keeps at most
-   * `maxRows` newest invocations and at most `maxRows` newest log lines. Returns the rows removed (both tables).
+   * `maxRows` newest invocations and at most `maxRows` newest log lines, then removes the oldest of both
+   * until the data takes at most `maxBytes`. Returns the rows removed (both tables).
    */
-  async prune(olderThanMs: number, maxRows: number): Promise<number> {
+  async prune(olderThanMs: number, maxRows: number, maxBytes = Infinity): Promise<number> {
     if (!Number.isFinite(olderThanMs)) throw new ContinuumError('bad_request', 'olderThanMs must be a finite number');
     if (!Number.isSafeInteger(maxRows) || maxRows < 0) throw new ContinuumError('bad_request', 'maxRows must be a non-negative integer');
-    const removed = transaction(this.#db, () => {
+    if (!(maxBytes >= 0)) throw new ContinuumError('bad_request', 'maxBytes must be a non-negative number');
+    let removed = transaction(this.#db, () => {
       let n = 0;
       n += Number(this.#q.get('DELETE FROM invocations WHERE started_ms < ?').run(Math.floor(olderThanMs)).changes);
-      n += Number(
-        this.#q
-          .get('DELETE FROM invocations WHERE rid IN (SELECT rid FROM invocations ORDER BY started_ms DESC, rid DESC LIMIT -1 OFFSET ?)')
-          .run(maxRows).changes,
-      );
+      n += this.#keepNewest(maxRows);
       n += Number(this.#q.get('DELETE FROM logs WHERE ts < ?').run(olderThanMs).changes);
-      n += Number(this.#q.get('DELETE FROM logs WHERE seq <= (SELECT seq FROM logs ORDER BY seq DESC LIMIT 1 OFFSET ?)').run(maxRows).changes);
       return n;
     });
+    // Deleted rows free pages inside the file; the share of rows to drop is estimated from the bytes in use
+    // and refined until under the cap (a few rounds at most: pages free roughly in proportion to rows).
+    for (let round = 0; round < 20; round++) {
+      const used = await this.storedBytes();
+      if (used <= maxBytes) break;
+      const counts = this.#q.get('SELECT (SELECT count(*) FROM invocations) AS inv, (SELECT count(*) FROM logs) AS logs').get() as { inv: number; logs: number };
+      const rows = Math.max(Number(counts.inv), Number(counts.logs));
+      if (rows === 0) break;
+      const keep = Math.min(rows - 1, Math.floor(rows * (maxBytes / used) * 0.95));
+      removed += transaction(this.#db, () => this.#keepNewest(Math.max(0, keep)));
+    }
     if (removed > 0) this.#db.exec('PRAGMA incremental_vacuum');
     return removed;
+  }
+
+  /** Keep the newest `n` invocations and the newest `n` log lines. */
+  #keepNewest(n: number): number {
+    let removed = Number(
+      this.#q.get('DELETE FROM invocations WHERE rid IN (SELECT rid FROM invocations ORDER BY started_ms DESC, rid DESC LIMIT -1 OFFSET ?)').run(n).changes,
+    );
+    removed += Number(this.#q.get('DELETE FROM logs WHERE seq <= (SELECT seq FROM logs ORDER BY seq DESC LIMIT 1 OFFSET ?)').run(n).changes);
+    return removed;
+  }
+
+  /** Pages in use (not on the free list) times the page size. */
+  async storedBytes(): Promise<number> {
+    const row = this.#q.get('SELECT (SELECT page_count FROM pragma_page_count) - (SELECT freelist_count FROM pragma_freelist_count) AS pages, (SELECT page_size FROM pragma_page_size) AS size').get() as { pages: number; size: number };
+    return Number(row.pages) * Number(row.size);
   }
 
   async close(): Promise<void> {

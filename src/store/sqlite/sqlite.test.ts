@@ -271,7 +271,7 @@ describe('measurements', () => {
           const id = `b${b}-${i}`;
           recs.push({
             id, functionName: 'hot', versionId: 'v_1', tier: 'isolate', trigger: 'http', startedAt: new Date(Date.now() + i).toISOString(),
-            coldStart: false, phases: { queueMs: 0, initMs: 0, execMs: 1 }, outcome: 'ok', status: 200, errorCode: null, errorMessage: null,
+            coldStart: false, phases: { queueMs: 0, initMs: 0, sandboxMs: 0, runtimeInitMs: 0, moduleLoadMs: 0, execMs: 1, overheadMs: 0, totalMs: 1 }, outcome: 'ok', status: 200, errorCode: null, errorMessage: null,
             cpuMs: 1, peakMemoryBytes: 1, instanceId: 'i', node: 'n', logBytes: 10, logsTruncated: false,
           });
           logs.push({ invocationId: id, functionName: 'hot', ts: Date.now(), level: 'info', message: `handled request ${i}` });

@@ -1,0 +1,154 @@
+/**
+ * Prometheus metrics of one node (GET /metrics, text format 0.0.4), with prom-client. Counters and
+ * histograms are fed from invocation records as the sink receives them — never from the request path —
+ * and gauges (instances, the activator's buffer, queues) are read from their owners at scrape time.
+ * Every series is described in docs/observability.md.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { InvocationRecord, Tier } from '../core/types.ts';
+import type { QueueStats } from '../store/contract.ts';
+
+/** OpenTelemetry FaaS semantic conventions: ExplicitBucketBoundaries of faas.invoke_duration and faas.init_duration (s). */
+export const FAAS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+/** Tenants do not exist yet; usage series carry this label so that per-tenant usage is a value, not a schema change. */
+export const DEFAULT_TENANT = 'default';
+
+export type InstanceState = 'starting' | 'idle' | 'busy' | 'draining';
+
+/** Instances of one function on one tier, by state, and the requests waiting for one of them. */
+export interface PoolStats {
+  functionName: string;
+  tier: Tier;
+  instances: Record<InstanceState, number>;
+  /** Requests buffered by the activator: waiting for capacity (a free slot or an instance being started). */
+  waiting: number;
+}
+
+export interface MetricsSources {
+  pools(): PoolStats[];
+  queues(): Promise<Array<{ name: string; stats: QueueStats }>>;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #invocations: Counter<'function' | 'tier' | 'trigger' | 'outcome'>;
+  readonly #errors: Counter<'function' | 'code'>;
+  readonly #duration: Histogram<'function' | 'tier' | 'trigger'>;
+  readonly #coldStarts: Counter<'function' | 'tier'>;
+  readonly #coldStartDuration: Histogram<'function' | 'tier'>;
+  readonly #cpu: Counter<'tenant' | 'function'>;
+  readonly #memory: Counter<'tenant' | 'function'>;
+
+  constructor(sources: MetricsSources) {
+    // prom-client's default process metrics are left out: some of its gauges end in _total, which
+    // promtool's lint rejects.
+    const registers = [this.registry];
+    this.#invocations = new Counter({
+      name: 'continuum_invocations_total',
+      help: 'Finished invocations by function, tier, trigger and outcome (ok or error).',
+      labelNames: ['function', 'tier', 'trigger', 'outcome'],
+      registers,
+    });
+    this.#errors = new Counter({
+      name: 'continuum_invocation_errors_total',
+      help: 'Failed invocations by function and error code.',
+      labelNames: ['function', 'code'],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: 'continuum_invocation_duration_seconds',
+      help: "Execution time of the function's logic (record phase execMs), OpenTelemetry faas.invoke_duration buckets.",
+      labelNames: ['function', 'tier', 'trigger'],
+      buckets: FAAS_BUCKETS,
+      registers,
+    });
+    this.#coldStarts = new Counter({
+      name: 'continuum_cold_starts_total',
+      help: 'Invocations served by a freshly started instance.',
+      labelNames: ['function', 'tier'],
+      registers,
+    });
+    this.#coldStartDuration = new Histogram({
+      name: 'continuum_cold_start_duration_seconds',
+      help: 'Cold start time (sandbox + runtime init + module load), OpenTelemetry faas.init_duration buckets.',
+      labelNames: ['function', 'tier'],
+      buckets: FAAS_BUCKETS,
+      registers,
+    });
+    this.#cpu = new Counter({
+      name: 'continuum_cpu_seconds_total',
+      help: 'CPU time used by invocations.',
+      labelNames: ['tenant', 'function'],
+      registers,
+    });
+    this.#memory = new Counter({
+      name: 'continuum_memory_byte_seconds_total',
+      help: 'Peak memory of each invocation times its execution time, summed.',
+      labelNames: ['tenant', 'function'],
+      registers,
+    });
+    new Gauge({
+      name: 'continuum_instances',
+      help: 'Instances by function, tier and state (starting, idle, busy, draining).',
+      labelNames: ['function', 'tier', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of sources.pools()) {
+          for (const [state, n] of Object.entries(p.instances)) this.set({ function: p.functionName, tier: p.tier, state }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'continuum_activator_buffered_requests',
+      help: 'Requests waiting for capacity (a free instance slot or an instance being started).',
+      labelNames: ['function', 'tier'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of sources.pools()) this.set({ function: p.functionName, tier: p.tier }, p.waiting);
+      },
+    });
+    // The three queue gauges share one read of the queue store per scrape.
+    let queueRead: Promise<Array<{ name: string; stats: QueueStats }>> | null = null;
+    const queues = () => {
+      queueRead ??= sources.queues().finally(() => setImmediate(() => (queueRead = null)));
+      return queueRead;
+    };
+    const queueGauge = (name: string, help: string, value: (s: QueueStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['queue'],
+        registers,
+        async collect() {
+          const list = await queues();
+          this.reset();
+          for (const q of list) this.set({ queue: q.name }, value(q.stats));
+        },
+      });
+    queueGauge('continuum_queue_depth', 'Messages not yet finished (ready + delayed + in flight), per queue (async invocations: _async-<function>).', (s) => s.depth);
+    queueGauge('continuum_queue_oldest_age_seconds', 'Age of the oldest unfinished message, from its first enqueue (0 when empty).', (s) => s.oldestAgeMs / 1000);
+    queueGauge('continuum_queue_dead_letters', 'Messages in the dead-letter store of the queue.', (s) => s.deadLetters);
+  }
+
+  /** Count one finished invocation (called by the record sink). */
+  observe(r: InvocationRecord): void {
+    this.#invocations.inc({ function: r.functionName, tier: r.tier, trigger: r.trigger, outcome: r.outcome });
+    if (r.errorCode) this.#errors.inc({ function: r.functionName, code: r.errorCode });
+    this.#duration.observe({ function: r.functionName, tier: r.tier, trigger: r.trigger }, r.phases.execMs / 1000);
+    if (r.coldStart) {
+      this.#coldStarts.inc({ function: r.functionName, tier: r.tier });
+      this.#coldStartDuration.observe({ function: r.functionName, tier: r.tier }, r.phases.initMs / 1000);
+    }
+    if (r.cpuMs > 0) this.#cpu.inc({ tenant: DEFAULT_TENANT, function: r.functionName }, r.cpuMs / 1000);
+    const byteSeconds = (r.peakMemoryBytes * r.phases.execMs) / 1000;
+    if (byteSeconds > 0) this.#memory.inc({ tenant: DEFAULT_TENANT, function: r.functionName }, byteSeconds);
+  }
+
+  /** The exposition text and its content type (text/plain; version=0.0.4). */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
