@@ -110,7 +110,7 @@ export class QueueConsumer {
       }
       let batch: LeasedMessage[];
       try {
-        batch = await this.#o.store.receive(s.queue, s.batchSize, s.leaseMs + s.maxBatchWaitMs, s.aheadMs);
+        batch = await this.#o.store.receive(s.queue, s.batchSize, this.#firstLeaseMs(), s.aheadMs);
         if (batch.length > 0 && batch.length < s.batchSize && s.maxBatchWaitMs > 0 && this.#running) {
           await this.#sleep(s.maxBatchWaitMs);
           if (this.#running) batch = batch.concat(await this.#o.store.receive(s.queue, s.batchSize - batch.length, s.leaseMs, s.aheadMs));
@@ -139,6 +139,16 @@ export class QueueConsumer {
       });
       this.#batches.add(p);
     }
+  }
+
+  /**
+   * The lease of a batch's first messages must last until the batch's first heartbeat, a third of a lease
+   * after the batch wait. A plain lease covers waits up to a third of it with a third to spare; asking for
+   * another length costs the NATS store a NAK per message, so only longer waits get a longer first lease.
+   */
+  #firstLeaseMs(): number {
+    const s = this.#s;
+    return s.maxBatchWaitMs <= s.leaseMs / 3 ? s.leaseMs : s.leaseMs + s.maxBatchWaitMs;
   }
 
   #sleep(ms: number): Promise<void> {

@@ -377,8 +377,13 @@ export class NatsQueueStore implements QueueStore {
    * message of the queue was redelivered, so the token is still current without a per-message lookup.
    */
   async #epoch(name: string): Promise<number> {
-    const e = await this.#meta.get(`e.${name}`);
-    const rev = e?.revision ?? 0;
+    // The KV entry's revision, by a direct get on the bucket's stream: once per settle, and the KV client's
+    // get builds error objects with stack traces on every call.
+    const bucket = `${this.#p}-meta`;
+    const reply = await this.#r.request(`$JS.API.DIRECT.GET.KV_${bucket}`, JSON.stringify({ last_by_subj: `$KV.${bucket}.e.${name}` }));
+    const code = reply.headers?.code ?? 0;
+    if (code !== 0 && code !== 404) throw new ContinuumError('unavailable', `queue ${name}: reading its redelivery epoch failed (${code} ${reply.headers?.description ?? ''})`);
+    const rev = code === 404 ? 0 : Number(reply.headers?.get('Nats-Sequence') ?? 0);
     const q = this.#queues.get(name);
     if (q && rev > q.epoch) q.epoch = rev;
     return rev;
