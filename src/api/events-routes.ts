@@ -8,7 +8,8 @@ import { EVENT_DEFAULTS } from '../core/defaults.ts';
 import { ContinuumError } from '../core/errors.ts';
 import type { DeadLetter, MessageStatus, NewMessage } from '../store/contract.ts';
 import type { EventsService } from '../events/service.ts';
-import { CE_PREFIX } from '../events/deliver.ts';
+import { CE_PREFIX, TRACEPARENT_ATTRIBUTE, TRACESTATE_ATTRIBUTE } from '../events/deliver.ts';
+import { parseTraceparent } from '../core/tracecontext.ts';
 import { parseCloudEvents } from '../events/cloudevents.ts';
 import type { FunctionService } from './service.ts';
 import * as S from './schemas.ts';
@@ -178,8 +179,17 @@ export async function submitAsyncInvoke(events: EventsService, functionName: str
   const key = headers['idempotency-key'];
   if (Array.isArray(key)) throw new ContinuumError('bad_request', 'Idempotency-Key must be given once');
   const contentType = headers['content-type'];
+  // The caller's trace context goes with the invocation (message attributes) and is continued when it runs.
+  const traceparent = headers.traceparent;
+  const tracestate = headers.tracestate;
+  const trace: Record<string, string> = {};
+  if (typeof traceparent === 'string' && parseTraceparent(traceparent)) {
+    trace[TRACEPARENT_ATTRIBUTE] = traceparent;
+    if (typeof tracestate === 'string' && tracestate.length <= 512) trace[TRACESTATE_ATTRIBUTE] = tracestate;
+  }
   const sent = await events.submitAsync(functionName, {
     body,
+    attributes: trace,
     ...(typeof contentType === 'string' ? { contentType } : {}),
     ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
   });

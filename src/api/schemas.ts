@@ -103,7 +103,7 @@ export const FunctionConfigView = Type.Object({
   routes: Type.Array(Type.Object({ path: Type.String(), methods: Type.Optional(Type.Array(Type.String())), host: Type.Optional(Type.String()) })),
   env: Type.Record(Type.String(), Type.String()),
   triggers: Type.Array(Type.Object({ type: Type.String() }, { additionalProperties: true })),
-  bindings: Type.Record(Type.String(), Type.Object({ queue: Type.String() })),
+  bindings: Type.Record(Type.String(), Type.Object({ queue: Type.Optional(Type.String()), function: Type.Optional(Type.String()) })),
   async: Type.Object({}, { additionalProperties: true }),
 });
 
@@ -160,6 +160,9 @@ export const InvocationView = Type.Object({
   logBytes: Type.Integer(),
   logsTruncated: Type.Boolean(),
   event: Type.Optional(Type.Object({ id: Type.String(), attempt: Type.Integer(), queue: Type.String() })),
+  parentInvocationId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  callerFunction: Type.Optional(Type.String()),
+  traceId: Type.Optional(Type.String()),
 });
 
 export const LogLineView = Type.Object({

@@ -255,7 +255,7 @@ export function queueRefs(config: FunctionConfigInput): Array<{ queue: string; f
   config.triggers?.forEach((t, i) => {
     if (t.type === 'queue') refs.push({ queue: t.queue, field: `triggers[${i}].queue` });
   });
-  for (const [name, b] of Object.entries(config.bindings ?? {})) refs.push({ queue: b.queue, field: `bindings.${name}.queue` });
+  for (const [name, b] of Object.entries(config.bindings ?? {})) if ('queue' in b) refs.push({ queue: b.queue, field: `bindings.${name}.queue` });
   for (const key of ['onSuccess', 'onFailure'] as const) {
     const d = config.async?.[key];
     if (d && 'queue' in d) refs.push({ queue: d.queue, field: `async.${key}.queue` });

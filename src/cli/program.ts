@@ -20,6 +20,8 @@ export interface UpOptions extends CommonOptions {
   examples?: boolean;
   /** NATS server URL(s), comma-separated: queues and async invocations in JetStream. */
   nats?: string;
+  /** OTLP/HTTP endpoint to export traces to. */
+  otlpEndpoint?: string;
 }
 
 export interface DeployOptions extends CommonOptions {
@@ -202,6 +204,8 @@ Environment:
   CONTINUUM_TOKEN  bearer token (default: <data dir>/admin-token for the local node)
   CONTINUUM_DATA   data dir (default: ./.continuum); PORT: default port for 'up'
   CONTINUUM_NATS   NATS server URL(s) for 'up' (default: embedded SQLite queues)
+  CONTINUUM_OTLP_ENDPOINT  OTLP/HTTP endpoint 'up' exports traces to (default: none, no tracing);
+  CONTINUUM_OTLP_HEADERS   its request headers, as name=value pairs, comma-separated
 
 Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
 
@@ -212,6 +216,7 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .option('--host <host>', 'address to listen on (default: 127.0.0.1)')
     .option('--examples', 'deploy the bundled examples')
     .option('--nats <url>', 'keep queues and async invocations in NATS JetStream at this URL (comma-separated for several; default: $CONTINUUM_NATS, else SQLite in the data dir)')
+    .option('--otlp-endpoint <url>', 'export traces over OTLP/HTTP to this collector URL (/v1/traces is appended; default: $CONTINUUM_OTLP_ENDPOINT, else no tracing)')
     .action(async (opts: UpOptions) => done(await handlers.up(opts)));
 
   common(program.command('deploy'))

@@ -127,7 +127,10 @@ export const AsyncInputSchema = Type.Object(
 
 export const BindingsSchema = Type.Record(
   Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' }),
-  Type.Object({ queue: NameSchema }, strict),
+  Type.Union([
+    Type.Object({ queue: NameSchema }, { ...strict, description: 'A queue producer: env.<NAME>.send(body), sendBatch(messages)' }),
+    Type.Object({ function: NameSchema }, { ...strict, description: "A service binding: env.<NAME>.fetch(request) invokes that function's current version" }),
+  ]),
   { maxProperties: C.bindings, additionalProperties: false, description: 'Resources granted to the function, visible as env.<NAME>' },
 );
 
@@ -175,7 +178,7 @@ export interface FunctionConfig {
   routes: Route[];
   env: Record<string, string>;
   triggers: TriggerConfig[];
-  bindings: Record<string, { queue: string }>;
+  bindings: Record<string, Binding>;
   async: AsyncConfig;
 }
 
@@ -229,9 +232,12 @@ export function resolveFunctionConfig(input: FunctionConfigInput, base?: Functio
   return resolved;
 }
 
-function copyBindings(b: Record<string, { queue: string }>): Record<string, { queue: string }> {
-  const out: Record<string, { queue: string }> = {};
-  for (const [k, v] of Object.entries(b)) out[k] = { queue: v.queue };
+/** A queue producer or a service binding (another function). */
+export type Binding = { queue: string } | { function: string };
+
+function copyBindings(b: Record<string, Binding>): Record<string, Binding> {
+  const out: Record<string, Binding> = {};
+  for (const [k, v] of Object.entries(b)) out[k] = 'queue' in v ? { queue: v.queue } : { function: v.function };
   return out;
 }
 

@@ -80,6 +80,25 @@ export const EVENT_DEFAULTS = {
   },
 } as const;
 
+/** Function-to-function calls through service bindings (`env.USERS.fetch(…)`). */
+export const SERVICE_DEFAULTS = {
+  /**
+   * Nested calls a request may make (A → B is depth 1): beyond it the call fails with
+   * `call_depth_exceeded`, so a binding loop ends quickly instead of filling every pool.
+   */
+  maxCallDepth: 8,
+} as const;
+
+/** Trace export (OTLP/HTTP) when a node is given an endpoint. */
+export const TRACE_DEFAULTS = {
+  /** Spans are built and exported in batches this often, or sooner when maxBatch are waiting. */
+  exportIntervalMs: 1000,
+  maxBatch: 512,
+  /** Invocations waiting to become spans; beyond it the oldest are dropped and counted. */
+  maxQueued: 20_000,
+  exportTimeoutMs: 10_000,
+} as const;
+
 /** What a function may ask for at most; the API rejects anything beyond (catalogue test 28). */
 export const FUNCTION_CEILINGS = {
   limits: {

@@ -5,7 +5,7 @@
  * another thread, process, container or VM.
  */
 import type { ErrorCode } from './errors.ts';
-import type { FunctionConfig } from './config.ts';
+import type { Binding, FunctionConfig } from './config.ts';
 import type { HandlerFormat, LogLevel, Tier } from './types.ts';
 
 export interface DriverStatus {
@@ -33,11 +33,11 @@ export interface InstanceSpec {
   /** Concurrent invocations this instance must accept. */
   concurrency: number;
   env: Record<string, string>;
-  /** Bindings visible as `env.<NAME>`: the resources this function was granted (queues for now). */
+  /** Bindings visible as `env.<NAME>`: the resources this function was granted (queues, other functions). */
   bindings: Record<string, BindingTarget>;
 }
 
-export type BindingTarget = { queue: string };
+export type BindingTarget = Binding;
 
 /** One message a function sends through a queue binding (`env.ORDERS.send(body, { delaySeconds })`). */
 export interface BindingMessage {
@@ -52,8 +52,41 @@ export interface BindingMessage {
  * what its function was granted.
  */
 export interface InstanceServices {
-  /** Durably enqueue; resolves with message ids. Rejects with a ContinuumError (e.g. not_found, payload_too_large). */
-  sendToQueue(functionName: string, queue: string, messages: BindingMessage[]): Promise<string[]>;
+  /**
+   * Durably enqueue; resolves with message ids. Rejects with a ContinuumError (e.g. not_found,
+   * payload_too_large). `traceparent` is the sending invocation's trace context, when it has one: it
+   * travels in each message's attributes.
+   */
+  sendToQueue(functionName: string, queue: string, messages: BindingMessage[], traceparent?: string): Promise<string[]>;
+  /**
+   * A service-binding call: invoke `target`'s current version with a buffered request and resolve with
+   * its whole response (capped by the target's own response limit). Rejects with a ContinuumError when
+   * the call cannot be made or the target fails (not_found, call_depth_exceeded, the target's error code).
+   */
+  callFunction?(caller: CallerContext, target: string, request: ServiceRequest): Promise<ServiceResponse>;
+}
+
+/** Who makes a service-binding call: the records of the callee name it (the service map). */
+export interface CallerContext {
+  functionName: string;
+  /** The calling invocation; null when it had ended (a call from `ctx.waitUntil` after the answer). */
+  invocationId: string | null;
+  /** The caller's own depth (0 for a request from outside). */
+  depth: number;
+  traceparent?: string;
+}
+
+export interface ServiceRequest {
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  body: Uint8Array | null;
+}
+
+export interface ServiceResponse {
+  status: number;
+  headers: Array<[string, string]>;
+  body: Uint8Array;
 }
 
 /**
@@ -109,8 +142,17 @@ export interface InvokeRequest {
   request: HttpRequestHead;
   /** Request body, streamed; null for no body. The driver stops reading at limits.requestBodyBytes. */
   body: AsyncIterable<Uint8Array> | null;
-  /** W3C trace context to hand to the function, when present. */
+  /**
+   * W3C trace context: the parent of this invocation's spans as it arrives (incoming header, calling
+   * function, queue message). With tracing on, the scheduler replaces it with the execution span's
+   * context, which is what the function sees and what its own calls and sends carry on.
+   */
   traceparent?: string;
+  tracestate?: string;
+  /** Further contexts this invocation serves (the other messages of a queue batch): span links. */
+  traceLinks?: string[];
+  /** Set for service-binding calls: who called (kept in the callee's record) and how deep the chain is. */
+  caller?: { functionName: string; invocationId: string | null; depth: number };
 }
 
 export interface CapturedLog {

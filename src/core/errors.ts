@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   disk_limit: { status: 500, retryable: false, actor: 'function', summary: 'The instance exceeded its disk limit.' },
   output_too_large: { status: 502, retryable: false, actor: 'function', summary: 'The function response exceeds the response size limit.' },
   subrequest_limit: { status: 500, retryable: false, actor: 'function', summary: 'The invocation made more subrequests than allowed.' },
+  call_depth_exceeded: { status: 508, retryable: false, actor: 'function', summary: 'A chain of function-to-function calls went deeper than the call-depth limit (a loop).' },
   egress_denied: { status: 500, retryable: false, actor: 'function', summary: 'Outbound network access is not granted to this function.' },
   unsupported_api: { status: 500, retryable: false, actor: 'function', summary: 'The function used an API its tier does not provide.' },
   quota_exceeded: { status: 429, retryable: true, actor: 'caller', summary: 'A quota of the caller is exhausted.' },

@@ -51,7 +51,8 @@ export interface FunctionRecord {
 }
 
 export type InvocationOutcome = 'ok' | 'error';
-export type Trigger = 'http' | 'api' | 'queue' | 'cron' | 'event';
+/** `binding`: another function called this one through a service binding (`env.USERS.fetch`). */
+export type Trigger = 'http' | 'api' | 'queue' | 'cron' | 'event' | 'binding';
 
 /** One execution, as stored and as returned by the API. Durations in milliseconds (fractional). */
 export interface InvocationRecord {
@@ -95,6 +96,11 @@ export interface InvocationRecord {
   logsTruncated: boolean;
   /** For event executions: the message or async invocation this executed, and which attempt it was. */
   event?: { id: string; attempt: number; queue: string };
+  /** For service-binding calls: the calling invocation (null when it had already ended) and its function. */
+  parentInvocationId?: string | null;
+  callerFunction?: string;
+  /** The W3C trace id of this invocation's spans, when the node exports traces. */
+  traceId?: string;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'log';

@@ -13,6 +13,9 @@ export const KIND_ATTRIBUTE = 'continuum-kind';
 export type AsyncKind = 'async' | 'cron' | 'cloudevent';
 /** CloudEvents attributes travel as message attributes with this prefix. */
 export const CE_PREFIX = 'ce-';
+/** The sender's W3C trace context, as message attributes (names as the HTTP headers). */
+export const TRACEPARENT_ATTRIBUTE = 'traceparent';
+export const TRACESTATE_ATTRIBUTE = 'tracestate';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -32,14 +35,29 @@ function host(functionName: string): string {
   return `${functionName}.continuum.internal`;
 }
 
+/**
+ * A batch's execution continues the trace of its first message that carries one (so a message sent by
+ * a traced function and consumed alone lands in the sender's trace) and links to every message's context
+ * (OpenTelemetry's batch-processing convention; see docs/decisions.md).
+ */
 export function queueBatchRequest(functionName: string, executionId: string, queue: string, messages: LeasedMessage[]): InvokeRequest {
   const body = new TextEncoder().encode(JSON.stringify({ messages: messages.map(wireMessage) }));
+  const contexts = messages.map((m) => m.attributes[TRACEPARENT_ATTRIBUTE]).filter((t): t is string => t !== undefined);
+  const first = messages.find((m) => m.attributes[TRACEPARENT_ATTRIBUTE] !== undefined);
   return {
     kind: 'http',
     invocationId: executionId,
     request: { method: 'POST', url: `http://${host(functionName)}/`, headers: [['content-type', 'application/json']], event: { kind: 'queue', queue } },
     body: once(body),
+    ...(first ? traceOf(first) : {}),
+    ...(contexts.length > 0 ? { traceLinks: contexts } : {}),
   };
+}
+
+function traceOf(m: LeasedMessage): Pick<InvokeRequest, 'traceparent' | 'tracestate'> {
+  const traceparent = m.attributes[TRACEPARENT_ATTRIBUTE];
+  const tracestate = m.attributes[TRACESTATE_ATTRIBUTE];
+  return { ...(traceparent !== undefined ? { traceparent } : {}), ...(tracestate !== undefined ? { tracestate } : {}) };
 }
 
 /**
@@ -54,10 +72,14 @@ export function asyncRequest(functionName: string, format: HandlerFormat, execut
     ['continuum-attempt', String(m.attempt)],
   ];
   if (m.idempotencyKey !== null) headers.push(['idempotency-key', m.idempotencyKey]);
+  // The submitter's trace context: the function sees it as headers (Lambda: the event's headers).
+  const trace = traceOf(m);
+  if (trace.traceparent !== undefined) headers.push(['traceparent', trace.traceparent]);
+  if (trace.tracestate !== undefined) headers.push(['tracestate', trace.tracestate]);
   const url = `http://${host(functionName)}/`;
   if (kind === 'cron') {
     const event: EventHead = { kind: 'scheduled', cron: m.attributes.cron ?? '', scheduledTime: Number(m.attributes['scheduled-time'] ?? m.enqueuedAt), invocationId: m.id };
-    return { kind: 'http', invocationId: executionId, request: { method: 'POST', url, headers, event }, body: null };
+    return { kind: 'http', invocationId: executionId, request: { method: 'POST', url, headers, event }, body: null, ...trace };
   }
   const event: EventHead = { kind: 'invoke', attempt: m.attempt, idempotencyKey: m.idempotencyKey, invocationId: m.id };
   let body: Uint8Array = m.body;
@@ -73,7 +95,7 @@ export function asyncRequest(functionName: string, format: HandlerFormat, execut
   } else if (m.contentType !== null) {
     headers.push(['content-type', m.contentType]);
   }
-  return { kind: 'http', invocationId: executionId, request: { method: 'POST', url, headers, event }, body: body.byteLength > 0 ? once(body) : null };
+  return { kind: 'http', invocationId: executionId, request: { method: 'POST', url, headers, event }, body: body.byteLength > 0 ? once(body) : null, ...trace };
 }
 
 export interface QueueBatchAnswer {

@@ -19,7 +19,7 @@ import type { DeadLetter, LeasedMessage, MessageOutcome, MessageStatus, NewMessa
 import { asyncQueueName } from '../store/queue-rules.ts';
 import { QueueConsumer, type ConsumerSettings, type MessageVerdict } from './consumer.ts';
 import { CronTrigger } from './cron-trigger.ts';
-import { asyncRequest, KIND_ATTRIBUTE, parseQueueBatchAnswer, queueBatchRequest, type AsyncKind } from './deliver.ts';
+import { asyncRequest, KIND_ATTRIBUTE, parseQueueBatchAnswer, queueBatchRequest, TRACEPARENT_ATTRIBUTE, type AsyncKind } from './deliver.ts';
 
 /** A function as the events service needs to know it: its config and the format of its active version. */
 export interface EventFunction {
@@ -184,13 +184,18 @@ export class EventsService {
   // ------------------------------------------------------------ bindings
 
   /** What instances call when tenant code uses a queue binding; the driver has already resolved the grant. */
-  readonly instanceServices: InstanceServices = {
-    sendToQueue: async (functionName: string, queue: string, messages: BindingMessage[]): Promise<string[]> => {
+  readonly instanceServices: Pick<InstanceServices, 'sendToQueue'> = {
+    sendToQueue: async (functionName: string, queue: string, messages: BindingMessage[], traceparent?: string): Promise<string[]> => {
       const fn = this.#functions.get(functionName);
-      if (!fn || !Object.values(fn.config.bindings).some((b) => b.queue === queue)) {
+      if (!fn || !Object.values(fn.config.bindings).some((b) => 'queue' in b && b.queue === queue)) {
         throw new ContinuumError('forbidden', `function ${functionName} has no binding to queue ${queue}`);
       }
-      const sent = await this.#o.queues.send(queue, messages.map((m) => ({ body: m.body, contentType: m.contentType, ...(m.delayMs ? { delayMs: m.delayMs } : {}) })));
+      // The sender's trace context rides in each message's attributes (W3C trace context for messaging).
+      const attributes = traceparent ? { [TRACEPARENT_ATTRIBUTE]: traceparent } : undefined;
+      const sent = await this.#o.queues.send(
+        queue,
+        messages.map((m) => ({ body: m.body, contentType: m.contentType, ...(m.delayMs ? { delayMs: m.delayMs } : {}), ...(attributes ? { attributes } : {}) })),
+      );
       this.#wake(queue);
       return sent.map((s) => s.id);
     },
@@ -206,7 +211,8 @@ export class EventsService {
       if (t.type === 'cron') CronTrigger.validate(t, `/triggers/${i}`);
     });
     for (const [name, b] of Object.entries(config.bindings)) {
-      if (!queues.has(b.queue)) throw new ContinuumError('bad_request', `bindings/${name}: queue ${b.queue} does not exist`, { pointer: `/bindings/${name}/queue` });
+      // Service bindings are resolved per call: the target may be deployed after its callers.
+      if ('queue' in b && !queues.has(b.queue)) throw new ContinuumError('bad_request', `bindings/${name}: queue ${b.queue} does not exist`, { pointer: `/bindings/${name}/queue` });
     }
     for (const key of ['onSuccess', 'onFailure'] as const) {
       const d = config.async[key];
@@ -396,7 +402,7 @@ export class EventsService {
       .filter(
         (f) =>
           f.config.triggers.some((t) => t.type === 'queue' && t.queue === queue) ||
-          Object.values(f.config.bindings).some((b) => b.queue === queue) ||
+          Object.values(f.config.bindings).some((b) => 'queue' in b && b.queue === queue) ||
           [f.config.async.onSuccess, f.config.async.onFailure].some((d) => d !== null && 'queue' in d && d.queue === queue),
       )
       .map((f) => f.name);

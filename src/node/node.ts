@@ -10,13 +10,15 @@ import { hostname } from 'node:os';
 import { join, extname, basename } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { NODE_DEFAULTS } from '../core/defaults.ts';
-import type { SandboxDriver } from '../core/driver.ts';
+import type { InstanceServices, SandboxDriver } from '../core/driver.ts';
 import type { Tier } from '../core/types.ts';
 import { openSqliteStores } from '../store/sqlite/index.ts';
 import { openNatsQueueStore } from '../store/nats/index.ts';
 import { IsolateDriver } from '../drivers/isolate/driver.ts';
 import { ProcessDriver } from '../drivers/process/driver.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
+import { serviceCaller } from '../scheduler/service-calls.ts';
+import { checkOtlp, Tracer } from '../telemetry/traces.ts';
 import { RecordSink } from '../telemetry/sink.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { TimeSeries } from '../telemetry/series.ts';
@@ -52,6 +54,11 @@ export interface NodeConfig {
   records?: { [K in keyof (typeof NODE_DEFAULTS)['records']]?: number };
   /** SSE keep-alive interval of live log streams (default NODE_DEFAULTS.logs.heartbeatMs). */
   logHeartbeatMs?: number;
+  /**
+   * Export traces over OTLP/HTTP (JSON) to this collector: `endpoint` is the base URL (`/v1/traces` is
+   * appended unless present), `headers` go with every export. Absent: no tracing at all.
+   */
+  otlp?: { endpoint: string; headers?: Record<string, string> };
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -105,18 +112,22 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     retention: { maxAgeMs: retention.maxAgeMs, maxRows: retention.maxRows, maxBytes: retention.maxBytes, intervalMs: retention.pruneIntervalMs },
     observers: [(r) => metrics.observe(r), (r) => series.observe(r)],
   });
-  // Instances reach the events service (queue bindings) through the scheduler; it exists only once the
-  // scheduler does, so the services object forwards.
+  const tracer = config.otlp ? new Tracer({ ...checkOtlp(config.otlp), nodeName, onError: (m) => log(`traces: ${m}`) }) : null;
+  // Instances reach the events service (queue bindings) and other functions (service bindings) through
+  // the scheduler; both exist only once the scheduler does, so the services object forwards.
   let events: EventsService | null = null;
-  const scheduler = new Scheduler({
+  let callFunction: InstanceServices['callFunction'] = undefined;
+  const scheduler: Scheduler = new Scheduler({
     drivers,
     nodeName,
     services: {
-      sendToQueue: (fn, queue, messages) => {
+      sendToQueue: (fn, queue, messages, traceparent) => {
         if (!events) throw new ContinuumError('unavailable', 'the events service is not running');
-        return events.instanceServices.sendToQueue(fn, queue, messages);
+        return events.instanceServices.sendToQueue(fn, queue, messages, traceparent);
       },
+      callFunction: (caller, target, request) => callFunction!(caller, target, request),
     },
+    ...(tracer ? { tracer } : {}),
     loadArtifact: async (digest) => {
       const bytes = await stores.artifacts.get(digest);
       if (!bytes) throw new Error(`artifact ${digest} is missing from the artifact store`);
@@ -124,6 +135,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     },
     onRecord: (record, completion) => sink.add(record, completion),
   });
+  callFunction = serviceCaller(scheduler);
 
   const eventsService = new EventsService({
     queues: stores.queues,
@@ -214,6 +226,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         clearTimeout(force);
         await Promise.all([isolate.stop(), processTier.stop()]);
         await sink.close();
+        await tracer?.close();
         await stores.state.close();
         await stores.records.close();
         await stores.queues.close();

@@ -19,6 +19,22 @@ export interface SchedulerOptions {
   services?: InstanceServices;
   /** How often idle instances are looked for. */
   sweepIntervalMs?: number;
+  /** Tracing, when the node exports traces; absent, invocations pay nothing for it. */
+  tracer?: InvocationTracer;
+}
+
+/**
+ * What the scheduler tells a tracer: `start` before the lease (it may give the request the execution
+ * span's traceparent, which the function sees), `end` with the finished record. Spans are built later,
+ * off the hot path, from the timestamps these carry.
+ */
+export interface InvocationTracer {
+  start(request: InvokeRequest): TraceHandle | null;
+  end(handle: TraceHandle, record: InvocationRecord, request: InvokeRequest): void;
+}
+
+export interface TraceHandle {
+  readonly traceId: string;
 }
 
 export interface Invocation {
@@ -112,6 +128,7 @@ export class Scheduler {
     if (!pool || !version) {
       return { result: errorResult('not_found', `function ${functionName} is not deployed`) };
     }
+    const trace = this.opts.tracer ? this.opts.tracer.start(request) : null;
     let lease;
     try {
       lease = await pool.acquire();
@@ -119,7 +136,7 @@ export class Scheduler {
       const e = toContinuumError(err);
       const result = errorResult(e.code, e.message);
       const waited = performance.now() - t0;
-      this.record(version, request, trigger, startedAt, phasesOf(waited, null, waited, 0, waited), null, null, result.completion, null, event);
+      this.record(version, request, trigger, startedAt, phasesOf(waited, null, waited, 0, waited), null, null, result.completion, null, event, trace);
       return { result, ...(err instanceof OverloadedError ? { retryAfterSeconds: err.retryAfterSeconds } : {}) };
     }
     const execStart = performance.now();
@@ -134,7 +151,7 @@ export class Scheduler {
       lease.release();
       const end = performance.now();
       const phases = phasesOf(lease.queueMs, lease.coldStart, execStart - t0, end - execStart, end - t0);
-      this.record(version, request, trigger, startedAt, phases, lease.instance.id, status, completion, lease.coldStart !== null, event);
+      this.record(version, request, trigger, startedAt, phases, lease.instance.id, status, completion, lease.coldStart !== null, event, trace);
     };
     if (result.kind === 'error') {
       finish(result.completion, null);
@@ -221,31 +238,34 @@ export class Scheduler {
     completion: Completion,
     coldStart: boolean | null,
     event: InvocationRecord['event'],
+    trace: TraceHandle | null,
   ): void {
-    this.opts.onRecord(
-      {
-        id: request.invocationId,
-        functionName: version.functionName,
-        versionId: version.id,
-        tier: version.config.tier,
-        trigger,
-        startedAt: new Date(startedAt).toISOString(),
-        coldStart: coldStart ?? false,
-        phases,
-        outcome: completion.error ? 'error' : 'ok',
-        status,
-        errorCode: completion.error?.code ?? null,
-        errorMessage: completion.error?.message ?? null,
-        cpuMs: completion.cpuMs,
-        peakMemoryBytes: completion.peakMemoryBytes,
-        instanceId,
-        node: this.opts.nodeName,
-        logBytes: completion.logBytes,
-        logsTruncated: completion.logsTruncated,
-        ...(event ? { event } : {}),
-      },
-      completion,
-    );
+    const caller = request.caller;
+    const record: InvocationRecord = {
+      id: request.invocationId,
+      functionName: version.functionName,
+      versionId: version.id,
+      tier: version.config.tier,
+      trigger,
+      startedAt: new Date(startedAt).toISOString(),
+      coldStart: coldStart ?? false,
+      phases,
+      outcome: completion.error ? 'error' : 'ok',
+      status,
+      errorCode: completion.error?.code ?? null,
+      errorMessage: completion.error?.message ?? null,
+      cpuMs: completion.cpuMs,
+      peakMemoryBytes: completion.peakMemoryBytes,
+      instanceId,
+      node: this.opts.nodeName,
+      logBytes: completion.logBytes,
+      logsTruncated: completion.logsTruncated,
+      ...(event ? { event } : {}),
+      ...(caller ? { parentInvocationId: caller.invocationId, callerFunction: caller.functionName } : {}),
+      ...(trace ? { traceId: trace.traceId } : {}),
+    };
+    this.opts.onRecord(record, completion);
+    if (trace) this.opts.tracer!.end(trace, record, request);
   }
 }
 

@@ -66,12 +66,16 @@ export function checkSendBatch(messages: readonly NewMessage[]): void {
   });
 }
 
-/** Identity of a message's content for idempotency: body, content type and attributes. */
+/** Trace context differs on every retry of the same request, so it is not part of a message's identity. */
+const NOT_CONTENT = new Set(['traceparent', 'tracestate']);
+
+/** Identity of a message's content for idempotency: body, content type and attributes (but trace context). */
 export function contentDigest(m: NewMessage): string {
   const h = createHash('sha256');
   h.update(m.contentType ?? '');
   h.update('\0');
-  h.update(JSON.stringify(m.attributes ? Object.entries(m.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : []));
+  const attributes = m.attributes ? Object.entries(m.attributes).filter(([k]) => !NOT_CONTENT.has(k)) : [];
+  h.update(JSON.stringify(attributes.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
   h.update('\0');
   h.update(m.body);
   return h.digest('hex');

@@ -46,10 +46,36 @@ export function redactNats(servers: string): string {
     .join(',');
 }
 
+/**
+ * --otlp-endpoint, else CONTINUUM_OTLP_ENDPOINT; headers from CONTINUUM_OTLP_HEADERS as `name=value`
+ * pairs, comma-separated (the shape of OTEL_EXPORTER_OTLP_HEADERS). Undefined: no tracing.
+ */
+export function otlpFrom(flag: string | undefined, env: Record<string, string | undefined>): { endpoint: string; headers: Record<string, string> } | undefined {
+  const source = flag !== undefined ? '--otlp-endpoint' : 'CONTINUUM_OTLP_ENDPOINT';
+  const endpoint = (flag ?? env.CONTINUUM_OTLP_ENDPOINT)?.trim();
+  if (endpoint === undefined || (endpoint === '' && flag === undefined)) return undefined;
+  let u: URL | undefined;
+  try {
+    u = new URL(endpoint);
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw userError(`${source} ${JSON.stringify(endpoint)} is not an http(s) URL: use e.g. http://127.0.0.1:4318`);
+  const headers: Record<string, string> = {};
+  for (const pair of (env.CONTINUUM_OTLP_HEADERS ?? '').split(',')) {
+    if (pair.trim() === '') continue;
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw userError('CONTINUUM_OTLP_HEADERS must be name=value pairs, comma-separated');
+    headers[decodeURIComponent(pair.slice(0, eq).trim())] = decodeURIComponent(pair.slice(eq + 1).trim());
+  }
+  return { endpoint, headers };
+}
+
 export async function up(ctx: Context, opts: UpOptions, version: string): Promise<number> {
   const port = opts.port ?? portFromEnv(ctx.env.PORT) ?? NODE_DEFAULTS.port;
   const host = opts.host ?? NODE_DEFAULTS.host;
   const nats = natsFrom(opts.nats, ctx.env);
+  const otlp = otlpFrom(opts.otlpEndpoint, ctx.env);
   const dataDir = ctx.dataDir;
   const { startNode } = await import('../../node/node.ts');
   let node: Awaited<ReturnType<typeof startNode>>;
@@ -62,6 +88,7 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       dataDir,
       deployExamples: opts.examples === true,
       ...(nats !== undefined ? { nats } : {}),
+      ...(otlp !== undefined ? { otlp } : {}),
       ...(failpoints?.length ? { failpoints } : {}),
     });
   } catch (err) {
@@ -82,6 +109,7 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       `  admin token  ${node.tokenPath}`,
       `  data dir     ${dataDir}`,
       `  queues       ${info.nats !== null ? `NATS JetStream at ${info.nats}` : 'SQLite in the data dir'}`,
+      `  traces       ${otlp ? `OTLP/HTTP to ${new URL(otlp.endpoint).origin}` : 'off (--otlp-endpoint)'}`,
       'Stop with Ctrl-C.',
     ].join('\n'));
   }

@@ -11,15 +11,15 @@ const m = (body: string | Uint8Array, contentType = 'text/plain', delayMs?: numb
 
 test('queue send frames round-trip and copy bodies out of the frame', () => {
   const messages = [m('one'), m(new Uint8Array([0, 255]), 'application/octet-stream', 1500), m('')];
-  const frame = encodeQueueSend('ORDERS', messages);
+  const frame = encodeQueueSend('ORDERS', 3, messages);
   const decoded = decodeQueueSend(frame);
-  assert.deepEqual(decoded, { binding: 'ORDERS', messages });
+  assert.deepEqual(decoded, { binding: 'ORDERS', inv: 3, messages });
   frame.fill(0);
   assert.equal(new TextDecoder().decode(decoded.messages[0]!.body), 'one');
 });
 
 test('malformed frames from a worker are refused with bad_request', () => {
-  const good = encodeQueueSend('ORDERS', [m('abc')]);
+  const good = encodeQueueSend('ORDERS', 0, [m('abc')]);
   const head = (json: string, tail: Uint8Array = new Uint8Array(0)) => {
     const h = Buffer.from(json);
     const out = Buffer.alloc(4 + h.length + tail.length);

@@ -1,10 +1,11 @@
 /**
- * Queue-binding sends on their way out of an isolate: the ceilings a send must meet and the frame that
- * carries it from the worker process to the driver. The worker checks before forwarding (early, clear
- * errors and bounded frames); the driver checks again, because it does not trust the worker.
+ * Binding calls on their way out of an isolate: queue sends (the ceilings a send must meet and the frame
+ * that carries it from the worker process to the driver) and service-binding calls (their request and
+ * response frames). The worker checks before forwarding (early, clear errors and bounded frames); the
+ * driver checks again, because it does not trust the worker.
  */
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
-import type { BindingMessage } from '../../core/driver.ts';
+import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import { ContinuumError } from '../../core/errors.ts';
 
 const MAX_CONTENT_TYPE = 255;
@@ -34,41 +35,53 @@ export function checkQueueSend(messages: BindingMessage[]): void {
 
 interface FrameHead {
   binding: string;
+  /** The sending invocation's number on this instance (0: none is running). */
+  inv: number;
   messages: Array<{ contentType: string; delayMs?: number; bytes: number }>;
 }
 
-/** F.queueSend payload: u32 head length | head JSON `{binding, messages: [{contentType, delayMs?, bytes}]}` | the bodies in order. */
-export function encodeQueueSend(binding: string, messages: BindingMessage[]): Uint8Array {
-  const head: FrameHead = { binding, messages: messages.map((m) => ({ contentType: m.contentType, delayMs: m.delayMs, bytes: m.body.byteLength })) };
+/** `u32 head length | head JSON | the bodies in order`: the shape of every binding frame. */
+function encodeFrame(head: object, bodies: Uint8Array[]): Uint8Array {
   const headBytes = Buffer.from(JSON.stringify(head), 'utf8');
   let total = 4 + headBytes.length;
-  for (const m of messages) total += m.body.byteLength;
+  for (const b of bodies) total += b.byteLength;
   const out = Buffer.allocUnsafe(total);
   out.writeUInt32LE(headBytes.length, 0);
   headBytes.copy(out, 4);
   let at = 4 + headBytes.length;
-  for (const m of messages) {
-    out.set(m.body, at);
-    at += m.body.byteLength;
+  for (const b of bodies) {
+    out.set(b, at);
+    at += b.byteLength;
   }
   return out;
 }
 
-/** Parse an F.queueSend payload from an untrusted worker; bodies are copied out of the frame. Throws `bad_request`. */
-export function decodeQueueSend(payload: Uint8Array): { binding: string; messages: BindingMessage[] } {
-  const bad = () => new ContinuumError('bad_request', 'malformed queue send');
+/** The head (parsed JSON, unchecked) and the bytes after it; throws `bad` when the frame is malformed. */
+function decodeFrame(payload: Uint8Array, bad: () => Error): { head: unknown; view: Buffer; at: number } {
   if (payload.byteLength < 4) throw bad();
   const view = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   const headLength = view.readUInt32LE(0);
   if (headLength > view.length - 4) throw bad();
-  let head: FrameHead;
   try {
-    head = JSON.parse(view.toString('utf8', 4, 4 + headLength)) as FrameHead;
+    return { head: JSON.parse(view.toString('utf8', 4, 4 + headLength)), view, at: 4 + headLength };
   } catch {
     throw bad();
   }
+}
+
+/** F.queueSend payload: head `{binding, inv, messages: [{contentType, delayMs?, bytes}]}` and the bodies in order. */
+export function encodeQueueSend(binding: string, inv: number, messages: BindingMessage[]): Uint8Array {
+  const head: FrameHead = { binding, inv, messages: messages.map((m) => ({ contentType: m.contentType, delayMs: m.delayMs, bytes: m.body.byteLength })) };
+  return encodeFrame(head, messages.map((m) => m.body));
+}
+
+/** Parse an F.queueSend payload from an untrusted worker; bodies are copied out of the frame. Throws `bad_request`. */
+export function decodeQueueSend(payload: Uint8Array): { binding: string; inv: number; messages: BindingMessage[] } {
+  const bad = () => new ContinuumError('bad_request', 'malformed queue send');
+  const { head: parsed, view, at: start } = decodeFrame(payload, bad);
+  const head = parsed as FrameHead;
   if (head === null || typeof head !== 'object' || typeof head.binding !== 'string' || !BINDING_NAME.test(head.binding) || !Array.isArray(head.messages)) throw bad();
-  let at = 4 + headLength;
+  let at = start;
   const messages = head.messages.map((m): BindingMessage => {
     if (m === null || typeof m !== 'object' || typeof m.contentType !== 'string' || !Number.isSafeInteger(m.bytes) || m.bytes < 0 || m.bytes > view.length - at) throw bad();
     if (m.delayMs !== undefined && typeof m.delayMs !== 'number') throw bad();
@@ -77,5 +90,67 @@ export function decodeQueueSend(payload: Uint8Array): { binding: string; message
     return m.delayMs === undefined ? { body, contentType: m.contentType } : { body, contentType: m.contentType, delayMs: m.delayMs };
   });
   if (at !== view.length) throw bad();
-  return { binding: head.binding, messages };
+  return { binding: head.binding, inv: invNumber(head.inv), messages };
+}
+
+function invNumber(n: unknown): number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+const MAX_URL = 16 * 1024;
+
+function isStringPairs(v: unknown): v is Array<[string, string]> {
+  return Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string');
+}
+
+/** A service call's request as it crossed out of the isolate (untrusted): throws `bad_argument` unless well-formed. */
+export function serviceRequest(headJson: unknown, body: unknown): ServiceRequest {
+  const bad = new ContinuumError('bad_argument', 'invalid service binding request');
+  if (typeof headJson !== 'string' || headJson.length > 1_000_000 || (body !== null && !(body instanceof ArrayBuffer) && !(body instanceof Uint8Array))) throw bad;
+  let head: { method?: unknown; url?: unknown; headers?: unknown };
+  try {
+    head = JSON.parse(headJson);
+  } catch {
+    throw bad;
+  }
+  if (head === null || typeof head !== 'object' || typeof head.method !== 'string' || head.method.length > 64) throw bad;
+  if (typeof head.url !== 'string' || head.url.length > MAX_URL || !isStringPairs(head.headers)) throw bad;
+  return { method: head.method, url: head.url, headers: head.headers, body: body === null ? null : body instanceof Uint8Array ? body : new Uint8Array(body) };
+}
+
+/** F.serviceFetch payload (worker → driver): head `{binding, inv, method, url, headers, hasBody}` and the body. */
+export function encodeServiceFetch(binding: string, inv: number, request: ServiceRequest): Uint8Array {
+  const { method, url, headers, body } = request;
+  return encodeFrame({ binding, inv, method, url, headers, hasBody: body !== null }, body === null ? [] : [body]);
+}
+
+/** Parse an F.serviceFetch payload from an untrusted worker. Throws `bad_request`. */
+export function decodeServiceFetch(payload: Uint8Array): { binding: string; inv: number; request: ServiceRequest } {
+  const bad = () => new ContinuumError('bad_request', 'malformed service call');
+  const { head, view, at } = decodeFrame(payload, bad);
+  const h = head as { binding?: unknown; inv?: unknown; method?: unknown; url?: unknown; headers?: unknown; hasBody?: unknown } | null;
+  if (h === null || typeof h !== 'object' || typeof h.binding !== 'string' || !BINDING_NAME.test(h.binding)) throw bad();
+  const body = h.hasBody === true ? new Uint8Array(view.subarray(at)) : null;
+  if (body === null && at !== view.length) throw bad();
+  try {
+    return { binding: h.binding, inv: invNumber(h.inv), request: serviceRequest(JSON.stringify({ method: h.method, url: h.url, headers: h.headers }), body) };
+  } catch {
+    throw bad();
+  }
+}
+
+type ServiceAnswer = ServiceResponse | { error: { code: string; message: string } };
+
+/** F.serviceResponse payload (driver → worker): head `{status, headers}` and the body, or head `{error}`. */
+export function encodeServiceResponse(answer: ServiceAnswer): Uint8Array {
+  if ('error' in answer) return encodeFrame({ error: answer.error }, []);
+  return encodeFrame({ status: answer.status, headers: answer.headers }, [answer.body]);
+}
+
+/** The driver's answer as the worker reads it (the driver is trusted; malformed still fails cleanly). */
+export function decodeServiceResponse(payload: Uint8Array): ServiceAnswer {
+  const { head, view, at } = decodeFrame(payload, () => new ContinuumError('internal', 'malformed service response'));
+  const h = head as { status?: number; headers?: Array<[string, string]>; error?: { code: string; message: string } };
+  if (h.error) return { error: h.error };
+  return { status: Number(h.status), headers: h.headers ?? [], body: new Uint8Array(view.subarray(at)) };
 }

@@ -269,8 +269,8 @@ export class IsolateDriver implements SandboxDriver {
       cpuMs: Math.min(spec.limits.cpuMs, spec.limits.timeoutMs),
       responseBytes: spec.limits.responseBytes,
       subrequests: spec.limits.subrequests,
-      // Names only: the driver resolves a name to its queue through this spec when the isolate sends.
-      bindings: Object.keys(spec.bindings ?? {}),
+      // Names only: the driver resolves a name to its queue or function through this spec when the isolate calls.
+      ...bindingNames(spec.bindings),
     };
     const payload: CreatePayload & { limits: InstanceSpec['limits'] } = { code: spec.code, load, logBytes: spec.limits.logBytes, limits: spec.limits };
     const json = JSON.stringify(payload);
@@ -332,4 +332,11 @@ export class IsolateDriver implements SandboxDriver {
   workerPids(): number[] {
     return this.#slots.flatMap((s) => (s.worker?.alive && s.worker.pid ? [s.worker.pid] : []));
   }
+}
+
+/** The binding names an isolate gets, by kind: `bindings` are queue producers, `services` other functions. */
+export function bindingNames(bindings: InstanceSpec['bindings'] | undefined): { bindings: string[]; services: string[] } {
+  const out = { bindings: [] as string[], services: [] as string[] };
+  for (const [name, target] of Object.entries(bindings ?? {})) ('queue' in target ? out.bindings : out.services).push(name);
+  return out;
 }

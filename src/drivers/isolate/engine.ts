@@ -22,11 +22,11 @@ import { domainToASCII } from 'node:url';
 import ivm from 'isolated-vm';
 import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.ts';
 import { FUNCTION_DEFAULTS } from '../../core/defaults.ts';
-import type { BindingMessage } from '../../core/driver.ts';
+import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import type { HandlerFormat, LogLevel } from '../../core/types.ts';
 import type { HostBridges, WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
 import { loadPrelude } from './prelude-build.ts';
-import { checkQueueSend } from './bindings.ts';
+import { checkQueueSend, serviceRequest } from './bindings.ts';
 
 export interface SandboxCallbacks {
   onRespond(invocationId: string, head: { status: number; headers: Array<[string, string]> }): void;
@@ -38,6 +38,11 @@ export interface SandboxCallbacks {
    * with message ids or rejects with a ContinuumError. Absent: sends fail with `unavailable`.
    */
   onQueueSend?(invocationId: string, binding: string, messages: BindingMessage[]): Promise<string[]>;
+  /**
+   * Tenant code called the service binding `binding` (a name of load.services, checked): resolves with
+   * the callee's whole response or rejects with a ContinuumError. Absent: calls fail with `unavailable`.
+   */
+  onServiceFetch?(invocationId: string, binding: string, request: ServiceRequest): Promise<ServiceResponse>;
   /** A callback above threw; the engine carries on. Default: rethrown on a later microtask. */
   onCallbackError?(error: unknown): void;
 }
@@ -73,7 +78,7 @@ const MAX_MESSAGE = 64 * 1024;
  */
 const WARMUP = `(function () {
   const install = __continuum_install, load = __continuum_load, dispatch = __continuum_dispatch, push = __continuum_push;
-  install({ log() {}, timerSet() {}, timerClear() {}, random(n) { return new ArrayBuffer(n); }, domainToASCII(d) { return d; }, subtle() {}, fetch() {}, queueSend() {}, respond() { return true; }, chunk() { return true; }, finish() {} });
+  install({ log() {}, timerSet() {}, timerClear() {}, random(n) { return new ArrayBuffer(n); }, domainToASCII(d) { return d; }, subtle() {}, fetch() {}, queueSend() {}, serviceFetch() {}, respond() { return true; }, chunk() { return true; }, finish() {} });
   load(function (module) {
     module.exports = { default: { async fetch(request, env, ctx) {
       const url = new URL(request.url);
@@ -250,7 +255,7 @@ class Shell {
   }
 }
 
-const BRIDGE_NAMES: ReadonlyArray<keyof HostBridges> = ['log', 'timerSet', 'timerClear', 'random', 'domainToASCII', 'subtle', 'fetch', 'queueSend', 'respond', 'chunk', 'finish'];
+const BRIDGE_NAMES: ReadonlyArray<keyof HostBridges> = ['log', 'timerSet', 'timerClear', 'random', 'domainToASCII', 'subtle', 'fetch', 'queueSend', 'serviceFetch', 'respond', 'chunk', 'finish'];
 
 interface HostInvocation {
   cpuMs: number;
@@ -289,6 +294,7 @@ export class Sandbox {
   readonly #subrequests: number;
   readonly #timeoutMs: number;
   readonly #bindings: ReadonlySet<string>;
+  readonly #services: ReadonlySet<string>;
   readonly #invocations = new Map<string, HostInvocation>();
   readonly #timers = new Map<number, { handle: NodeJS.Timeout; owner: string }>();
   readonly #keys = new Map<number, WebCrypto.CryptoKey>();
@@ -305,6 +311,7 @@ export class Sandbox {
     this.#responseBytes = load.responseBytes ?? FUNCTION_DEFAULTS.limits.responseBytes;
     this.#subrequests = load.subrequests;
     this.#bindings = new Set(load.bindings ?? []);
+    this.#services = new Set(load.services ?? []);
     this.#timeoutMs = load.timeoutMs;
     this.#isolate = shell.isolate;
     this.#context = shell.context;
@@ -596,6 +603,29 @@ export class Sandbox {
           return [JSON.stringify({ ids }), []];
         });
       },
+      serviceFetch: (callId: unknown, invocationId: unknown, binding: unknown, headJson: unknown, body: unknown) => {
+        const owner = typeof invocationId === 'string' ? invocationId : this.#currentOwner();
+        const inv = this.#invocations.get(owner);
+        const over = inv !== undefined && ++inv.subrequests > this.#subrequests;
+        this.#startCall(callId, owner, async () => {
+          if (over) throw wireError('subrequest_limit', `fetch failed: subrequest_limit: more than ${this.#subrequests} subrequests in one invocation`);
+          let res: ServiceResponse;
+          try {
+            const call = this.#callbacks.onServiceFetch;
+            if (typeof binding !== 'string' || !this.#services.has(binding)) {
+              throw new ContinuumError('forbidden', `binding ${JSON.stringify(String(binding).slice(0, 64))} is not granted to this function`);
+            }
+            if (!call) throw new ContinuumError('unavailable', 'service bindings are not available here');
+            res = await call(owner, binding, serviceRequest(headJson, body));
+          } catch (err) {
+            const e = err instanceof ContinuumError ? err : new ContinuumError('internal', 'the call failed');
+            throw wireError(e.code, `fetch failed: ${e.code}: ${e.message}`);
+          }
+          const bytes = res.body;
+          const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+          return [JSON.stringify({ status: res.status, headers: res.headers }), [buffer as ArrayBuffer]];
+        });
+      },
       respond: (id: unknown, headJson: unknown, wholeBody?: unknown, complete?: unknown) => {
         if (typeof id !== 'string' || typeof headJson !== 'string') return false;
         if (complete !== true) return this.#respond(id, headJson);
@@ -618,7 +648,7 @@ export class Sandbox {
         } catch {
           e = {};
         }
-        const code: ErrorCode = isErrorCode(e.code) && ['function_error', 'egress_denied', 'subrequest_limit', 'unsupported_api', 'bad_argument'].includes(e.code) ? e.code : 'function_error';
+        const code: ErrorCode = isErrorCode(e.code) && ['function_error', 'egress_denied', 'subrequest_limit', 'call_depth_exceeded', 'unsupported_api', 'bad_argument'].includes(e.code) ? e.code : 'function_error';
         this.#finish(id, { code, message: typeof e.message === 'string' ? e.message.slice(0, 2000) : 'the function failed' });
       },
     };

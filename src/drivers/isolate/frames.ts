@@ -25,6 +25,7 @@ export const F = {
   ping: 0x07, // a=seq
   init: 0x08, // payload JSON (engine start options, e.g. the prelude source); answered with ready
   queueSent: 0x09, // a=inst b=call; payload JSON { ids } or { error: { code, message } } (answers queueSend)
+  serviceResponse: 0x0a, // a=inst b=call; payload see bindings.ts encodeServiceResponse (answers serviceFetch)
   // worker → driver
   ready: 0x40, // payload JSON { pid } or { error } when the engine could not start
   created: 0x41, // a=inst; payload JSON { timing, format, exportName }
@@ -39,6 +40,7 @@ export const F = {
   fatal: 0x4a, // payload UTF-8 (catastrophic error: stop taking work)
   workerError: 0x4b, // payload UTF-8 (uncaught error in the worker, kept alive)
   queueSend: 0x4c, // a=inst b=call; payload see bindings.ts encodeQueueSend (a queue binding's send)
+  serviceFetch: 0x4d, // a=inst b=call; payload see bindings.ts encodeServiceFetch (a service binding's call)
 } as const;
 
 export const LOG_LEVELS = ['log', 'debug', 'info', 'warn', 'error'] as const;

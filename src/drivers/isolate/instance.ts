@@ -5,6 +5,7 @@
  */
 import { ContinuumError, type ErrorCode, isErrorCode } from '../../core/errors.ts';
 import type {
+  CallerContext,
   CapturedLog,
   Completion,
   InitTiming,
@@ -14,9 +15,10 @@ import type {
   InstanceState,
   InvokeRequest,
   InvokeResult,
+  ServiceResponse,
 } from '../../core/driver.ts';
 import type { LogLevel } from '../../core/types.ts';
-import { checkQueueSend, decodeQueueSend } from './bindings.ts';
+import { checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse } from './bindings.ts';
 import { ByteQueue } from './body.ts';
 import { F, LOG_LEVELS } from './frames.ts';
 import type { FrameSink, WorkerProcess } from './worker-process.ts';
@@ -33,6 +35,8 @@ class Invocation {
   readonly num: number;
   readonly id: string;
   readonly instance: IsolateInstance;
+  /** What this invocation's binding calls carry on (trace context, call depth). */
+  readonly request: InvokeRequest;
   timer: NodeJS.Timeout | null = null;
   headSent = false;
   done = false;
@@ -44,10 +48,11 @@ class Invocation {
   resolveResult!: (r: InvokeResult) => void;
   resolveCompletion: ((c: Completion) => void) | null = null;
 
-  constructor(instance: IsolateInstance, num: number, id: string) {
+  constructor(instance: IsolateInstance, num: number, request: InvokeRequest) {
     this.instance = instance;
     this.num = num;
-    this.id = id;
+    this.id = request.invocationId;
+    this.request = request;
   }
 
   completionOf(error: { code: ErrorCode; message: string } | null, cpuMs: number, peakMemoryBytes: number): Completion {
@@ -111,6 +116,11 @@ export class IsolateInstance implements Instance, FrameSink {
   #drainWaiters: Array<() => void> = [];
   /** Set when a limit hit: stop once idle, with this reason. */
   #retire: { code: ErrorCode; message: string } | null = null;
+  /**
+   * Deepest call depth any invocation here has had: a binding call made after its invocation ended
+   * (ctx.waitUntil) counts from it, so a loop through waitUntil still meets the depth limit.
+   */
+  #maxDepth = 0;
 
   constructor(init: InstanceInit) {
     this.#spec = init.spec;
@@ -162,7 +172,8 @@ export class IsolateInstance implements Instance, FrameSink {
       return Promise.resolve({ kind: 'error', completion: emptyCompletion(code, `instance is ${this.#state}`) });
     }
     const num = (this.#nextInv = (this.#nextInv + 1) >>> 0 || 1);
-    const inv = new Invocation(this, num, request.invocationId);
+    const inv = new Invocation(this, num, request);
+    if (request.caller && request.caller.depth > this.#maxDepth) this.#maxDepth = request.caller.depth;
     this.#inflight.set(num, inv);
     const result = new Promise<InvokeResult>((resolve) => (inv.resolveResult = resolve));
     const limits = this.#spec.limits;
@@ -214,6 +225,10 @@ export class IsolateInstance implements Instance, FrameSink {
   frame(type: number, b: number, payload: Buffer): void {
     if (type === F.queueSend) {
       this.#queueSend(b, payload);
+      return;
+    }
+    if (type === F.serviceFetch) {
+      this.#serviceFetch(b, payload);
       return;
     }
     const inv = this.#inflight.get(b);
@@ -283,8 +298,8 @@ export class IsolateInstance implements Instance, FrameSink {
       refuse(err);
       return;
     }
-    const target = Object.hasOwn(this.#spec.bindings, send.binding) ? this.#spec.bindings[send.binding] : undefined;
-    if (target === undefined) {
+    const target = this.#granted(send.binding);
+    if (target === undefined || !('queue' in target)) {
       refuse(new ContinuumError('forbidden', `binding ${send.binding} is not granted to this function`));
       return;
     }
@@ -293,9 +308,53 @@ export class IsolateInstance implements Instance, FrameSink {
       refuse(new ContinuumError('unavailable', 'queue bindings are not available on this node'));
       return;
     }
+    const traceparent = this.#inflight.get(send.inv)?.request.traceparent;
     Promise.resolve()
-      .then(() => services.sendToQueue(this.functionName, target.queue, send.messages))
+      .then(() => services.sendToQueue(this.functionName, target.queue, send.messages, traceparent))
       .then((ids) => reply({ ids: ids.map(String) }), refuse);
+  }
+
+  #granted(binding: string) {
+    return Object.hasOwn(this.#spec.bindings, binding) ? this.#spec.bindings[binding] : undefined;
+  }
+
+  /**
+   * A service binding's call from the sandbox. The target comes from this instance's own spec; who calls
+   * (invocation, depth, trace context) from the invocation the worker names, which must be in flight
+   * here — otherwise the call counts as made after its invocation ended (depth from #maxDepth).
+   */
+  #serviceFetch(call: number, payload: Buffer): void {
+    const reply = (answer: ServiceResponse | { error: { code: ErrorCode; message: string } }) => {
+      if (this.#state !== 'stopped') this.#worker.out.bytes(F.serviceResponse, this.#num, call, encodeServiceResponse(answer));
+    };
+    const refuse = (err: unknown) => {
+      const e = err instanceof ContinuumError ? err : new ContinuumError('internal', 'the call failed');
+      reply({ error: { code: e.code, message: e.message } });
+    };
+    let fetch: ReturnType<typeof decodeServiceFetch>;
+    try {
+      fetch = decodeServiceFetch(payload);
+    } catch (err) {
+      refuse(err);
+      return;
+    }
+    const target = this.#granted(fetch.binding);
+    if (target === undefined || !('function' in target)) {
+      refuse(new ContinuumError('forbidden', `binding ${fetch.binding} is not granted to this function`));
+      return;
+    }
+    const services = this.#services;
+    if (!services?.callFunction) {
+      refuse(new ContinuumError('unavailable', 'service bindings are not available on this node'));
+      return;
+    }
+    const inv = this.#inflight.get(fetch.inv);
+    const caller: CallerContext = inv
+      ? { functionName: this.functionName, invocationId: inv.id, depth: inv.request.caller?.depth ?? 0, ...(inv.request.traceparent ? { traceparent: inv.request.traceparent } : {}) }
+      : { functionName: this.functionName, invocationId: null, depth: this.#maxDepth };
+    Promise.resolve()
+      .then(() => services.callFunction!(caller, target.function, fetch.request))
+      .then(reply, refuse);
   }
 
   #timeout(inv: Invocation): void {

@@ -7,8 +7,8 @@
  */
 import { Socket } from 'node:net';
 import { F, FrameReader, FrameWriter, LOG_LEVELS } from './frames.ts';
-import { encodeQueueSend } from './bindings.ts';
-import type { BindingMessage } from '../../core/driver.ts';
+import { decodeServiceResponse, encodeQueueSend, encodeServiceFetch } from './bindings.ts';
+import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.ts';
 import type { LogLevel } from '../../core/types.ts';
 import type { WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
@@ -21,6 +21,8 @@ export interface WorkerSandboxCallbacks {
   onLog(invocationId: string, level: LogLevel, message: string): void;
   /** A queue binding's send: forwarded to the driver, which resolves the binding through the instance's spec. */
   onQueueSend(invocationId: string, binding: string, messages: BindingMessage[]): Promise<string[]>;
+  /** A service binding's call: forwarded to the driver likewise; resolves with the callee's whole response. */
+  onServiceFetch(invocationId: string, binding: string, request: ServiceRequest): Promise<ServiceResponse>;
 }
 
 export interface WorkerSandbox {
@@ -80,8 +82,8 @@ class Slot {
   cpuAcc = 0;
   dying: { code: string; message: string } | null = null;
   dyingScheduled = false;
-  /** Queue sends waiting for the driver's answer, by call number. */
-  readonly calls = new Map<number, { resolve: (ids: string[]) => void; reject: (err: ContinuumError) => void }>();
+  /** Binding calls (queue sends, service calls) waiting for the driver's answer, by call number. */
+  readonly calls = new Map<number, PendingCall>();
   nextCall = 0;
 
   constructor(num: number, sandbox: WorkerSandbox, logCap: number) {
@@ -102,14 +104,20 @@ class Slot {
 
   /** The sandbox is going away: sends still waiting will not be answered. */
   failCalls(): void {
-    const err = new ContinuumError('instance_crashed', 'the instance stopped before the send was confirmed');
+    const err = new ContinuumError('instance_crashed', 'the instance stopped before the call was answered');
     for (const c of this.calls.values()) c.reject(err);
     this.calls.clear();
   }
 }
 
+interface PendingCall {
+  /** Reads the driver's answer frame. */
+  settle(payload: Buffer): void;
+  reject(err: ContinuumError): void;
+}
+
 /** The driver's answer to a queue send: `{ ids }` or `{ error: { code, message } }`. */
-function settleCall(call: { resolve: (ids: string[]) => void; reject: (err: ContinuumError) => void }, payload: Buffer): void {
+function settleSend(call: { resolve: (ids: string[]) => void; reject: (err: ContinuumError) => void }, payload: Buffer): void {
   let answer: { ids?: unknown; error?: { code?: unknown; message?: unknown } };
   try {
     answer = JSON.parse(payload.toString('utf8'));
@@ -251,17 +259,35 @@ export function runWorker(createEngine: EngineFactory): void {
         if (kept.length > 0 || !inv.truncated) out.text(F.log, num, inv.num, kept, LEVEL_INDEX.get(level) ?? 0);
         if (inv.truncated) out.bytes(F.logTruncated, num, inv.num);
       },
-      onQueueSend(_id, binding, messages) {
-        return new Promise((resolve, reject) => {
-          if (!slot || slots.get(num) !== slot) {
-            reject(new ContinuumError('instance_crashed', 'the instance is gone'));
-            return;
-          }
-          const call = (slot.nextCall = (slot.nextCall + 1) >>> 0 || 1);
-          slot.calls.set(call, { resolve, reject });
-          out.bytes(F.queueSend, num, call, encodeQueueSend(binding, messages));
-        });
+      onQueueSend(id, binding, messages) {
+        return new Promise((resolve, reject) =>
+          startCall(reject, (payload) => settleSend({ resolve, reject }, payload), (call, inv) => out.bytes(F.queueSend, num, call, encodeQueueSend(binding, inv, messages)), id),
+        );
       },
+      onServiceFetch(id, binding, request) {
+        return new Promise((resolve, reject) =>
+          startCall(
+            reject,
+            (payload) => {
+              const answer = decodeServiceResponse(payload);
+              if ('error' in answer) reject(new ContinuumError(isErrorCode(answer.error.code) ? answer.error.code : 'internal', String(answer.error.message)));
+              else resolve(answer);
+            },
+            (call, inv) => out.bytes(F.serviceFetch, num, call, encodeServiceFetch(binding, inv, request)),
+            id,
+          ),
+        );
+      },
+    };
+    /** Send a binding call to the driver, naming the calling invocation by its number (0: none running). */
+    const startCall = (reject: (err: ContinuumError) => void, settle: (payload: Buffer) => void, send: (call: number, inv: number) => void, owner: string) => {
+      if (!slot || slots.get(num) !== slot) {
+        reject(new ContinuumError('instance_crashed', 'the instance is gone'));
+        return;
+      }
+      const call = (slot.nextCall = (slot.nextCall + 1) >>> 0 || 1);
+      slot.calls.set(call, { settle, reject });
+      send(call, slot.byId.get(owner)?.num ?? 0);
     };
     try {
       if (!engine) throw Object.assign(new Error('engine not started'), { code: 'internal' });
@@ -327,12 +353,17 @@ export function runWorker(createEngine: EngineFactory): void {
         if (slot.sandbox.disposed) dropSlot(slot, { code: 'instance_crashed', message: 'sandbox disposed' });
         return;
       }
-      case F.queueSent: {
+      case F.queueSent:
+      case F.serviceResponse: {
         const slot = slots.get(a);
         const call = slot?.calls.get(b);
         if (!slot || !call) return;
         slot.calls.delete(b);
-        settleCall(call, payload);
+        try {
+          call.settle(payload);
+        } catch (err) {
+          call.reject(err instanceof ContinuumError ? err : new ContinuumError('internal', 'malformed answer'));
+        }
         return;
       }
       case F.create:

@@ -282,7 +282,7 @@ export class ProcessDriver implements SandboxDriver {
         cpuMs: spec.limits.cpuMs,
         responseBytes: spec.limits.responseBytes,
         subrequests: spec.limits.subrequests,
-        bindings: Object.keys(spec.bindings ?? {}),
+        bindings: Object.entries(spec.bindings ?? {}).flatMap(([name, target]) => ('queue' in target ? [name] : [])),
       };
       // The bundle is read from the sandbox's /fn, not sent in the frame.
       const payload: CreatePayload = { code: '', load, logBytes: spec.limits.logBytes };

@@ -84,6 +84,8 @@ export interface WireLoadOptions {
   responseBytes?: number;
   /** Names of the queue bindings, visible as `env.<NAME>`; the host resolves them to queues. */
   bindings?: string[];
+  /** Names of the service bindings (other functions), visible as `env.<NAME>` with `fetch`. */
+  services?: string[];
 }
 
 /** Bridges the host installs after the isolate is restored from the snapshot (each an ivm.Callback). */
@@ -118,6 +120,12 @@ export interface HostBridges {
    * like fetch with `{ "ids": [...] }`, or rejects with `{ name, message, code }` (a code of src/core/errors.ts).
    */
   queueSend(callId: number, invocationId: string, binding: string, metaJson: string, buffers: ArrayBuffer[]): void;
+  /**
+   * Call the function behind the service binding `binding` (a NAME) with a request: headJson is
+   * `{ method, url, headers }`, body the whole request body or null. Counts as a subrequest. Settles like
+   * fetch with `{ status, headers }` and `[body]`, or rejects with `{ name, message, code }`.
+   */
+  serviceFetch(callId: number, invocationId: string, binding: string, headJson: string, body: ArrayBuffer | null): void;
   /**
    * Response head for an invocation. Returns false when the host no longer wants the response.
    * With `complete` true, `wholeBody` is the whole body (null for none) and the invocation is done:

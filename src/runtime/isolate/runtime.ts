@@ -215,15 +215,53 @@ async function queueSend(name: string, messages: OutgoingMessage[]): Promise<{ i
   if (inv) countSubrequest(inv, 'queue send failed');
   const meta = JSON.stringify(messages.map(({ contentType, delaySeconds }) => ({ contentType, delaySeconds })));
   const buffers = messages.map((m) => exactBuffer(m.bytes));
+  const [json] = await withCode(hostCall((id) => host().queueSend(id, current, name, meta, buffers)));
+  const ids = (JSON.parse(json) as { ids?: unknown }).ids;
+  return { ids: Array.isArray(ids) ? ids.map(String) : [] };
+}
+
+/** Binding calls reject with the platform's error code as `err.code` (e.g. not_found, call_depth_exceeded). */
+async function withCode<T>(call: Promise<T>): Promise<T> {
   try {
-    const [json] = await hostCall((id) => host().queueSend(id, current, name, meta, buffers));
-    const ids = (JSON.parse(json) as { ids?: unknown }).ids;
-    return { ids: Array.isArray(ids) ? ids.map(String) : [] };
+    return await call;
   } catch (err) {
     const code = err !== null && typeof err === 'object' ? codedErrors.get(err) : undefined;
     if (code !== undefined) Object.defineProperty(err, 'code', { value: code, enumerable: true, configurable: true, writable: true });
     throw err;
   }
+}
+
+// ---------------------------------------------------------------- service bindings
+
+/** Statuses whose responses cannot carry a body (`new Response(body, …)` would throw). */
+const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
+
+/**
+ * `env.NAME.fetch(input, init)` for a service binding: the request (body buffered) goes to the host,
+ * which invokes the bound function through the node's scheduler — no network hop. Whatever the callee
+ * answers, errors included, comes back as a Response, as over HTTP; the call rejects (with `err.code`)
+ * only when it cannot be made: no such function, the call-depth limit, the subrequest limit.
+ */
+function serviceFetch(name: string, input: unknown, init?: unknown): Promise<Response> {
+  return withCode(callService(name, input, init));
+}
+
+async function callService(name: string, input: unknown, init?: unknown): Promise<Response> {
+  const inv = invocations.get(current);
+  if (typeof input === 'string' && input.length > MAX_URL) throw new TypeError(`fetch: URL longer than ${MAX_URL} characters`);
+  const req = new Request(input as RequestInfo, init as RequestInit | undefined);
+  if (inv) countSubrequest(inv, 'fetch failed');
+  const headJson = JSON.stringify({ method: req.method, url: req.url, headers: [...req.headers] });
+  const body = req.body === null ? null : await req.arrayBuffer();
+  const [json, buffers] = await hostCall((id) => host().serviceFetch(id, current, name, headJson, body));
+  const head = JSON.parse(json) as { status: number; headers: Array<[string, string]> };
+  return new Response(NULL_BODY_STATUS.has(head.status) ? null : (buffers[0] ?? null), { status: head.status, headers: head.headers });
+}
+
+function serviceBinding(name: string): object {
+  return Object.freeze({
+    fetch: (input: unknown, init?: unknown) => serviceFetch(name, input, init),
+  });
 }
 
 /** `env.NAME` for a queue binding: Cloudflare's Queue producer API, plain JS inside the isolate. */
@@ -308,9 +346,10 @@ async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
   inv.responded = true;
   // Fast path: a body made from a string or bytes goes out whole, without a stream reader.
   // (A body whose stream nobody has touched yet is unused; asking `bodyUsed` would create the stream.)
-  const body0 = getResponseState(res).body;
+  // A Response made with a null body (204, 304…) has no body state at all, not a null one.
+  const body0 = getResponseState(res).body as ReturnType<typeof getResponseState>['body'] | undefined;
   let source: string | Uint8Array | null | undefined; // undefined: stream the body
-  if (body0 === null) source = null;
+  if (body0 === null || body0 === undefined) source = null;
   else if (body0.lazyStreamPending === true || !res.bodyUsed) {
     const s = body0.source;
     if (typeof s === 'string' || s instanceof Uint8Array) source = s;
@@ -532,6 +571,7 @@ const entryPoints = {
     define('process', Object.freeze({ env: vars }));
     const env: Record<string, unknown> = Object.assign(Object.create(null), vars);
     for (const name of Array.isArray(o.bindings) ? o.bindings : []) env[String(name)] = queueBinding(String(name));
+    for (const name of Array.isArray(o.services) ? o.services : []) env[String(name)] = serviceBinding(String(name));
     Object.freeze(env);
     const module = { exports: {} as unknown };
     enter('', () => Reflect.apply(factory as Fn, undefined, [module, module.exports, unavailableRequire]));
