@@ -5,16 +5,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SERVICE_DEFAULTS } from '../src/core/defaults.ts';
+import { ProcessDriver } from '../src/drivers/process/driver.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
 
-async function records(node: TestNode, fn: string): Promise<any[]> {
-  // Records reach the store in batches; wait until the sink has written them.
+const probe = new ProcessDriver();
+await probe.start();
+const processUnavailable = probe.status().available ? null : probe.status().reason;
+await probe.stop();
+
+/** A function's records once `ready` holds for them (records reach the store in batches). */
+async function records(node: TestNode, fn: string, ready: (items: any[]) => boolean = (items) => items.length > 0): Promise<any[]> {
+  let items: any[] = [];
   for (let i = 0; i < 100; i++) {
-    const r = await node.api('GET', `/v1/invocations?function=${fn}&limit=100`);
-    if (r.json.items.length > 0) return r.json.items;
+    items = (await node.api('GET', `/v1/invocations?function=${fn}&limit=100`)).json.items;
+    if (ready(items)) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return [];
+  return items;
 }
 
 test('service bindings: calls, errors as data, the depth limit, the subrequest budget', { timeout: 120_000 }, async (t) => {
@@ -60,7 +67,7 @@ test('service bindings: calls, errors as data, the depth limit, the subrequest b
     assert.equal(out.status, 201);
     assert.equal(out.header, 'yes');
     assert.deepEqual(out.json, { method: 'PUT', path: '/list', q: '1', body: 'hello', hdr: 'front' });
-    const callee = (await records(node, 'users')).find((r: any) => r.id === out.id);
+    const callee = (await records(node, 'users', (items) => items.some((r) => r.id === out.id))).find((r: any) => r.id === out.id);
     assert.ok(callee, 'the callee has a record under the id the caller saw');
     assert.equal(callee.trigger, 'binding');
     assert.equal(callee.callerFunction, 'front');
@@ -101,11 +108,7 @@ test('service bindings: calls, errors as data, the depth limit, the subrequest b
     const res = await node.fn('/fn/loop/');
     assert.equal(res.status, 508);
     assert.deepEqual(await res.json(), { code: 'call_depth_exceeded' });
-    let calls: any[] = [];
-    for (let i = 0; i < 100 && calls.length < SERVICE_DEFAULTS.maxCallDepth + 1; i++) {
-      calls = await records(node, 'loop');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const calls = await records(node, 'loop', (items) => items.length >= SERVICE_DEFAULTS.maxCallDepth + 1);
     assert.equal(calls.length, SERVICE_DEFAULTS.maxCallDepth + 1, 'the request plus maxCallDepth nested calls');
     assert.equal(calls.filter((r) => r.callerFunction === 'loop').length, SERVICE_DEFAULTS.maxCallDepth);
   });
@@ -116,4 +119,30 @@ test('service bindings: calls, errors as data, the depth limit, the subrequest b
     assert.equal((await bad({ X: { function: 'users', queue: 'q' } })).error.code, 'bad_request');
     assert.equal((await bad({ X: {} })).error.code, 'bad_request');
   });
+});
+
+test('service bindings work from and to the process tier', { timeout: 120_000, skip: processUnavailable ? `process tier unavailable: ${processUnavailable}` : false }, async (t) => {
+  const node = await startTestNode();
+  t.after(() => node.stop());
+  const echo = `export default { async fetch(request) { return Response.json({ tier: TIER, body: await request.text(), tp: request.headers.get('traceparent') }, { status: 202 }); } };`;
+  assert.equal((await node.deploy('echo-iso', echo.replace('TIER', "'isolate'"))).status, 201);
+  assert.equal((await node.deploy('echo-proc', echo.replace('TIER', "'process'"), 'index.js', { tier: 'process' })).status, 201);
+  const caller = `export default { async fetch(request, env) {
+    const r = await env.PEER.fetch('http://peer/', { method: 'POST', body: 'hi' });
+    let missing = null;
+    try { await env.GONE.fetch('http://gone/'); } catch (err) { missing = err.code; }
+    return Response.json({ status: r.status, json: await r.json(), missing });
+  } };`;
+  const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  for (const [from, to] of [['process', 'echo-iso'], ['isolate', 'echo-proc'], ['process', 'echo-proc']] as const) {
+    const name = `from-${from}-to-${to}`;
+    const config = { tier: from, bindings: { PEER: { function: to }, GONE: { function: 'gone' } } };
+    assert.equal((await node.deploy(name, caller, 'index.js', config)).status, 201);
+    const res = await node.fn(`/fn/${name}/`, { headers: { traceparent: tp } });
+    const out = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(out));
+    assert.deepEqual(out, { status: 202, json: { tier: to === 'echo-iso' ? 'isolate' : 'process', body: 'hi', tp }, missing: 'not_found' }, name);
+    const callee = (await records(node, to, (items) => items.some((r) => r.callerFunction === name))).find((r: any) => r.callerFunction === name);
+    assert.ok(callee, `${to} has a record naming ${name} as its caller`);
+  }
 });

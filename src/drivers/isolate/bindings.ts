@@ -5,7 +5,7 @@
  * driver checks again, because it does not trust the worker.
  */
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
-import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
+import type { BindingMessage, InstanceSpec, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import { ContinuumError } from '../../core/errors.ts';
 
 const MAX_CONTENT_TYPE = 255;
@@ -13,6 +13,13 @@ const MAX_CONTENT_TYPE = 255;
 const CONTENT_TYPE = /^[\x20-\x7e]+$/;
 /** Binding names as the config allows them (`env.<NAME>`). */
 const BINDING_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/** The binding names a sandbox gets, by kind: `bindings` are queue producers, `services` other functions. */
+export function bindingNames(bindings: InstanceSpec['bindings'] | undefined): { bindings: string[]; services: string[] } {
+  const out = { bindings: [] as string[], services: [] as string[] };
+  for (const [name, target] of Object.entries(bindings ?? {})) ('queue' in target ? out.bindings : out.services).push(name);
+  return out;
+}
 
 /** Throws `bad_request` or `payload_too_large` unless the batch meets EVENT_DEFAULTS.queue. */
 export function checkQueueSend(messages: BindingMessage[]): void {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
 import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
+import { bindingNames } from './bindings.ts';
 import { IsolateInstance } from './instance.ts';
 import { loadPrelude } from './prelude-build.ts';
 import { WorkerProcess, type WorkerSpawnOptions } from './worker-process.ts';
@@ -332,11 +333,4 @@ export class IsolateDriver implements SandboxDriver {
   workerPids(): number[] {
     return this.#slots.flatMap((s) => (s.worker?.alive && s.worker.pid ? [s.worker.pid] : []));
   }
-}
-
-/** The binding names an isolate gets, by kind: `bindings` are queue producers, `services` other functions. */
-export function bindingNames(bindings: InstanceSpec['bindings'] | undefined): { bindings: string[]; services: string[] } {
-  const out = { bindings: [] as string[], services: [] as string[] };
-  for (const [name, target] of Object.entries(bindings ?? {})) ('queue' in target ? out.bindings : out.services).push(name);
-  return out;
 }

@@ -16,6 +16,7 @@ import { PROCESS_TIER_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
 import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
+import { bindingNames } from '../isolate/bindings.ts';
 import { IsolateInstance } from '../isolate/instance.ts';
 import { WorkerProcess } from '../isolate/worker-process.ts';
 import type { CreatePayload } from '../isolate/worker-loop.ts';
@@ -282,7 +283,7 @@ export class ProcessDriver implements SandboxDriver {
         cpuMs: spec.limits.cpuMs,
         responseBytes: spec.limits.responseBytes,
         subrequests: spec.limits.subrequests,
-        bindings: Object.entries(spec.bindings ?? {}).flatMap(([name, target]) => ('queue' in target ? [name] : [])),
+        ...bindingNames(spec.bindings),
       };
       // The bundle is read from the sandbox's /fn, not sent in the frame.
       const payload: CreatePayload = { code: '', load, logBytes: spec.limits.logBytes };

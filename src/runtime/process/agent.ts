@@ -29,7 +29,18 @@ export interface AgentCallbacks {
   onFinish(invocationId: string, error: { code: 'function_error' | 'bad_request'; message: string } | null): void;
   onLog(invocationId: string, level: Level, message: string): void;
   onQueueSend(invocationId: string, binding: string, messages: Array<{ body: Uint8Array; contentType: string; delayMs?: number }>): Promise<string[]>;
+  onServiceFetch(invocationId: string, binding: string, request: ServiceRequest): Promise<{ status: number; headers: Array<[string, string]>; body: Uint8Array }>;
 }
+
+interface ServiceRequest {
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  body: Uint8Array | null;
+}
+
+/** Statuses whose responses cannot carry a body. */
+const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 
 interface Invocation {
   id: string;
@@ -117,7 +128,27 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
       Object.assign(process.env, vars);
       const env: Record<string, unknown> = { ...vars };
       for (const name of load.bindings ?? []) env[name] = queueBinding(name);
+      for (const name of load.services ?? []) env[name] = serviceBinding(name);
       Object.freeze(env);
+
+      /** `env.NAME.fetch(…)`: the call goes to the driver as on the isolate tier (see src/runtime/isolate/runtime.ts). */
+      function serviceBinding(name: string): object {
+        return Object.freeze({
+          async fetch(input: unknown, init?: unknown): Promise<Response> {
+            const inv = current.getStore();
+            const req = new Request(input as ConstructorParameters<typeof Request>[0], init as RequestInit | undefined);
+            const body = req.body === null ? null : new Uint8Array(await req.arrayBuffer());
+            let res: Awaited<ReturnType<AgentCallbacks['onServiceFetch']>>;
+            try {
+              res = await callbacks.onServiceFetch(inv?.id ?? '', name, { method: req.method, url: req.url, headers: [...req.headers], body });
+            } catch (err) {
+              const code = String((err as { code?: unknown }).code ?? 'internal');
+              throw Object.assign(new TypeError(`fetch failed: ${code}: ${String((err as Error).message)}`), { code });
+            }
+            return new Response(NULL_BODY_STATUS.has(res.status) ? null : res.body, { status: res.status, headers: res.headers });
+          },
+        });
+      }
 
       function queueBinding(name: string): object {
         const send = (messages: Array<{ bytes: Uint8Array; contentType: string; delaySeconds: number | undefined }>) => {
