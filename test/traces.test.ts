@@ -99,6 +99,9 @@ test('one HTTP request through A → B (service binding) → queue → C is one 
     assert.equal((await node.deploy('fn-b', B, 'index.js', { bindings: { Q: { queue: 'chain' } } })).status, 201);
     assert.equal((await node.deploy('fn-a', A, 'index.js', { bindings: { B: { function: 'fn-b' } } })).status, 201);
 
+    // Scale all three to zero so that this request starts each of them (the deploy's prewarmed instance
+    // would serve it warm).
+    for (const fn of ['fn-a', 'fn-b', 'fn-c']) assert.equal((await node.api('DELETE', `/v1/functions/${fn}/instances`)).status, 200);
     const incomingTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const incomingSpan = '00f067aa0ba902b7';
     const res = await node.fn('/fn/fn-a/', { headers: { traceparent: `00-${incomingTrace}-${incomingSpan}-01`, tracestate: 'vendor=1' } });
