@@ -464,6 +464,28 @@ describe('process tier sandboxes seen from the host', { skip: unavailable ? `pro
     await Promise.all([inst.stop(), other.stop()]);
   });
 
+  test('cold starts claim a pre-started sandbox: it gets the function\'s memory limit, a fresh /tmp, and the pool refills', async () => {
+    const memoryLimit = (pid: number) => {
+      const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:(memory)?:/.test(l) && (l.includes(':memory:') || l.startsWith('0::')))!;
+      const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+      return line.startsWith('0::') ? readFileSync(`/sys/fs/cgroup${rel}/memory.max`, 'utf8').trim() : readFileSync(`/sys/fs/cgroup/memory${rel}/memory.limit_in_bytes`, 'utf8').trim();
+    };
+    const hello = `module.exports = { default: { fetch: () => new Response(require('node:fs').readdirSync('/tmp').length + '') } };`;
+    for (let round = 0; round < 2; round++) {
+      // Whatever was taken from the pool (by earlier tests, by the first round) comes back.
+      for (let i = 0; i < 250 && driver.pooled < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(driver.pooled, 2);
+      const a = (await driver.createInstance(spec(hello, { memoryMb: 200 }))) as ProcessInstance;
+      const b = (await driver.createInstance(spec(hello, { memoryMb: 300 }))) as ProcessInstance;
+      assert.equal(a.initTiming.sandboxMs, 0);
+      assert.equal(b.initTiming.sandboxMs, 0);
+      assert.equal(memoryLimit(a.agentPid()!), String(200 * 1024 * 1024));
+      assert.equal(memoryLimit(b.agentPid()!), String(300 * 1024 * 1024));
+      assert.equal((await answer(a)).text, '0');
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   test('catalogue 16: a fork bomb → pids_limit while a canary answers; every process of the sandbox dies with it', async () => {
     const bomb = (await driver.createInstance(
       spec(`module.exports = { default: { async fetch() {

@@ -213,6 +213,8 @@ export const PROCESS_TIER_DEFAULTS = {
   nofile: 1024,
   /** Output a sandbox writes outside any invocation that reaches the node's diagnostics, over its life. */
   strayOutputBytes: 64 * 1024,
+  /** Sandboxes started ahead of need; a cold start claims one (0: every instance spawns its own). */
+  poolSize: 2,
   /** How often the CPU time of an instance with invocations in flight is read (cpuMs enforcement). */
   cpuCheckMs: 20,
   startTimeoutMs: 10_000,

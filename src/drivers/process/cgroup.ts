@@ -99,7 +99,7 @@ export class CgroupLeaf {
       const dir = join(parent, name);
       mkdirSync(dir);
       this.dirs = [dir];
-      writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes));
+      this.setMemoryLimit(limits.memoryBytes);
       // No swap: a memory bomb ends at the limit instead of paging the host.
       if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0');
       writeFileSync(join(dir, 'cpu.max'), `${quota} ${CFS_PERIOD_US}`);
@@ -114,14 +114,34 @@ export class CgroupLeaf {
         return dir;
       });
       const mem = join(v1.memory, PARENT, name);
-      writeFileSync(join(mem, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-      if (existsSync(join(mem, 'memory.memsw.limit_in_bytes'))) writeFileSync(join(mem, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+      this.setMemoryLimit(limits.memoryBytes);
       writeFileSync(join(mem, 'memory.swappiness'), '0');
       const cpu = join(v1.cpu, PARENT, name);
       writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
       writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(quota));
       writeFileSync(join(v1.pids, PARENT, name, 'pids.max'), String(limits.pids));
     }
+  }
+
+  /**
+   * Sets the memory limit (and, on v1, memory+swap to the same: no swap). A pre-started sandbox gets its
+   * function's limit when claimed; the kernel refuses (throws) a limit below what the leaf already uses.
+   */
+  setMemoryLimit(bytes: number): void {
+    const mem = this.#dir('memory');
+    if (this.layout.version === 2) {
+      writeFileSync(join(mem, 'memory.max'), String(bytes));
+      return;
+    }
+    const memsw = join(mem, 'memory.memsw.limit_in_bytes');
+    const limit = join(mem, 'memory.limit_in_bytes');
+    if (!existsSync(memsw)) {
+      writeFileSync(limit, String(bytes));
+      return;
+    }
+    // memsw may never be below the memory limit: raise it first, lower it last.
+    const raising = bytes > Number(readText(limit) ?? 0);
+    for (const file of raising ? [memsw, limit] : [limit, memsw]) writeFileSync(file, String(bytes));
   }
 
   /** The `cgroup.procs` files a process writes its pid into to join the leaf in every hierarchy. */

@@ -4,15 +4,16 @@
  * The host side reuses the isolate tier's worker handle and instance (one frame protocol for both tiers);
  * ProcessInstance adds what the cgroup knows.
  *
- * Cold starts spawn a sandbox per instance. `#sandbox()` is the seam for a pool of pre-started generic
- * sandboxes: the bundle directory is bind-mounted empty at spawn and filled when an instance claims it,
- * and the cgroup limits can be written then too.
+ * Cold starts are served from a pool of pre-started generic sandboxes (`poolSize`, refilled in the
+ * background): a sandbox starts with its bundle directory bind-mounted empty and its agent waiting; the
+ * instance that claims it writes the bundle (and its addons) into that directory and the function's
+ * memory limit into its cgroup leaf, then loads the module. With an empty pool a sandbox is spawned.
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROCESS_TIER_DEFAULTS } from '../../core/defaults.ts';
+import { FUNCTION_DEFAULTS, PROCESS_TIER_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
 import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
@@ -96,6 +97,9 @@ export class ProcessDriver implements SandboxDriver {
   #ids = new Set<number>();
   /** Teardowns under way (stop() waits for them, so no leaf outlives the driver). */
   #teardowns = new Set<Promise<void>>();
+  /** Pre-started sandboxes waiting for an instance, and those starting. */
+  #pool: Sandbox[] = [];
+  #filling = new Set<Promise<void>>();
   #nextId = 0;
   #seq = 0;
 
@@ -128,6 +132,7 @@ export class ProcessDriver implements SandboxDriver {
     writeFileSync(this.#seccompPath, seccompFilterBytes(), { mode: 0o644 });
     mkdirSync(join(this.#runtimeDir, 'i'), { mode: 0o711 });
     this.#running = true;
+    this.#refill();
   }
 
   async #probe(): Promise<string | null> {
@@ -170,6 +175,8 @@ export class ProcessDriver implements SandboxDriver {
 
   async stop(): Promise<void> {
     this.#running = false;
+    await Promise.all([...this.#filling]);
+    for (const sb of this.#pool.splice(0)) this.#teardown(sb);
     await Promise.all([...this.#instances].map((i) => i.stop()));
     await Promise.all([...this.#teardowns]);
     if (this.#runtimeDir) rmSync(this.#runtimeDir, { recursive: true, force: true });
@@ -193,8 +200,58 @@ export class ProcessDriver implements SandboxDriver {
     throw new ContinuumError('overloaded', 'no sandbox uid is free');
   }
 
-  /** A started sandbox with an empty bundle directory (the seam for a pre-started pool). */
+  /** Pre-started sandboxes waiting in the pool (operations and tests). */
+  get pooled(): number {
+    return this.#pool.length;
+  }
+
+  /** Starts sandboxes until the pool holds `poolSize` (with those starting); failures wait for the next claim. */
+  #refill(): void {
+    while (this.#running && this.#pool.length + this.#filling.size < this.options.poolSize) {
+      const filling: Promise<void> = this.#spawn(FUNCTION_DEFAULTS.limits.memoryMb).then(
+        (sb) => {
+          if (this.#running) this.#pool.push(sb);
+          else this.#teardown(sb);
+        },
+        (err: Error) => this.options.onDiagnostic(`pre-starting a sandbox failed: ${err.message}`),
+      );
+      this.#filling.add(filling);
+      void filling.finally(() => this.#filling.delete(filling));
+    }
+  }
+
+  /** A started sandbox with an empty bundle directory and the given memory limit: from the pool, or spawned. */
   async #sandbox(memoryMb: number): Promise<Sandbox> {
+    for (let sb = this.#pool.shift(); sb !== undefined; sb = this.#pool.shift()) {
+      if (!sb.worker.alive) {
+        this.#teardown(sb);
+        continue;
+      }
+      try {
+        sb.leaf.setMemoryLimit(memoryMb * 1024 * 1024);
+      } catch {
+        // below what the idle sandbox already uses: this function gets a sandbox started with its limit
+        this.#pool.unshift(sb);
+        break;
+      }
+      return { ...sb, readyMs: 0 };
+    }
+    return this.#spawn(memoryMb);
+  }
+
+  /** Kills a sandbox's processes, removes its leaf and directory, and frees its uid. */
+  #teardown(sb: Sandbox): void {
+    sb.worker.kill('sandbox stopped');
+    const done = sb.leaf.destroy().then(() => {
+      rmSync(sb.dir, { recursive: true, force: true });
+      this.#ids.delete(sb.uid);
+    });
+    this.#teardowns.add(done);
+    void done.finally(() => this.#teardowns.delete(done));
+  }
+
+  /** Spawns a sandbox with an empty bundle directory. */
+  async #spawn(memoryMb: number): Promise<Sandbox> {
     const uid = this.#allocateId();
     // Leaf and directory names come from a counter, never from tenant-chosen names (catalogue 11).
     const name = `p${process.pid}-${++this.#seq}`;
@@ -252,6 +309,15 @@ export class ProcessDriver implements SandboxDriver {
 
   async createInstance(spec: InstanceSpec, services?: InstanceServices): Promise<Instance> {
     if (!this.#running) throw new ContinuumError('unavailable', `the process tier is not available: ${this.#unavailable ?? 'driver stopped'}`);
+    try {
+      return await this.#create(spec, services);
+    } finally {
+      // Refilled once this instance has loaded, so the refill does not compete with its cold start.
+      this.#refill();
+    }
+  }
+
+  async #create(spec: InstanceSpec, services: InstanceServices | undefined): Promise<ProcessInstance> {
     const sb = await this.#sandbox(spec.limits.memoryMb);
     let cleaned = false;
     let instance: ProcessInstance | null = null;
@@ -259,13 +325,7 @@ export class ProcessDriver implements SandboxDriver {
       if (cleaned) return;
       cleaned = true;
       instance?.recordFinalUsage();
-      sb.worker.kill('instance stopped');
-      const done = sb.leaf.destroy().then(() => {
-        rmSync(sb.dir, { recursive: true, force: true });
-        this.#ids.delete(sb.uid);
-      });
-      this.#teardowns.add(done);
-      void done.finally(() => this.#teardowns.delete(done));
+      this.#teardown(sb);
     };
     try {
       writeFileSync(join(sb.dir, 'index.js'), spec.code, { mode: 0o400 });

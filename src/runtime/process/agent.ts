@@ -81,6 +81,9 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
   const bundlePath = options.bundlePath ?? BUNDLE_PATH;
   const current = new AsyncLocalStorage<Invocation>();
   let created = false;
+  // Node loads fetch, Request and Response (undici) on first use: do it while the sandbox waits in the
+  // pool, not in the first invocation.
+  void new Response(new Request('http://sandbox/', { method: 'POST', body: 'x' }).body).text();
 
   return {
     createSandbox({ load, callbacks }: { code: string; load: WireLoadOptions; callbacks: AgentCallbacks }) {
