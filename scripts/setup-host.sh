@@ -5,7 +5,8 @@
 set -u
 # A command missing → its packages (comma-separated): cc and the C library headers build the native test
 # addon and the syscall probe of the process-tier tests.
-PACKAGES="nats-server:nats-server strace:strace bwrap:bubblewrap cc:gcc,libc6-dev promtool:prometheus"
+# promtool checks /metrics; chromium runs the web console's browser tests.
+PACKAGES="nats-server:nats-server strace:strace bwrap:bubblewrap cc:gcc,libc6-dev promtool:prometheus chromium:chromium"
 missing=""
 for entry in $PACKAGES; do
   cmd=${entry%%:*}

@@ -18,6 +18,7 @@ import type { EventsService } from '../events/service.ts';
 import { asyncStatusView, registerEventRoutes, submitAsyncInvoke } from './events-routes.ts';
 import * as S from './schemas.ts';
 import { parseJsonBounded } from './json.ts';
+import { registerConsole } from './console.ts';
 
 export interface AppOptions {
   service: FunctionService;
@@ -39,6 +40,8 @@ export interface AppOptions {
   maxApiBodyBytes?: number;
   maxUploadBytes?: number;
   version: string;
+  /** The built web console (console/dist); without it `/` is not served. */
+  consoleDir?: string;
 }
 
 const UPLOAD_TYPES = [
@@ -382,6 +385,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
 
   await registerEventRoutes(app, opts.events, service, errors);
+  if (opts.consoleDir) await registerConsole(app, opts.consoleDir);
 
   return app;
 }

@@ -196,6 +196,8 @@ export const NODE_DEFAULTS = {
     /** Functions tracked at once; the least recently active is dropped beyond this. */
     maxFunctions: 1000,
   },
+  /** Console assets have content-hashed names, so browsers may keep them for a year without asking. */
+  consoleAssetMaxAgeS: 365 * 24 * 3600,
 } as const;
 
 /** The process tier's sandboxes (src/drivers/process). */

@@ -59,6 +59,8 @@ export interface NodeConfig {
    * appended unless present), `headers` go with every export. Absent: no tracing at all.
    */
   otlp?: { endpoint: string; headers?: Record<string, string> };
+  /** The built web console served at `/` (default: the repository's console/dist). */
+  consoleDir?: string;
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -190,6 +192,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await sink.flush();
       return series.view(fn);
     },
+    consoleDir: config.consoleDir ?? new URL('../../console/dist/', import.meta.url).pathname,
     ...(config.http ? { http: config.http } : {}),
     ...(config.logHeartbeatMs ? { logHeartbeatMs: config.logHeartbeatMs } : {}),
   });

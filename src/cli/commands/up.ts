@@ -99,12 +99,12 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
     throw err;
   }
   const base = node.url.replace(/\/+$/, '');
-  // The web console arrives with its own issue; until then no console URL is advertised.
-  const info = { url: base, apiUrl: `${base}/v1`, tokenPath: node.tokenPath, dataDir, nats: nats !== undefined ? redactNats(nats) : null, pid: process.pid, ready: true };
+  const info = { url: base, consoleUrl: `${base}/`, apiUrl: `${base}/v1`, tokenPath: node.tokenPath, dataDir, nats: nats !== undefined ? redactNats(nats) : null, pid: process.pid, ready: true };
   if (ctx.out.json) ctx.out.jsonLine(info);
   else {
     ctx.out.text([
       `Continuum ${version} ready at ${base}`,
+      `  web console  ${info.consoleUrl}  (sign in with the admin token)`,
       `  control API  ${info.apiUrl}  (OpenAPI: ${base}/v1/openapi.json)`,
       `  admin token  ${node.tokenPath}`,
       `  data dir     ${dataDir}`,
