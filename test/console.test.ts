@@ -171,6 +171,9 @@ describe('console in a real browser', { skip }, () => {
     assert.match(await page.locator('dl').innerText(), /Active version\s+v_[0-9a-f]{24}/);
     await shot('03-function-overview');
 
+    // Scaled to zero, so the browser's invocation is a cold start with every phase in its waterfall.
+    assert.equal((await node.api('DELETE', '/v1/functions/greeter/instances')).status, 200);
+
     // Invoke with a payload: status, headers and body are shown.
     await page.getByRole('tab', { name: 'Invoke' }).click();
     await page.getByLabel('Payload').fill('from-the-browser');
@@ -179,7 +182,9 @@ describe('console in a real browser', { skip }, () => {
     await page.getByTestId('invoke-status').waitFor();
     assert.equal(await page.getByTestId('invoke-status').innerText(), '200');
     assert.deepEqual(JSON.parse(await page.getByTestId('invoke-body').innerText()), { greeting: 'hello from-the-browser' });
-    assert.match(await page.getByRole('table', { name: 'Response headers' }).innerText(), /x-continuum-invocation-id/);
+    const headers = await page.getByRole('table', { name: 'Response headers' }).innerText();
+    const invocationId = /x-continuum-invocation-id\s+([0-9a-f-]{36})/.exec(headers)?.[1];
+    assert.ok(invocationId, headers);
     await shot('04-invoke');
 
     // Logs: the line of that invocation, then a new one arriving live while the panel follows.
@@ -203,15 +208,23 @@ describe('console in a real browser', { skip }, () => {
     const rows = page.getByRole('table', { name: 'Invocations' }).locator('tbody tr');
     await rows.nth(1).waitFor();
     assert.equal(await rows.count(), 2);
-    await rows.last().getByRole('button', { name: /Show waterfall/ }).click();
+    await page.getByRole('button', { name: `Show waterfall of ${invocationId}` }).click();
     const waterfall = page.getByRole('figure', { name: /Phase waterfall/ });
     await waterfall.waitFor();
     const phases = await waterfall.locator('.wf-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-phase')));
     assert.equal(phases[0], 'queue');
     assert.ok(phases.includes('exec'), phases.join());
     assert.ok(phases.includes('init') || (phases.includes('sandbox') && phases.includes('runtime') && phases.includes('module')), phases.join());
-    // The first invocation was the cold start: the waterfall says so, and shows that invocation's log line.
-    assert.match(await waterfall.locator('figcaption').innerText(), /cold start/);
+    // The bars add up to the record's total, and that invocation's log line is shown with it.
+    const record = (await node.api('GET', `/v1/invocations/${invocationId}`)).json;
+    const caption = await waterfall.locator('figcaption').innerText();
+    const shown = /^Total ([\d.]+) ms · (cold start|warm)/.exec(caption);
+    assert.ok(shown, caption);
+    assert.ok(Math.abs(Number(shown[1]) - record.phases.totalMs) <= 0.05, `${caption} vs ${record.phases.totalMs}`);
+    assert.equal(record.coldStart, true);
+    assert.equal(shown[2], 'cold start');
+    const bars = await waterfall.locator('.wf-ms').allInnerTexts();
+    assert.equal(bars.length, phases.length);
     await page.getByText('greeter got from-the-browser').waitFor();
     await shot('07-waterfall');
   });

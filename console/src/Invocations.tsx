@@ -19,8 +19,7 @@ export function phasesOf(inv: InvocationView): Array<{ key: string; label: strin
       : [{ key: 'init', label: 'Cold start', ms: p.initMs }]),
     { key: 'exec', label: 'Exec', ms: p.execMs },
   ];
-  const overhead = (p as { overheadMs?: number }).overheadMs;
-  if (overhead !== undefined) phases.push({ key: 'overhead', label: 'Overhead', ms: overhead });
+  if (p.overheadMs !== undefined) phases.push({ key: 'overhead', label: 'Overhead', ms: p.overheadMs });
   return phases;
 }
 
@@ -28,6 +27,8 @@ export function Waterfall({ inv }: { inv: InvocationView }) {
   const phases = phasesOf(inv);
   const total = phases.reduce((s, p) => s + p.ms, 0);
   let offset = 0;
+  // The recorded total when the node has one (the phases add up to it); else their sum.
+  const shownTotal = inv.phases.totalMs ?? total;
   return (
     <figure className="waterfall" aria-label={`Phase waterfall of invocation ${inv.id}`}>
       <div className="wf-rows">
@@ -47,7 +48,7 @@ export function Waterfall({ inv }: { inv: InvocationView }) {
         })}
       </div>
       <figcaption>
-        Total {ms(total)} · {inv.coldStart ? 'cold start' : 'warm'} · {inv.tier} on {inv.node} · CPU {ms(inv.cpuMs)} · peak memory {bytes(inv.peakMemoryBytes)}
+        Total {ms(shownTotal)} · {inv.coldStart ? 'cold start' : 'warm'} · {inv.tier} on {inv.node} · CPU {ms(inv.cpuMs)} · peak memory {bytes(inv.peakMemoryBytes)}
       </figcaption>
     </figure>
   );
@@ -87,16 +88,18 @@ function InvocationDetail({ id }: { id: string }) {
 /** Invocation records of a function, newest first, a page at a time; choosing one shows its waterfall. */
 export function InvocationsPanel({ name, selected }: { name: string; selected: string | undefined }) {
   const [outcome, setOutcome] = useState('');
+  const [cold, setCold] = useState('');
   const [cursors, setCursors] = useState<string[]>([]);
   const cursor = cursors[cursors.length - 1];
   const page = useLoad(
     (signal) => {
       const q = new URLSearchParams({ function: name, limit: '25' });
       if (outcome) q.set('outcome', outcome);
+      if (cold) q.set('coldStart', cold);
       if (cursor) q.set('cursor', cursor);
       return api<Page<InvocationView>>('GET', `/v1/invocations?${q}`, { signal });
     },
-    [name, outcome, cursor],
+    [name, outcome, cold, cursor],
     cursor ? undefined : 3000,
   );
   const select = (id: string) => navigate(`${BASE}/functions/${encodeURIComponent(name)}/invocations?id=${id}`);
@@ -110,6 +113,12 @@ export function InvocationsPanel({ name, selected }: { name: string; selected: s
           <option value="ok">ok</option>
           <option value="error">error</option>
         </select>
+        <label htmlFor="inv-cold">Start</label>
+        <select id="inv-cold" value={cold} onChange={(e) => { setCold(e.target.value); setCursors([]); }}>
+          <option value="">cold and warm</option>
+          <option value="true">cold only</option>
+          <option value="false">warm only</option>
+        </select>
         <button type="button" onClick={page.reload}>Refresh</button>
       </div>
       <Loading state={page} what="Invocation records">
@@ -122,7 +131,7 @@ export function InvocationsPanel({ name, selected }: { name: string; selected: s
                 </thead>
                 <tbody>
                   {data.items.map((inv) => {
-                    const total = phasesOf(inv).reduce((s, p) => s + p.ms, 0);
+                    const total = inv.phases.totalMs ?? phasesOf(inv).reduce((s, p) => s + p.ms, 0);
                     return (
                       <tr key={inv.id} aria-selected={inv.id === selected} className={inv.id === selected ? 'selected' : ''}>
                         <td>{ago(inv.startedAt)}</td>

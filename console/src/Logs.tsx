@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import { apiFetch, ndjson, toApiError, type LogLine } from './api.ts';
+import { apiFetch, logLines, toApiError, type LogLine } from './api.ts';
 import { ErrorBox } from './components.tsx';
 
 const KEEP = 1000;
@@ -21,14 +21,14 @@ export function LogsPanel({ name }: { name: string }) {
     (async () => {
       const q = new URLSearchParams({ function: name, limit: '200' });
       if (follow) q.set('follow', '1');
-      if (applied) q.set('text', applied);
+      if (applied) q.set('q', applied);
       const res = await apiFetch('GET', `/v1/logs?${q}`, { signal: ctl.signal });
       if (!res.ok) throw await toApiError(res);
       setLive(follow);
       let pending: LogLine[] = [];
       let scheduled = false;
       // Lines are batched per animation frame: a chatty function must not re-render per line.
-      for await (const line of ndjson<LogLine>(res)) {
+      for await (const line of logLines(res)) {
         pending.push(line);
         if (!scheduled) {
           scheduled = true;
@@ -57,7 +57,7 @@ export function LogsPanel({ name }: { name: string }) {
   return (
     <div className="stack">
       <form className="row" aria-label="Log filter" onSubmit={(e) => { e.preventDefault(); setApplied(text); }}>
-        <label htmlFor="logs-text">Search text</label>
+        <label htmlFor="logs-text">Search text (case-insensitive)</label>
         <input id="logs-text" value={text} onChange={(e) => setText(e.target.value)} />
         <button type="submit">Filter</button>
         <label><input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Follow</label>
@@ -66,8 +66,8 @@ export function LogsPanel({ name }: { name: string }) {
       <ErrorBox error={error} />
       <div ref={box} className="logs" role="log" aria-label="Log lines" aria-live="polite" tabIndex={0}>
         {lines.length === 0 ? <p className="muted">No log lines yet.</p> : null}
-        {lines.map((l) => (
-          <div key={`${l.invocationId}:${l.seq}:${l.ts}`} className={`logline level-${l.level}`}>
+        {lines.map((l, i) => (
+          <div key={`${l.invocationId}:${l.seq ?? ''}:${l.ts}:${i}`} className={`logline level-${l.level}`}>
             <time dateTime={new Date(l.ts).toISOString()}>{new Date(l.ts).toLocaleTimeString()}</time>{' '}
             <span className="level">{l.level}</span>{' '}
             <span className="inv" title={l.invocationId}>{l.invocationId.slice(-8)}</span>{' '}

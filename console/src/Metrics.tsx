@@ -36,7 +36,7 @@ function fromRecords(items: InvocationView[], now: number): Series {
     const i = Math.floor((Date.parse(inv.startedAt) - first) / FALLBACK_BUCKET_MS);
     const b = buckets[i];
     if (!b) continue;
-    b.durations.push(phasesOf(inv).reduce((s, p) => s + p.ms, 0));
+    b.durations.push(inv.phases.totalMs ?? phasesOf(inv).reduce((s, p) => s + p.ms, 0));
     if (inv.outcome === 'error') b.errors++;
     if (inv.coldStart) b.coldStarts++;
   }

@@ -93,6 +93,41 @@ export async function* ndjson<T>(res: Response): AsyncGenerator<T> {
   }
 }
 
+/**
+ * Server-sent events read from a fetch response (EventSource cannot send the Authorization header): the
+ * parsed `data` of each event of the given type; comments (keep-alives) are skipped.
+ */
+export async function* sse<T>(res: Response, type: string): AsyncGenerator<T> {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += value.replace(/\r\n?/g, '\n');
+    let end: number;
+    while ((end = buffered.indexOf('\n\n')) !== -1) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon === -1 ? line : line.slice(0, colon);
+        const val = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = val;
+        else if (field === 'data') data.push(val);
+      }
+      if (event === type && data.length) yield JSON.parse(data.join('\n')) as T;
+    }
+  }
+}
+
+/** Log lines of a /v1/logs response: server-sent events when following, NDJSON otherwise. */
+export function logLines(res: Response): AsyncGenerator<LogLine> {
+  return res.headers.get('content-type')?.startsWith('text/event-stream') ? sse<LogLine>(res, 'log') : ndjson<LogLine>(res);
+}
+
 // ------------------------------------------------------------------ views (shapes of /v1 responses)
 
 export interface Route {
@@ -144,7 +179,7 @@ export interface InvocationView {
   trigger: string;
   startedAt: string;
   coldStart: boolean;
-  phases: { queueMs: number; initMs: number; execMs: number; sandboxMs?: number; runtimeInitMs?: number; moduleLoadMs?: number };
+  phases: { queueMs: number; initMs: number; execMs: number; sandboxMs?: number; runtimeInitMs?: number; moduleLoadMs?: number; overheadMs?: number; totalMs?: number };
   outcome: 'ok' | 'error';
   status: number | null;
   errorCode: string | null;
@@ -158,7 +193,7 @@ export interface InvocationView {
 }
 
 export interface LogLine {
-  seq: number;
+  seq?: number;
   invocationId: string;
   functionName: string;
   ts: number;
