@@ -479,6 +479,9 @@ describe('process tier sandboxes seen from the host', { skip: unavailable ? `pro
       const b = (await driver.createInstance(spec(hello, { memoryMb: 300 }))) as ProcessInstance;
       assert.equal(a.initTiming.sandboxMs, 0);
       assert.equal(b.initTiming.sandboxMs, 0);
+      // Pool sandboxes wait at nice 19; a claimed one runs at normal priority, every thread of it.
+      const nice = (pid: number) => readdirSync(`/proc/${pid}/task`).map((tid) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
+      assert.deepEqual([...new Set(nice(a.agentPid()!))], [0]);
       assert.equal(memoryLimit(a.agentPid()!), String(200 * 1024 * 1024));
       assert.equal(memoryLimit(b.agentPid()!), String(300 * 1024 * 1024));
       assert.equal((await answer(a)).text, '0');

@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FUNCTION_DEFAULTS, PROCESS_TIER_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
@@ -57,6 +57,25 @@ function removeStaleRuntimeDirs(): void {
       process.kill(Number(owner[1]), 0);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Every thread of these processes back to normal CPU priority (a claimed pool sandbox). */
+function normalPriority(pids: number[]): void {
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        setPriority(Number(tid), 0);
+      } catch {
+        // exited meanwhile
+      }
     }
   }
 }
@@ -169,7 +188,7 @@ export class ProcessDriver implements SandboxDriver {
     } catch (err) {
       return `cannot create cgroup leaves: ${(err as Error).message}`;
     }
-    this.#tools = { sh, setpriv, bwrap, node: this.options.nodePath, libraries: linkedLibraries(this.options.nodePath) };
+    this.#tools = { sh, setpriv, bwrap, nice: which('nice'), node: this.options.nodePath, libraries: linkedLibraries(this.options.nodePath) };
     return null;
   }
 
@@ -208,7 +227,7 @@ export class ProcessDriver implements SandboxDriver {
   /** Starts sandboxes until the pool holds `poolSize` (with those starting); failures wait for the next claim. */
   #refill(): void {
     while (this.#running && this.#pool.length + this.#filling.size < this.options.poolSize) {
-      const filling: Promise<void> = this.#spawn(FUNCTION_DEFAULTS.limits.memoryMb).then(
+      const filling: Promise<void> = this.#spawn(FUNCTION_DEFAULTS.limits.memoryMb, true).then(
         (sb) => {
           if (this.#running) this.#pool.push(sb);
           else this.#teardown(sb);
@@ -229,6 +248,7 @@ export class ProcessDriver implements SandboxDriver {
       }
       try {
         sb.leaf.setMemoryLimit(memoryMb * 1024 * 1024);
+        normalPriority(sb.leaf.pids());
       } catch {
         // below what the idle sandbox already uses: this function gets a sandbox started with its limit
         this.#pool.unshift(sb);
@@ -236,7 +256,7 @@ export class ProcessDriver implements SandboxDriver {
       }
       return { ...sb, readyMs: 0 };
     }
-    return this.#spawn(memoryMb);
+    return this.#spawn(memoryMb, false);
   }
 
   /** Kills a sandbox's processes, removes its leaf and directory, and frees its uid. */
@@ -251,7 +271,7 @@ export class ProcessDriver implements SandboxDriver {
   }
 
   /** Spawns a sandbox with an empty bundle directory. */
-  async #spawn(memoryMb: number): Promise<Sandbox> {
+  async #spawn(memoryMb: number, background: boolean): Promise<Sandbox> {
     const uid = this.#allocateId();
     // Leaf and directory names come from a counter, never from tenant-chosen names (catalogue 11).
     const name = `p${process.pid}-${++this.#seq}`;
@@ -271,6 +291,7 @@ export class ProcessDriver implements SandboxDriver {
         gid: uid,
         tmpBytes: this.options.tmpBytes,
         nofile: this.options.nofile,
+        background,
       });
       // What the sandbox writes to its stdout/stderr outside invocations (a function's stray timers, children
       // writing to the inherited descriptors) reaches the node's diagnostics only up to a budget.

@@ -25,6 +25,8 @@ export interface HostTools {
   sh: string;
   setpriv: string;
   bwrap: string;
+  /** coreutils `nice`, for sandboxes started ahead of need (null: they start at normal priority). */
+  nice: string | null;
   /** The pinned Node binary and the shared libraries it needs. */
   node: string;
   libraries: string[];
@@ -43,6 +45,8 @@ export interface SandboxLaunch {
   tmpBytes: number;
   /** RLIMIT_NOFILE (soft and hard) of every process in the sandbox. */
   nofile: number;
+  /** Started ahead of need (the pool): at the lowest CPU priority until claimed, so it never slows live work. */
+  background: boolean;
 }
 
 /** Absolute paths of the shared objects `ldd` lists for a binary (none for a static one). */
@@ -115,6 +119,7 @@ export function launcherCommand(l: SandboxLaunch): { file: string; args: string[
     `exec ${SECCOMP_FD}< "$seccomp"`,
     'exec "$@"',
   ].join('\n');
-  const command = [l.tools.setpriv, `--reuid=${l.uid}`, `--regid=${l.gid}`, '--clear-groups', '--', l.tools.bwrap, ...bwrapArgs(l)];
+  const nice = l.background && l.tools.nice ? [l.tools.nice, '-n', '19'] : [];
+  const command = [...nice, l.tools.setpriv, `--reuid=${l.uid}`, `--regid=${l.gid}`, '--clear-groups', '--', l.tools.bwrap, ...bwrapArgs(l)];
   return { file: l.tools.sh, args: ['-c', script, 'sh', l.seccompPath, ...l.cgroupProcs, '--', ...command] };
 }
