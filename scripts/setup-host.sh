@@ -5,8 +5,9 @@
 set -u
 # A command missing → its packages (comma-separated): cc and the C library headers build the native test
 # addon and the syscall probe of the process-tier tests.
-# promtool checks /metrics; chromium runs the web console's browser tests.
-PACKAGES="nats-server:nats-server strace:strace bwrap:bubblewrap cc:gcc,libc6-dev promtool:prometheus chromium:chromium"
+# promtool checks /metrics; chromium runs the web console's browser tests; runc, runsc, ip and nsenter
+# run the container and gvisor tiers.
+PACKAGES="nats-server:nats-server strace:strace bwrap:bubblewrap cc:gcc,libc6-dev promtool:prometheus chromium:chromium runc:runc runsc:runsc ip:iproute2 nsenter:util-linux"
 missing=""
 for entry in $PACKAGES; do
   cmd=${entry%%:*}

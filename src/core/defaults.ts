@@ -222,3 +222,36 @@ export const PROCESS_TIER_DEFAULTS = {
   startTimeoutMs: 10_000,
   createTimeoutMs: 30_000,
 } as const;
+
+/** Container images (container and gvisor tiers): caps on an upload and what it unpacks to. */
+export const IMAGE_DEFAULTS = {
+  /** The uploaded tarball (OCI layout or `docker save`), as sent. */
+  uploadBytes: 1024 * MiB,
+  /** Files in the uploaded tarball. */
+  uploadEntries: 10_000,
+  /** Layers of one image. */
+  layers: 64,
+  /** All layers unpacked, in total: the decompressed size caps gzip bombs. */
+  unpackedBytes: 2048 * MiB,
+  /** Entries in all layers together. */
+  unpackedEntries: 200_000,
+  /** Manifest, index and config JSON documents. */
+  documentBytes: 1 * MiB,
+} as const;
+
+/** The container (runc) and gvisor (runsc) tiers' instances (src/drivers/container). */
+export const CONTAINER_TIER_DEFAULTS = {
+  /** First host uid of each tier's range (gvisor's follows container's); each live container holds one of `idCount`. */
+  idBase: 300_000,
+  idCount: 10_000,
+  /** Size cap of each container's private /tmp (tmpfs, counted against its memory too); /dev/shm gets a quarter. */
+  tmpBytes: 64 * MiB,
+  /** CPU quota of one instance, in cores. */
+  cpus: 1,
+  /** Processes and threads one container may hold (gVisor's sandbox counts its own threads too). */
+  pids: 256,
+  /** Open files per container process (RLIMIT_NOFILE). */
+  nofile: 4096,
+  /** From `run` to a TCP connect on $PORT. */
+  startTimeoutMs: 30_000,
+} as const;

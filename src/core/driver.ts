@@ -35,6 +35,8 @@ export interface InstanceSpec {
   env: Record<string, string>;
   /** Bindings visible as `env.<NAME>`: the resources this function was granted (queues, other functions). */
   bindings: Record<string, BindingTarget>;
+  /** Container tiers: a stored image (`sha256:<hex>`) that serves HTTP on `$PORT`, run instead of `code`. */
+  image?: string;
 }
 
 export type BindingTarget = Binding;

@@ -16,6 +16,7 @@ import { openSqliteStores } from '../store/sqlite/index.ts';
 import { openNatsQueueStore } from '../store/nats/index.ts';
 import { IsolateDriver } from '../drivers/isolate/driver.ts';
 import { ProcessDriver } from '../drivers/process/driver.ts';
+import { ContainerDriver } from '../drivers/container/driver.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { serviceCaller } from '../scheduler/service-calls.ts';
 import { checkOtlp, Tracer } from '../telemetry/traces.ts';
@@ -63,6 +64,11 @@ export interface NodeConfig {
   consoleDir?: string;
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * Start the container (runc) and gvisor (runsc) tiers. Off by default: their start-up imports the
+   * runtime image into `<dataDir>/images` and probes the runtimes (gVisor's platforms), seconds of CPU.
+   */
+  containerTiers?: boolean;
 }
 
 export interface RunningNode {
@@ -93,6 +99,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   await processTier.start();
   if (!processTier.status().available) log(`process tier unavailable: ${processTier.status().reason}`);
   const drivers = new Map<Tier, SandboxDriver>([['isolate', isolate], ['process', processTier]]);
+  // The container tiers start in the background: until their probe ends they are unavailable ('driver not started').
+  const containerTiers = config.containerTiers
+    ? (['runc', 'runsc'] as const).map((runtime) => new ContainerDriver({ runtime, imageDir: join(config.dataDir, 'images', runtime), onDiagnostic: (m) => log(`${runtime}: ${m}`) }))
+    : [];
+  const containerStarts = containerTiers.map((d) => {
+    drivers.set(d.tier, d);
+    return d.start().then(() => log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`));
+  });
 
   // Metrics and the console's time series are fed from records in the sink's batches, off the request path;
   // their gauges read the scheduler and the queue store when scraped.
@@ -227,7 +241,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         // All at once: app.close waits for in-flight HTTP requests, which end when the scheduler's grace does.
         await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS), scheduler.close(CLOSE_GRACE_MS)]);
         clearTimeout(force);
-        await Promise.all([isolate.stop(), processTier.stop()]);
+        await Promise.all(containerStarts);
+        await Promise.all([isolate.stop(), processTier.stop(), ...containerTiers.map((d) => d.stop())]);
         await sink.close();
         await tracer?.close();
         await stores.state.close();

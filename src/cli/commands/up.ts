@@ -90,6 +90,8 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       ...(nats !== undefined ? { nats } : {}),
       ...(otlp !== undefined ? { otlp } : {}),
       ...(failpoints?.length ? { failpoints } : {}),
+      // Opt-in while their start-up costs seconds of CPU (runtime image import, gVisor platform probe).
+      containerTiers: ctx.env.CONTINUUM_CONTAINER_TIERS === '1',
     });
   } catch (err) {
     const code = (err as { code?: unknown }).code;

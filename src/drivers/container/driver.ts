@@ -1,0 +1,396 @@
+/**
+ * The `container` (runc) and `gvisor` (runsc) tiers' SandboxDriver: one driver, two OCI runtimes.
+ *
+ * An instance is an OCI container from a stored image (image.ts): a function runs from the runtime image
+ * that `continuum image build` also starts from (image-build.ts) with its bundle bind-mounted at /fn; an
+ * uploaded image (`spec.image`) runs from its own rootfs. Per instance: a cgroup leaf (the process tier's
+ * cgroup.ts), a network namespace with a veth to the driver's hub (network.ts), a unique unprivileged uid,
+ * and the runtime spec of spec.ts. Readiness: a TCP connect to `$PORT` through the bridge succeeds.
+ *
+ * gVisor: runsc's platform is detected at start (kvm when /dev/kvm opens, then ptrace; the first that
+ * runs the runtime image's Node wins) and shown in status(). runsc runs entered into the instance's
+ * namespace with `--network=host` (its netstack's own namespace check fails on recent kernels): the
+ * sandbox's sockets are then host sockets of that private namespace, which holds nothing but the veth.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, chmodSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { CONTAINER_TIER_DEFAULTS } from '../../core/defaults.ts';
+import { ContinuumError } from '../../core/errors.ts';
+import type { DriverStatus, Instance, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
+import { CgroupLeaf, detectCgroups, leftoverLeaves, type CgroupLayout } from '../process/cgroup.ts';
+import { ImageStore, type StoredImage } from './image.ts';
+import { IMAGE_PORT, ociLayout, runtimeLayer, type FunctionLoad } from './image-build.ts';
+import { CONTAINER_CGROUP, ContainerInstance } from './instance.ts';
+import { hubSocket, NetworkHub, removeStaleNamespaces, type Attachment } from './network.ts';
+import { runtimeSpec } from './spec.ts';
+
+const run = promisify(execFile);
+
+export type OciRuntime = 'runc' | 'runsc';
+
+export interface ContainerDriverOptions {
+  runtime: OciRuntime;
+  /** The Node binary of the runtime image (the pinned one) and the one that runs the bridge. */
+  nodePath: string;
+  /** Where images are stored; a private temporary directory when null. */
+  imageDir: string | null;
+  idBase: number;
+  idCount: number;
+  tmpBytes: number;
+  cpus: number;
+  pids: number;
+  nofile: number;
+  startTimeoutMs: number;
+  cgroupRoot: string;
+  onDiagnostic: (message: string) => void;
+}
+
+
+function which(name: string): string | null {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/bin', '/usr/local/sbin']) {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+interface Tools {
+  runtime: string;
+  ip: string;
+  nsenter: string;
+}
+
+export class ContainerDriver implements SandboxDriver {
+  readonly tier: 'container' | 'gvisor';
+  readonly options: ContainerDriverOptions;
+  #running = false;
+  #unavailable: string | null = 'driver not started';
+  #platform: string | null = null;
+  #tools: Tools | null = null;
+  #layout: CgroupLayout | null = null;
+  #dir = '';
+  #store: ImageStore | null = null;
+  #runtimeImage: StoredImage | null = null;
+  #hub: NetworkHub | null = null;
+  #instances = new Set<ContainerInstance>();
+  #teardowns = new Set<Promise<void>>();
+  #ids = new Set<number>();
+  #nextId = 0;
+  #seq = 0;
+
+  constructor(options: Partial<ContainerDriverOptions> & { runtime: OciRuntime }) {
+    this.tier = options.runtime === 'runc' ? 'container' : 'gvisor';
+    this.options = {
+      runtime: options.runtime,
+      nodePath: options.nodePath ?? process.execPath,
+      imageDir: options.imageDir ?? null,
+      idBase: options.idBase ?? CONTAINER_TIER_DEFAULTS.idBase + (options.runtime === 'runsc' ? CONTAINER_TIER_DEFAULTS.idCount : 0),
+      idCount: options.idCount ?? CONTAINER_TIER_DEFAULTS.idCount,
+      tmpBytes: options.tmpBytes ?? CONTAINER_TIER_DEFAULTS.tmpBytes,
+      cpus: options.cpus ?? CONTAINER_TIER_DEFAULTS.cpus,
+      pids: options.pids ?? CONTAINER_TIER_DEFAULTS.pids,
+      nofile: options.nofile ?? CONTAINER_TIER_DEFAULTS.nofile,
+      startTimeoutMs: options.startTimeoutMs ?? CONTAINER_TIER_DEFAULTS.startTimeoutMs,
+      cgroupRoot: options.cgroupRoot ?? '/sys/fs/cgroup',
+      onDiagnostic: options.onDiagnostic ?? (() => {}),
+    };
+  }
+
+  /** The image store (uploads go here; `spec.image` names an image of it). */
+  get images(): ImageStore {
+    if (!this.#store) throw new ContinuumError('unavailable', `the ${this.tier} tier is not available: ${this.#unavailable ?? 'driver stopped'}`);
+    return this.#store;
+  }
+
+  /** Probes the host once; on failure the tier stays unavailable with the reason and never throws. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    try {
+      this.#unavailable = await this.#probe();
+    } catch (err) {
+      this.#unavailable = `the ${this.tier} tier could not start: ${(err as Error).message.slice(0, 300)}`;
+    }
+    if (this.#unavailable !== null) {
+      await this.#cleanupStart();
+      return;
+    }
+    this.#running = true;
+  }
+
+  async #cleanupStart(): Promise<void> {
+    await this.#hub?.stop();
+    this.#hub = null;
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  async #probe(): Promise<string | null> {
+    if (process.platform !== 'linux' || process.arch !== 'x64') return `the ${this.tier} tier needs Linux on x86_64`;
+    if (process.getuid?.() !== 0) return `the ${this.tier} tier needs root (OCI runtime, namespaces, cgroup leaves)`;
+    const runtime = which(this.options.runtime);
+    if (!runtime) return `${this.options.runtime} is not installed (Debian package ${this.options.runtime})`;
+    const ip = which('ip');
+    const nsenter = which('nsenter');
+    if (!ip) return 'ip is not installed (Debian package iproute2)';
+    if (!nsenter) return 'nsenter is not installed (Debian package util-linux)';
+    const detected = detectCgroups(this.options.cgroupRoot);
+    if ('error' in detected) return detected.error;
+    this.#layout = detected.layout;
+    for (const dir of leftoverLeaves(detected.layout)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // still busy: another node's
+      }
+    }
+    this.#tools = { runtime, ip, nsenter };
+    const prefix = this.tier === 'container' ? 'cn' : 'gn';
+    await removeStaleNamespaces(ip, prefix);
+    this.#dir = mkdtempSync(join(tmpdir(), `continuum-${this.tier}-${process.pid}-`));
+    chmodSync(this.#dir, 0o711);
+    mkdirSync(join(this.#dir, 'i'), { mode: 0o711 });
+    mkdirSync(join(this.#dir, 'state'), { mode: 0o700 });
+    this.#store = new ImageStore(this.options.imageDir ?? join(this.#dir, 'images'));
+    this.#runtimeImage = await this.#store.import(Readable.from([await ociLayout([await runtimeLayer(this.options.nodePath)])]));
+    this.#hub = new NetworkHub({ ipPath: ip, name: `${prefix}${process.pid}-hub`, socketPath: hubSocket(this.#dir) });
+    await this.#hub.start(this.options.nodePath, nsenter);
+    return this.options.runtime === 'runsc' ? this.#detectPlatform() : this.#tryRun(null);
+  }
+
+  /** gVisor platforms worth trying here, best first. */
+  #platformCandidates(): string[] {
+    const list: string[] = [];
+    try {
+      closeSync(openSync('/dev/kvm', 'r+'));
+      list.push('kvm');
+    } catch {
+      // no usable /dev/kvm
+    }
+    list.push('ptrace');
+    return list;
+  }
+
+  async #detectPlatform(): Promise<string | null> {
+    const failures: string[] = [];
+    for (const platform of this.#platformCandidates()) {
+      const error = await this.#tryRun(platform);
+      if (error === null) {
+        this.#platform = platform;
+        return null;
+      }
+      failures.push(`${platform}: ${error}`);
+    }
+    return `runsc cannot run containers here (${failures.join('; ')})`;
+  }
+
+  /** Runs `node -e 0` from the runtime image under the runtime (and platform); null when it works. */
+  async #tryRun(platform: string | null): Promise<string | null> {
+    const name = `${this.tier === 'container' ? 'cn' : 'gn'}${process.pid}-probe${platform ?? ''}`;
+    const dir = join(this.#dir, 'i', name);
+    mkdirSync(dir, { mode: 0o711 });
+    const spec = runtimeSpec({
+      rootfs: this.#runtimeImage!.rootfs,
+      args: ['/runtime/node', '-e', '0'],
+      env: ['PATH=/runtime'],
+      cwd: '/',
+      uid: this.options.idBase,
+      netnsPath: null,
+      cgroupsPath: '',
+      tmpBytes: 1024 * 1024,
+      nofile: 1024,
+      bundleDir: null,
+      gvisor: this.options.runtime === 'runsc',
+    });
+    // The probe keeps the host's network namespace out of it too.
+    (spec as { linux: { namespaces: Array<{ type: string }> } }).linux.namespaces.push(...(this.options.runtime === 'runc' ? [{ type: 'network' }] : []));
+    delete (spec as { linux: { cgroupsPath?: string } }).linux.cgroupsPath;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+    try {
+      const args = [...this.#runtimeArgs(platform, 'none'), 'run', '--bundle', dir, name];
+      // A broken platform (kvm here) hangs rather than fails: a working one starts Node well within this.
+      await run(this.#tools!.runtime, args, { timeout: platform === 'kvm' ? 3_000 : 15_000 });
+      return null;
+    } catch (err) {
+      const e = err as { stderr?: string; killed?: boolean; message: string };
+      return e.killed ? 'timed out' : (e.stderr?.trim().split('\n').at(-1) ?? e.message).slice(0, 300);
+    } finally {
+      await this.#deleteContainer(name);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  #runtimeArgs(platform: string | null, network: 'host' | 'none'): string[] {
+    const root = ['--root', join(this.#dir, 'state')];
+    if (this.options.runtime === 'runc') return root;
+    return [...root, `--platform=${platform ?? this.#platform}`, `--network=${network}`, '--oci-seccomp'];
+  }
+
+  async #deleteContainer(name: string): Promise<void> {
+    const root = ['--root', join(this.#dir, 'state')];
+    await run(this.#tools!.runtime, [...root, 'kill', name, 'KILL'], { timeout: 10_000 }).catch(() => {});
+    await run(this.#tools!.runtime, [...root, 'delete', this.options.runtime === 'runc' ? '-f' : '-force', name], { timeout: 10_000 }).catch(() => {});
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await Promise.all([...this.#instances].map((i) => i.stop()));
+    await Promise.all([...this.#teardowns]);
+    await this.#cleanupStart();
+  }
+
+  status(): DriverStatus {
+    const status: DriverStatus = { tier: this.tier, available: this.#running && this.#unavailable === null, instances: this.#instances.size };
+    status.reason =
+      this.#unavailable ??
+      (this.options.runtime === 'runc' ? `runc containers, cgroup v${this.#layout?.version}` : `runsc (gVisor) containers, platform ${this.#platform}, cgroup v${this.#layout?.version}`);
+    return status;
+  }
+
+  /** The detected gVisor platform (null for runc or before start). */
+  get platform(): string | null {
+    return this.#platform;
+  }
+
+  #allocateId(): number {
+    for (let i = 0; i < this.options.idCount - 1; i++) {
+      const id = this.options.idBase + 1 + ((this.#nextId + i) % (this.options.idCount - 1));
+      if (!this.#ids.has(id)) {
+        this.#nextId = id - this.options.idBase;
+        this.#ids.add(id);
+        return id;
+      }
+    }
+    throw new ContinuumError('overloaded', 'no container uid is free');
+  }
+
+  async createInstance(spec: InstanceSpec): Promise<Instance> {
+    if (!this.#running) throw new ContinuumError('unavailable', `the ${this.tier} tier is not available: ${this.#unavailable ?? 'driver stopped'}`);
+    const image = spec.image === undefined ? this.#runtimeImage! : await this.#store!.get(spec.image);
+    if (!image) throw new ContinuumError('not_found', 'no such image');
+    const t0 = performance.now();
+    const uid = this.#allocateId();
+    // Names come from a counter, never from tenant-chosen names (catalogue 11).
+    const n = ++this.#seq;
+    const name = `p${process.pid}-c${n}`;
+    const netns = `${this.tier === 'container' ? 'cn' : 'gn'}${process.pid}-${n}`;
+    const dir = join(this.#dir, 'i', name);
+    let leaf: CgroupLeaf | null = null;
+    let attachment: Attachment | null = null;
+    let child: ChildProcess | null = null;
+    let tornDown: Promise<void> | null = null;
+    const teardown = () => {
+      tornDown ??= (async () => {
+        child?.kill('SIGKILL');
+        await this.#deleteContainer(name);
+        await leaf?.destroy();
+        await attachment?.release();
+        rmSync(dir, { recursive: true, force: true });
+        this.#ids.delete(uid);
+      })();
+      this.#teardowns.add(tornDown);
+      void tornDown.finally(() => this.#teardowns.delete(tornDown!));
+      return tornDown;
+    };
+    try {
+      mkdirSync(dir, { mode: 0o711 });
+      let bundleDir: string | null = null;
+      if (spec.image === undefined) {
+        bundleDir = join(dir, 'fn');
+        mkdirSync(bundleDir, { mode: 0o755 });
+        const load: FunctionLoad = {
+          functionName: spec.functionName,
+          versionId: spec.versionId,
+          format: spec.format,
+          exportName: spec.exportName,
+          payload: spec.lambdaPayload,
+          memoryLimitMb: spec.limits.memoryMb,
+          timeoutMs: spec.limits.timeoutMs,
+          cpuMs: spec.limits.cpuMs,
+          responseBytes: spec.limits.responseBytes,
+          subrequests: spec.limits.subrequests,
+          logBytes: spec.limits.logBytes,
+        };
+        writeFileSync(join(bundleDir, 'index.js'), spec.code, { mode: 0o444 });
+        writeFileSync(join(bundleDir, 'continuum.json'), JSON.stringify(load), { mode: 0o444 });
+      }
+      leaf = new CgroupLeaf(this.#layout!, name, { memoryBytes: spec.limits.memoryMb * 1024 * 1024, cpus: this.options.cpus, pids: this.options.pids });
+      attachment = await this.#hub!.attach(netns);
+      const env = [...image.config.env.filter((e) => !e.startsWith('PORT=')), `PORT=${IMAGE_PORT}`];
+      for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
+      env.push(`CONTINUUM_ENV_KEYS=${Object.keys(spec.env).join(',')}`);
+      const gvisor = this.options.runtime === 'runsc';
+      writeFileSync(
+        join(dir, 'config.json'),
+        JSON.stringify(
+          runtimeSpec({
+            rootfs: image.rootfs,
+            args: image.config.args,
+            env,
+            cwd: image.config.workingDir,
+            uid,
+            netnsPath: gvisor ? null : attachment.netnsPath,
+            // A child of the leaf: runc removes the cgroup it ran in when the container ends, and the leaf
+            // must outlive that to tell an OOM kill (its counters are hierarchical) from a crash.
+            cgroupsPath: `/continuum/${name}/${CONTAINER_CGROUP}`,
+            tmpBytes: this.options.tmpBytes,
+            nofile: this.options.nofile,
+            bundleDir,
+            gvisor,
+          }),
+        ),
+      );
+      const runArgs = [...this.#runtimeArgs(null, 'host'), 'run', '--bundle', dir, name];
+      child = gvisor
+        ? spawn(this.#tools!.nsenter, [`--net=${attachment.netnsPath}`, '--', this.#tools!.runtime, ...runArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn(this.#tools!.runtime, runArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      const collect = (d: Buffer) => {
+        const text = d.toString();
+        output = (output + text).slice(-4000);
+        this.options.onDiagnostic(`${name}: ${text.trimEnd().slice(0, 2000)}`);
+      };
+      child.stdout!.on('data', collect);
+      child.stderr!.on('data', collect);
+      const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
+      let gone = false;
+      void exited.then(() => (gone = true));
+      const target = `${attachment.ip}:${IMAGE_PORT}`;
+      const deadline = performance.now() + this.options.startTimeoutMs;
+      for (let wait = 5; ; wait = Math.min(wait * 1.5, 50)) {
+        if (gone) {
+          const last = output.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+          throw new ContinuumError('bad_bundle', `the container exited before serving on $PORT${last ? `: ${last}` : ''}`);
+        }
+        if (await this.#hub!.probe(target)) break;
+        if (performance.now() > deadline) throw new ContinuumError('unavailable', `the container did not serve on $PORT within ${this.options.startTimeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+      const readyMs = performance.now() - t0;
+      const hub = this.#hub!;
+      const instance = new ContainerInstance({
+        spec,
+        tier: this.tier,
+        initTiming: { sandboxMs: readyMs, runtimeMs: 0, moduleMs: 0 },
+        leaf,
+        connect: () => hub.connect(target),
+        exited,
+        teardown: async () => {
+          this.#instances.delete(instance);
+          await teardown();
+        },
+      });
+      this.#instances.add(instance);
+      return instance;
+    } catch (err) {
+      await teardown();
+      throw err instanceof ContinuumError ? err : new ContinuumError('unavailable', `the container could not start: ${(err as Error).message.slice(0, 300)}`);
+    }
+  }
+}

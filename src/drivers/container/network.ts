@@ -1,0 +1,157 @@
+/**
+ * How Continuum reaches a container's `$PORT` without host networking.
+ *
+ * Each instance gets its own network namespace (`ip netns add`) holding loopback and one end of a veth
+ * pair (`eth0`, 10.a.b.c/30); the other end sits in the driver's private *hub* namespace, never in the
+ * host's. A bridge process (bridge.ts, the pinned Node binary entered into the hub with `nsenter`) listens
+ * on a unix socket in the driver's private directory and forwards each connection to the container's
+ * address. So: the container sees no host interface, no route out, and no other container (the hub does
+ * not forward; nothing listens on its addresses); the host never binds a TCP port for it.
+ *
+ * Why not simpler: runc alone could use an empty namespace entered by a per-instance forwarder, but
+ * gVisor's netstack (and, on this host, runsc's own check for the root namespace) needs an interface, and
+ * a veth per instance with one shared bridge costs three `ip` runs at cold start instead of a Node process.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createConnection, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface Attachment {
+  /** `/run/netns/<name>`: the container's network namespace. */
+  netnsPath: string;
+  /** The container's address on its veth. */
+  ip: string;
+  release(): Promise<void>;
+}
+
+async function ip(ipPath: string, args: string[], batch?: string): Promise<void> {
+  const child = execFile(ipPath, args, { timeout: 10_000 });
+  const done = new Promise<void>((resolve, reject) => {
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ip ${args.join(' ')}: ${stderr.trim().slice(0, 300)}`))));
+  });
+  if (batch !== undefined) child.stdin?.end(batch);
+  return done;
+}
+
+/** Namespaces named `<prefix><pid>-…` of node processes that are gone (they die with their node otherwise never). */
+export async function removeStaleNamespaces(ipPath: string, prefix: string): Promise<void> {
+  let out = '';
+  try {
+    out = (await run(ipPath, ['netns', 'list'], { timeout: 10_000 })).stdout;
+  } catch {
+    return;
+  }
+  for (const line of out.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const owner = new RegExp(`^${prefix}(\\d+)-`).exec(name);
+    if (!owner) continue;
+    try {
+      process.kill(Number(owner[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') await ip(ipPath, ['netns', 'del', name]).catch(() => {});
+    }
+  }
+}
+
+export class NetworkHub {
+  readonly #ipPath: string;
+  readonly #name: string;
+  readonly #socketPath: string;
+  #bridge: ChildProcess | null = null;
+  #free: number[] = [];
+  #next = 1;
+
+  constructor(init: { ipPath: string; name: string; socketPath: string }) {
+    this.#ipPath = init.ipPath;
+    this.#name = init.name;
+    this.#socketPath = init.socketPath;
+  }
+
+  /** Creates the hub namespace and starts the bridge in it. */
+  async start(nodePath: string, nsenterPath: string): Promise<void> {
+    await ip(this.#ipPath, ['netns', 'add', this.#name]);
+    await ip(this.#ipPath, ['-n', this.#name, 'link', 'set', 'lo', 'up']);
+    const script = new URL('./bridge.ts', import.meta.url).pathname;
+    const bridge = spawn(nsenterPath, [`--net=/run/netns/${this.#name}`, '--', nodePath, script, this.#socketPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.#bridge = bridge;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the network bridge did not start')), 10_000);
+      bridge.stdout!.once('data', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      bridge.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the network bridge exited (${code})`));
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#bridge?.stdin?.end();
+    this.#bridge?.kill('SIGKILL');
+    this.#bridge = null;
+    await ip(this.#ipPath, ['netns', 'del', this.#name]).catch(() => {});
+  }
+
+  /** A fresh namespace for one instance, with its veth to the hub. */
+  async attach(name: string): Promise<Attachment> {
+    const k = this.#free.pop() ?? this.#next++;
+    if (k >= 1 << 22) throw new Error('no instance address is free');
+    const base = k * 4;
+    const addr = (n: number) => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+    const hubIf = `${this.#name.slice(0, 6)}x${k}`.slice(0, 15);
+    try {
+      await ip(this.#ipPath, ['-batch', '-'], `netns add ${name}\nlink add eth0 netns ${name} type veth peer name ${hubIf} netns ${this.#name}\n`);
+      await Promise.all([
+        ip(this.#ipPath, ['-n', name, '-batch', '-'], `link set lo up\naddr add ${addr(base + 2)}/30 dev eth0\nlink set eth0 up\n`),
+        ip(this.#ipPath, ['-n', this.#name, '-batch', '-'], `addr add ${addr(base + 1)}/30 dev ${hubIf}\nlink set ${hubIf} up\n`),
+      ]);
+    } catch (err) {
+      await ip(this.#ipPath, ['netns', 'del', name]).catch(() => {});
+      this.#free.push(k);
+      throw err;
+    }
+    let released = false;
+    return {
+      netnsPath: `/run/netns/${name}`,
+      ip: addr(base + 2),
+      release: async () => {
+        if (released) return;
+        released = true;
+        // Deleting the namespace destroys its veth end, which takes the hub's end with it.
+        await ip(this.#ipPath, ['netns', 'del', name]).catch(() => {});
+        this.#free.push(k);
+      },
+    };
+  }
+
+  /** A connection to `ip:port` through the bridge (bytes written before it connects are kept in order). */
+  connect(target: string): Socket {
+    const socket = createConnection(this.#socketPath);
+    socket.write(`${target}\n`);
+    return socket;
+  }
+
+  /** Whether something accepts connections on `ip:port` now. */
+  probe(target: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = createConnection(this.#socketPath);
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString()));
+      socket.on('error', () => resolve(false));
+      socket.on('close', () => resolve(answer === '1'));
+      socket.write(`?${target}\n`);
+    });
+  }
+}
+
+export function hubSocket(dir: string): string {
+  return join(dir, 'bridge.sock');
+}
