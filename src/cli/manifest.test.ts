@@ -124,6 +124,7 @@ test('a bad trigger is judged by the type it names, not by the first kind of tri
 test('bad binding names and destinations say what is expected', () => {
   const fn = ['functions:', '  w:', '    path: ./w.js'];
   failsAt([...fn, '    bindings:', '      out: { queue: results }'].join('\n'), 5, /:5:7: functions\.w\.bindings\.out is not a valid key here \(keys must match \^\[A-Z\]/);
+  failsAt([...fn, '    bindings:', '      OUT: { topic: results }'].join('\n'), 5, /functions\.w\.bindings\.OUT must be \{ queue: … \} or \{ function: … \}$/);
   failsAt([...fn, '    async:', '      onFailure: { topic: x }'].join('\n'), 5, /functions\.w\.async\.onFailure must be \{ queue: … \} or \{ function: … \}$/);
   failsAt([...fn, '    async:', '      maxRetries: 99'].join('\n'), 5, /functions\.w\.async\.maxRetries must be <= /);
 });

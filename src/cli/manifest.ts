@@ -167,16 +167,17 @@ function explain(config: unknown, segments: readonly string[], reason: string): 
     }
     return undefined;
   }
-  const options = schemaAt(segments, config)?.anyOf;
-  if (options) {
-    if (options.every((o) => typeof o.const === 'string')) return { segments: [...segments], reason: `must be one of: ${options.map((o) => String(o.const)).join(', ')}` };
-    // Objects with one required key each (async destinations): { queue: NAME } or { function: NAME }.
-    if (options.every((o) => o.required?.length === 1)) return { segments: [...segments], reason: `must be ${options.map((o) => `{ ${o.required?.[0]}: … }`).join(' or ')}` };
-  }
+  // A record's key that fails its pattern: the key is wrong, whatever its value's schema says.
   if (reason === 'is not a known field') {
     const parent = schemaAt(segments.slice(0, -1), config);
     const pattern = Object.keys(parent?.patternProperties ?? {})[0];
     if (pattern !== undefined) return { segments: [...segments], reason: `is not a valid key here (keys must match ${pattern})`, atKey: true };
+  }
+  const options = schemaAt(segments, config)?.anyOf;
+  if (options) {
+    if (options.every((o) => typeof o.const === 'string')) return { segments: [...segments], reason: `must be one of: ${options.map((o) => String(o.const)).join(', ')}` };
+    // Objects with one required key each (async destinations, bindings): { queue: NAME } or { function: NAME }.
+    if (options.every((o) => o.required?.length === 1)) return { segments: [...segments], reason: `must be ${options.map((o) => `{ ${o.required?.[0]}: … }`).join(' or ')}` };
   }
   return undefined;
 }
