@@ -606,6 +606,23 @@ async function suite(): Promise<void> {
     assert.equal(sandbox.active, 0);
   });
 
+  test('the runtime is warmed before tenant code loads: a first request is cheap and sees no trace of it', async (t) => {
+    const firsts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { sandbox, invoke } = makeSandbox(fetchModule('return Response.json({ url: request.url, keys: Object.keys(env), p: typeof process })'));
+      const before = sandbox.cpuTimeMs();
+      const r = await invoke({ headers: [['accept', '*/*']] });
+      firsts.push(r.cpuMs - before);
+      assert.equal(r.error, null);
+      assert.deepEqual(JSON.parse(r.body), { url: 'http://fn.local/path?q=1', keys: ['GREETING'], p: 'object' });
+      sandbox.dispose();
+    }
+    const median = [...firsts].sort((a, b) => a - b)[2]!;
+    t.diagnostic(`first request isolate CPU median ${median.toFixed(2)} ms`);
+    // Unwarmed, the first request of a context costs ≈ 2.5 ms of isolate CPU; warmed ≈ 0.4.
+    assert.ok(median < 1.5, `first request took ${median.toFixed(2)} ms of isolate CPU`);
+  });
+
   test('numbers: sandbox creation, idle heap, warm dispatch round trip', async (t) => {
     const created: number[] = [];
     const heaps: number[] = [];

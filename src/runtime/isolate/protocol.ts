@@ -158,6 +158,8 @@ export interface RuntimeEntryPoints {
    * no respond/chunk/finish call is made for it. Otherwise undefined.
    */
   __continuum_dispatch(invocationId: string, headJson: string, hasBody: boolean, traceparent: string | null): string | undefined;
+  /** Run synthetic requests through the fetch path before any module is loaded (prepays the first request). */
+  __continuum_warm(): void;
   /** Push one request-body chunk; null ends the body. */
   __continuum_push(invocationId: string, chunk: ArrayBuffer | null): void;
   /** A timer the runtime set has fired. */

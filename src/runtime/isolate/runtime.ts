@@ -618,6 +618,32 @@ const entryPoints = {
     return out;
   },
 
+  /**
+   * Prepays a fresh context's first request (inline caches, lazily made objects, regexp code: ≈ 2 ms
+   * that V8's snapshot does not keep): synthetic requests through the fetch path, with a built-in
+   * handler and host calls stubbed, before any module is loaded. Nothing of them stays behind.
+   */
+  __continuum_warm(): void {
+    if (loaded !== null || bridges === null) return;
+    const real = bridges;
+    const none = (): undefined => undefined;
+    bridges = { ...real, log: none, timerSet: none, timerClear: none, subtle: none, fetch: none, queueSend: none, respond: () => true, chunk: () => true, finish: none };
+    try {
+      loaded = {
+        format: 'fetch', exportName: 'default', target: undefined, vars: {}, env: {}, functionName: '', versionId: '',
+        memoryLimitMb: 128, timeoutMs: 30000, subrequests: 0, payload: '2.0',
+        handler: () => new Response('warm', { headers: { 'content-type': 'text/plain; charset=utf-8' } }),
+      };
+      entryPoints.__continuum_dispatch('warm', '{"method":"GET","url":"http://warm.up/","headers":[["host","warm.up"],["accept","*/*"]]}', false, null);
+    } finally {
+      loaded = null;
+      bridges = real;
+      invocations.clear();
+      urlCache.clear();
+      current = '';
+    }
+  },
+
   __continuum_push(id: string, chunk: ArrayBuffer | null): void {
     const inv = invocations.get(id);
     if (!inv) return;
