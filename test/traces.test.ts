@@ -43,7 +43,9 @@ async function otlpReceiver() {
   const spans: Span[] = [];
   const paths: string[] = [];
   const contentTypes: string[] = [];
+  const apiKeys: string[] = [];
   const server = createServer(async (req: IncomingMessage, res) => {
+    apiKeys.push(String(req.headers['x-api-key']));
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     paths.push(req.url ?? '');
@@ -61,7 +63,7 @@ async function otlpReceiver() {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, spans, paths, contentTypes, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { url, spans, paths, contentTypes, apiKeys, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
@@ -124,6 +126,7 @@ test('one HTTP request through A → B (service binding) → queue → C is one 
     });
     assert.ok(receiver.paths.every((p) => p === '/v1/traces'), `export paths: ${receiver.paths}`);
     assert.ok(receiver.contentTypes.every((c) => c.startsWith('application/json')));
+    assert.ok(receiver.apiKeys.every((k) => k === 'k'), 'the configured headers go with every export');
 
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     const one = (name: string) => {

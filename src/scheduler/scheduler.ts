@@ -261,9 +261,12 @@ export class Scheduler {
       logBytes: completion.logBytes,
       logsTruncated: completion.logsTruncated,
       ...(event ? { event } : {}),
-      ...(caller ? { parentInvocationId: caller.invocationId, callerFunction: caller.functionName } : {}),
-      ...(trace ? { traceId: trace.traceId } : {}),
     };
+    if (caller) {
+      record.parentInvocationId = caller.invocationId;
+      record.callerFunction = caller.functionName;
+    }
+    if (trace) record.traceId = trace.traceId;
     this.opts.onRecord(record, completion);
     if (trace) this.opts.tracer!.end(trace, record, request);
   }

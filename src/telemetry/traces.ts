@@ -12,7 +12,7 @@
  *   │  └─ cold start the instance started for this request: sandbox create → runtime init → module load
  *   └─ execute <fn>  the function running; its context is the traceparent the function sees
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Attributes, HrTime, Link, SpanContext } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
@@ -82,7 +82,8 @@ export class Tracer {
   readonly #resources = new Map<string, Resource>();
   readonly #timer: NodeJS.Timeout;
   #pending: Finished[] = [];
-  #exports = new Set<Promise<void>>();
+  #flushing: Promise<void> | null = null;
+  #flushSoon = false;
   /** Invocations dropped because the export fell behind. */
   dropped = 0;
   /** Spans handed to the exporter so far, and how many of them it failed to deliver. */
@@ -105,13 +106,12 @@ export class Tracer {
    */
   start(request: InvokeRequest): SpanIds {
     const parent = parseTraceparent(request.traceparent);
-    const random = randomBytes(parent ? 16 : 32).toString('hex');
-    const traceId = parent ? parent.traceId : random.slice(32);
+    const traceId = parent ? parent.traceId : randomHex(16);
     const ids: SpanIds = {
       traceId,
       parentSpanId: parent ? parent.spanId : null,
-      rootSpanId: random.slice(0, 16),
-      execSpanId: random.slice(16, 32),
+      rootSpanId: randomHex(8),
+      execSpanId: randomHex(8),
       // Parent-based sampling: a caller that chose not to sample is followed; everything else is kept.
       sampled: parent ? parent.sampled : true,
       startMs: performance.timeOrigin + performance.now(),
@@ -133,15 +133,29 @@ export class Tracer {
       this.dropped++;
     }
     this.#pending.push({ ids, endMs: performance.timeOrigin + performance.now(), record, request });
-    if (this.#pending.length >= TRACE_DEFAULTS.maxBatch) void this.flush();
+    // A full batch is built on a later turn: never inside the invocation's own completion.
+    if (this.#pending.length >= TRACE_DEFAULTS.maxBatch && !this.#flushSoon) {
+      this.#flushSoon = true;
+      setImmediate(() => {
+        this.#flushSoon = false;
+        void this.flush();
+      });
+    }
   }
 
-  /** Build and export everything queued so far; resolves when the exporter has answered. */
-  async flush(): Promise<void> {
+  /** Build and export everything queued so far, one batch at a time; resolves when the exporter has answered. */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#drain().finally(() => {
+      this.#flushing = null;
+    });
+    return this.#flushing;
+  }
+
+  async #drain(): Promise<void> {
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, TRACE_DEFAULTS.maxBatch);
       const spans = batch.flatMap((f) => this.#spans(f));
-      const done = new Promise<void>((resolve) => {
+      await new Promise<void>((resolve) => {
         this.#exporter.export(spans, (result) => {
           this.exported += spans.length;
           if (result.code !== 0) {
@@ -151,10 +165,7 @@ export class Tracer {
           resolve();
         });
       });
-      this.#exports.add(done);
-      void done.then(() => this.#exports.delete(done));
     }
-    await Promise.all([...this.#exports]);
   }
 
   async close(): Promise<void> {
@@ -281,8 +292,21 @@ function httpAttributes(method: string, url: string, status: number | null): Att
   return out;
 }
 
+/** Random ids come from a pool refilled in bulk: one CSPRNG call per 512 span ids, not one per id. */
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+
+function randomHex(bytes: number): string {
+  if (poolAt + bytes > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  poolAt += bytes;
+  return pool.toString('hex', poolAt - bytes, poolAt);
+}
+
 function spanId(): string {
-  return randomBytes(8).toString('hex');
+  return randomHex(8);
 }
 
 function hr(ms: number): HrTime {
