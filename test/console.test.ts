@@ -245,19 +245,57 @@ describe('console in a real browser', { skip }, () => {
     assert.equal(still.status, 200);
   });
 
-  test('queues, service map and usage pages load with every control labelled', async () => {
+  test('config edits are saved, and a bad one shows the API error with its field', async () => {
+    await page.getByRole('tab', { name: 'Config' }).click();
+    await page.getByLabel('Memory (MiB)').fill('96');
+    await page.getByLabel('Environment (one KEY=value per line)').fill('GREETING=hi\nMODE=console');
+    await page.getByRole('button', { name: 'Save configuration' }).click();
+    await page.getByRole('status').filter({ hasText: /^Saved/ }).waitFor();
+    const fn = (await node.api('GET', '/v1/functions/greeter')).json;
+    assert.equal(fn.config.limits.memoryMb, 96);
+    assert.deepEqual(fn.config.env, { GREETING: 'hi', MODE: 'console' });
+
+    await page.getByLabel('Memory (MiB)').fill('1');
+    await page.getByRole('button', { name: 'Save configuration' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /bad_request.*memoryMb/);
+    await shot('09-config-error');
+  });
+
+  test('queues with dead letters and redrive; the service map from caller records; usage', async () => {
+    // A consumer that always fails, without retries: the message is dead at once.
     assert.equal((await node.api('POST', '/v1/queues', { name: 'jobs' })).status, 201);
+    const failing = 'export default { async fetch() { return new Response("") }, async queue() { throw new Error("cannot do jobs") } }';
+    assert.equal((await node.deploy('worker', failing, 'index.js', { triggers: [{ type: 'queue', queue: 'jobs', maxRetries: 0 }] })).status, 201);
+    assert.equal((await node.api('POST', '/v1/queues/jobs/messages', { messages: [{ body: 'job-1' }] })).status, 202);
+    // Calls through a service binding are what the service map draws.
+    assert.equal((await node.deploy('front', 'export default { async fetch(req, env) { return env.GREETER.fetch(new Request("http://greeter/", { method: "POST", body: "via-front" })) } }', 'index.js', { bindings: { GREETER: { function: 'greeter' } } })).status, 201);
+    assert.equal((await (await node.fn('/fn/front/')).text()).includes('hello via-front'), true);
+
     await page.getByRole('link', { name: 'Queues' }).click();
-    await page.getByRole('table', { name: 'Queues' }).getByText('jobs').waitFor();
-    await shot('09-queues');
+    await page.getByRole('table', { name: 'Queues' }).getByText('jobs', { exact: true }).waitFor();
+    const dlq = page.getByRole('button', { name: 'Dead letters of jobs: 1' });
+    await dlq.waitFor({ timeout: 30_000 });
+    await dlq.click();
+    await page.getByRole('table', { name: 'Dead letters of jobs' }).getByText('job-1').waitFor();
+    await shot('10-queues-dlq');
+    await page.getByRole('button', { name: 'Redrive all' }).click();
+    await page.getByRole('status').filter({ hasText: '1 message(s) moved back to jobs' }).waitFor();
+
     await page.getByRole('link', { name: 'Service map' }).click();
-    await page.getByRole('heading', { name: 'Service map' }).waitFor();
-    await page.getByText(/Function-to-function calls/).waitFor();
-    await shot('10-service-map');
+    const calls = page.getByRole('table', { name: 'Calls between functions' });
+    await calls.waitFor();
+    assert.deepEqual((await calls.locator('tbody tr').first().locator('td').allInnerTexts()).slice(0, 3), ['front', 'greeter', '1']);
+    assert.match((await page.getByRole('img', { name: /Service map/ }).getAttribute('aria-label')) ?? '', /front calls greeter/);
+    await shot('11-service-map');
+
     await page.getByRole('link', { name: 'Usage' }).click();
     await page.getByRole('table', { name: 'Usage per function' }).getByText('greeter').waitFor();
-    await shot('11-usage');
+    await shot('12-usage');
+  });
 
+  test('every control labelled, tabs by keyboard, no page errors', async () => {
     // Every input, select and textarea on the function pages has an accessible name.
     await page.goto(`${node.url}/console/functions/greeter/config`);
     await page.getByLabel('Memory (MiB)').waitFor();

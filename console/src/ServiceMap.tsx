@@ -76,10 +76,7 @@ export function ServiceMap() {
       <Loading state={records} what="Invocation records">
         {(data) => {
           const edges = edgesOf(data.items);
-          if (edges.length === 0) {
-            const tracked = data.items.some((r) => 'callerFunction' in r);
-            return <p className="muted">{tracked ? 'No function has called another in these records.' : 'Caller information is not available on this node (records have no callerFunction).'}</p>;
-          }
+          if (edges.length === 0) return <p className="muted">No function has called another in these records (calls through service bindings appear here).</p>;
           return (
             <>
               <Graph edges={edges} />
