@@ -176,7 +176,29 @@ describe('continuum CLI against a running node', () => {
     assert.match(human.stdout, /^\d{4}-\d{2}-\d{2}T\S+Z \w+\s+\[\S+\] echo POST \/ from stdin$/m);
   });
 
-  it('logs --follow streams new lines as NDJSON', async () => {
+  it('invocations lists records with filters and pages through them by cursor', async () => {
+    for (let i = 0; i < 3; i++) await cli(['invoke', 'echo', '--data', `page-${i}`]);
+    const first = await cliJson<{ items: { id: string; functionName: string; phases: { totalMs: number } }[]; nextCursor: string | null }>(['invocations', 'echo', '--limit', '2', '--warm']);
+    assert.equal(first.items.length, 2);
+    assert.ok(first.items.every((r) => r.functionName === 'echo' && r.phases.totalMs > 0));
+    assert.ok(first.nextCursor);
+    const next = await cliJson<{ items: { id: string }[] }>(['invocations', 'echo', '--limit', '2', '--warm', '--cursor', first.nextCursor]);
+    assert.ok(next.items.length >= 1);
+    assert.ok(!next.items.some((r) => first.items.some((f) => f.id === r.id)), 'pages do not overlap');
+    const all = await cliJson<{ items: unknown[]; nextCursor: null }>(['invocations', 'echo', '--all']);
+    assert.ok(all.items.length >= 3);
+    assert.equal(all.nextCursor, null);
+    const none = await cli(['invocations', 'echo', '--error-code', 'timeout']);
+    assert.equal(none.code, 0);
+    assert.match(none.stdout, /no invocation records match/);
+    const human = await cli(['invocations', 'echo', '--limit', '1']);
+    assert.match(human.stdout, /^ID\s+FUNCTION\s+STARTED\s+OUTCOME/m);
+    assert.match(human.stdout, /more: repeat with --cursor \S+/);
+    const bad = await cli(['invocations', 'echo', '--since', 'soon']);
+    assert.equal(bad.code, 1);
+  });
+
+  it('logs --follow streams new lines (server-sent events) as NDJSON', async () => {
     const child = spawn(process.execPath, [BIN, 'logs', 'echo', '--follow', '--json', '--search', 'follow-me'], { cwd: work, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       const lines = createInterface({ input: child.stdout });

@@ -157,6 +157,20 @@ describe('logs', () => {
     assert.equal(bad.json.error.code, 'bad_request');
   });
 
+  test('a log flood stops at the cap with the truncation marked in the record and the last line', async () => {
+    const flood = `export default { fetch() { for (let i = 0; i < 500; i++) console.log('line ' + i + ' ' + 'z'.repeat(100)); return new Response('done'); } }`;
+    assert.equal((await node.deploy('flood', flood, 'index.js', { limits: { logBytes: 4096 } })).status, 201);
+    const res = await node.fn('/fn/flood/');
+    assert.equal(await res.text(), 'done');
+    const id = res.headers.get('x-continuum-invocation-id')!;
+    const r = (await node.api('GET', `/v1/invocations/${id}`)).json;
+    assert.equal(r.logsTruncated, true);
+    assert.ok(r.logBytes <= 4096 + 200, String(r.logBytes));
+    const lines = (await node.api('GET', `/v1/invocations/${id}/logs`)).json.items;
+    assert.ok(lines.length < 500);
+    assert.match(lines.at(-1).message, /truncated/);
+  });
+
   test('follow=1 is a server-sent event stream: backlog, live lines of that function only, keep-alive comments, a clean end', async () => {
     assert.equal((await node.deploy('tail-a', loudFn)).status, 201);
     assert.equal((await node.deploy('tail-b', loudFn)).status, 201);
@@ -192,6 +206,26 @@ describe('logs', () => {
     abort.abort();
     await reader.cancel().catch(() => {});
   });
+});
+
+test('a live log stream ends with an `end` event when the node shuts down, without holding the shutdown', async () => {
+  const other = await startTestNode();
+  const res = await fetch(`${other.url}/v1/logs?follow=1`, { headers: { authorization: `Bearer ${other.token}` } });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const first = new TextDecoder().decode((await reader.read()).value);
+  assert.match(first, /^: stream open/);
+  const t0 = performance.now();
+  const stopping = other.stop();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  await stopping;
+  assert.match(text, /event: end\ndata: \{\}\n\n$/);
+  assert.ok(performance.now() - t0 < 4000, `shutdown took ${performance.now() - t0} ms`);
 });
 
 describe('metrics', () => {
@@ -242,6 +276,8 @@ describe('metrics', () => {
     assert.equal(sample(b, 'continuum_activator_buffered_requests', { function: 'met-ok', tier: 'isolate' }), 0);
     assert.ok((sample(b, 'continuum_cpu_seconds_total', { tenant: 'default', function: 'met-ok' }) ?? 0) > 0);
     assert.ok((sample(b, 'continuum_memory_byte_seconds_total', { tenant: 'default', function: 'met-ok' }) ?? 0) > 0);
+    assert.equal(sample(b, 'continuum_records_dropped_total', {}), null, 'unlabelled: matched below');
+    assert.match(b, /^continuum_records_dropped_total 0$/m);
   });
 
   test('queue depth, oldest age and dead letters come from the queue store', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommanderError } from 'commander';
-import { allCommands, createProgram, parseDelay, parsePort, type Handlers } from './program.ts';
+import { allCommands, createProgram, parseDelay, parsePort, parseSize, type Handlers } from './program.ts';
 
 type Call = { verb: string; args: unknown[] };
 
@@ -61,6 +61,16 @@ test('up: port, host, data dir, examples and nats flags', async () => {
   assert.deepEqual(bare.args[0], {});
   await rejects(['up', '--port', '70000'], 'commander.invalidArgument');
   await rejects(['up', '--port', 'http'], 'commander.invalidArgument');
+  const kept = await parse(['up', '--records-max-age', '2d', '--records-max-size', '500MB']);
+  assert.deepEqual(kept.args[0], { recordsMaxAge: 2 * 86_400_000, recordsMaxSize: 500_000_000 });
+  await rejects(['up', '--records-max-size', 'lots'], 'commander.invalidArgument');
+});
+
+test('parseSize: bytes with decimal or binary units', () => {
+  assert.equal(parseSize('1048576'), 1_048_576);
+  assert.equal(parseSize('2GiB'), 2 * 2 ** 30);
+  assert.equal(parseSize('1.5 kb'), 1500);
+  for (const bad of ['', 'MB', '-1MB', '1 TB', '0']) assert.throws(() => parseSize(bad), bad);
 });
 
 test('deploy: path, name and tier choices', async () => {
@@ -128,6 +138,15 @@ test('parseDelay: whole seconds from 0 to 12h', () => {
   assert.equal(parseDelay('2m'), 120);
   assert.equal(parseDelay('12h'), 43_200);
   for (const bad of ['12h1s', '1.5s', '10', 'later']) assert.throws(() => parseDelay(bad), bad);
+});
+
+test('invocations: optional name, filters, paging', async () => {
+  const c = await parse(['invocations', 'hello', '--outcome', 'error', '--error-code', 'timeout', '--cold', '--tier', 'isolate', '--since', '1h', '--until', '5m', '--limit', '50', '--cursor', 'abc']);
+  assert.deepEqual(c.args.slice(0, 2), ['hello', { outcome: 'error', errorCode: 'timeout', cold: true, tier: 'isolate', since: '1h', until: '5m', limit: 50, cursor: 'abc' }]);
+  const all = await parse(['invocations', '--all', '--warm', '--json']);
+  assert.deepEqual(all.args.slice(0, 2), [undefined, { all: true, warm: true, json: true }]);
+  await rejects(['invocations', '--outcome', 'maybe'], 'commander.invalidArgument');
+  await rejects(['invocations', '--limit', '0'], 'commander.invalidArgument');
 });
 
 test('logs: follow, invocation, since and search', async () => {

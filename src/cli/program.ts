@@ -3,7 +3,7 @@
  * createProgram(handlers) wires each verb to a handler that receives typed, checked options.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { EVENT_DEFAULTS } from '../core/defaults.ts';
+import { EVENT_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
 import { TIERS, type Tier } from '../core/types.ts';
 import { parseDuration } from './duration.ts';
 
@@ -22,6 +22,9 @@ export interface UpOptions extends CommonOptions {
   nats?: string;
   /** OTLP/HTTP endpoint to export traces to. */
   otlpEndpoint?: string;
+  /** Retention of invocation records and logs. */
+  recordsMaxAge?: number;
+  recordsMaxSize?: number;
 }
 
 export interface DeployOptions extends CommonOptions {
@@ -142,6 +145,16 @@ function parseLimit(value: string): number {
   return n;
 }
 
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 };
+
+/** `500MB`, `2GiB`, `1048576` → bytes. */
+export function parseSize(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = SIZE_UNITS[(m?.[2] || 'b').toLowerCase()];
+  if (!m || unit === undefined || Number(m[1]) * unit < 1) throw new InvalidArgumentError('must be a size such as 500MB or 2GiB');
+  return Math.floor(Number(m[1]) * unit);
+}
+
 function durationMs(value: string): number {
   try {
     return parseDuration(value);
@@ -217,6 +230,8 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .option('--examples', 'deploy the bundled examples')
     .option('--nats <url>', 'keep queues and async invocations in NATS JetStream at this URL (comma-separated for several; default: $CONTINUUM_NATS, else SQLite in the data dir)')
     .option('--otlp-endpoint <url>', 'export traces over OTLP/HTTP to this collector URL (/v1/traces is appended; default: $CONTINUUM_OTLP_ENDPOINT, else no tracing)')
+    .option('--records-max-age <duration>', `keep invocation records and logs this long (default ${NODE_DEFAULTS.records.maxAgeMs / 86_400_000}d)`, durationMs)
+    .option('--records-max-size <size>', `and at most this much of them on disk, e.g. 500MB, 2GiB (default ${NODE_DEFAULTS.records.maxBytes / 2 ** 30}GiB)`, parseSize)
     .action(async (opts: UpOptions) => done(await handlers.up(opts)));
 
   common(program.command('deploy'))

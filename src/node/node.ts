@@ -119,6 +119,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         waiting: p.waiting,
       })),
     queues: async () => Promise.all((await stores.queues.listQueues()).map(async (q) => ({ name: q.name, stats: await stores.queues.stats(q.name) }))),
+    dropped: (): number => sink.dropped,
   });
   const series = new TimeSeries();
   const retention = { ...NODE_DEFAULTS.records, ...config.records };

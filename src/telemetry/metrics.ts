@@ -28,6 +28,8 @@ export interface PoolStats {
 export interface MetricsSources {
   pools(): PoolStats[];
   queues(): Promise<Array<{ name: string; stats: QueueStats }>>;
+  /** Records and log lines the sink dropped because the store fell behind (monotonic). */
+  dropped(): number;
 }
 
 export class Metrics {
@@ -108,6 +110,15 @@ export class Metrics {
       collect() {
         this.reset();
         for (const p of sources.pools()) this.set({ function: p.functionName, tier: p.tier }, p.waiting);
+      },
+    });
+    new Counter({
+      name: 'continuum_records_dropped_total',
+      help: 'Invocation records and log lines dropped unwritten because the record store fell behind.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sources.dropped());
       },
     });
     // The three queue gauges share one read of the queue store per scrape.

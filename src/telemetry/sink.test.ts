@@ -36,3 +36,23 @@ test('records are written in batches, followers see lines at once, retention pru
   await store.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+test('observers see each record once, at flush; prune applies the byte cap', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sink-'));
+  const store = SqliteRecordStore.open(join(dir, 'records.db'));
+  const seen: string[] = [];
+  const sink = new RecordSink({ store, flushIntervalMs: 60_000, observers: [(r) => seen.push(r.id)] });
+  const big = 'y'.repeat(4000);
+  for (let i = 0; i < 300; i++) sink.add(record(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, new Date(Date.now() - (300 - i) * 1000).toISOString()), completion(big));
+  assert.equal(seen.length, 0, 'nothing observed on the request path');
+  await sink.flush();
+  assert.equal(seen.length, 300);
+  await sink.flush();
+  assert.equal(seen.length, 300, 'a record is observed once');
+  const cap = Math.floor((await store.storedBytes()) / 2);
+  assert.ok((await sink.prune({ maxAgeMs: 3_600_000, maxRows: 1_000_000, maxBytes: cap })) > 0);
+  assert.ok((await store.storedBytes()) <= cap);
+  await sink.close();
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});

@@ -92,6 +92,7 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       ...(failpoints?.length ? { failpoints } : {}),
       // Opt-in while their start-up costs seconds of CPU (runtime image import, gVisor platform probe).
       containerTiers: ctx.env.CONTINUUM_CONTAINER_TIERS === '1',
+      records: { ...(opts.recordsMaxAge !== undefined ? { maxAgeMs: opts.recordsMaxAge } : {}), ...(opts.recordsMaxSize !== undefined ? { maxBytes: opts.recordsMaxSize } : {}) },
     });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
