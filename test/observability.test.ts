@@ -60,35 +60,37 @@ describe('invocation records', () => {
       await timedGet(agent, `${pnode.url}/healthz`);
       // The client's time also holds HTTP on both sides (its write and the node's parse before the node
       // takes the request; the response's way back after it). That transport cost is measured the same way
-      // on a warm request right after each cold one: client time − record totalMs.
+      // on warm requests right after each cold one: client time − record totalMs (the median of three).
       const residuals: number[] = [];
-      for (let i = 0; i < 7; i++) {
+      for (let i = 0; i < 9; i++) {
         assert.equal((await pnode.api('DELETE', '/v1/functions/cold-sum/instances')).json.evicted, 1, 'scaled to zero');
         const cold = await timedGet(agent, `${pnode.url}/fn/cold-sum/x`);
-        const warm = await timedGet(agent, `${pnode.url}/fn/cold-sum/y`);
+        const warms = [await timedGet(agent, `${pnode.url}/fn/cold-sum/y`), await timedGet(agent, `${pnode.url}/fn/cold-sum/y`), await timedGet(agent, `${pnode.url}/fn/cold-sum/y`)];
         assert.equal(cold.status, 200);
         assert.equal(cold.body, 'ok /x');
         const r = (await pnode.api('GET', `/v1/invocations/${cold.id}`)).json;
-        const w = (await pnode.api('GET', `/v1/invocations/${warm.id}`)).json;
+        const ws = await Promise.all(warms.map(async (w) => ({ client: w.ms, rec: (await pnode.api('GET', `/v1/invocations/${w.id}`)).json })));
         const p = r.phases;
         assert.equal(r.coldStart, true);
-        assert.equal(w.coldStart, false);
+        assert.ok(ws.every((w) => w.rec.coldStart === false));
         assert.equal(r.tier, 'isolate');
         assert.equal(typeof r.node, 'string');
         assert.ok(Math.abs(p.initMs - (p.sandboxMs + p.runtimeInitMs + p.moduleLoadMs)) < 1e-9, 'initMs is the sum of its parts');
         assert.ok(p.moduleLoadMs > 0);
         const sum = p.queueMs + p.initMs + p.execMs + p.overheadMs;
         assert.ok(Math.abs(sum - p.totalMs) < 1e-6, `phases sum to ${sum}, totalMs ${p.totalMs}`);
-        const transport = warm.ms - w.phases.totalMs;
+        const byTransport = ws.map((w) => ({ ...w, transport: w.client - w.rec.phases.totalMs })).sort((x, y) => x.transport - y.transport);
+        const w = byTransport[1]!;
+        const transport = w.transport;
         residuals.push(cold.ms - (p.totalMs + transport));
         t.diagnostic(
           `cold start ${i + 1}: client ${cold.ms.toFixed(3)} ms = record ${p.totalMs.toFixed(3)} ` +
             `(queue ${p.queueMs.toFixed(3)} + sandbox ${p.sandboxMs.toFixed(3)} + runtime ${p.runtimeInitMs.toFixed(3)} + module ${p.moduleLoadMs.toFixed(3)} + exec ${p.execMs.toFixed(3)} + overhead ${p.overheadMs.toFixed(3)}) ` +
-            `+ HTTP ${transport.toFixed(3)} (warm: client ${warm.ms.toFixed(3)} − record ${w.phases.totalMs.toFixed(3)}) ${residuals.at(-1)! >= 0 ? '+' : '−'} ${Math.abs(residuals.at(-1)!).toFixed(3)}`,
+            `+ HTTP ${transport.toFixed(3)} (warm: client ${w.client.toFixed(3)} − record ${w.rec.phases.totalMs.toFixed(3)}) ${residuals.at(-1)! >= 0 ? '+' : '−'} ${Math.abs(residuals.at(-1)!).toFixed(3)}`,
         );
       }
-      // Two cores shared with other work: one sample can catch a scheduling delay, so the median must be within 1 ms.
-      const median = [...residuals].sort((x, y) => x - y)[3]!;
+      // Two cores shared with other work: a sample can catch a scheduling delay, so the median must be within 1 ms.
+      const median = [...residuals].sort((x, y) => x - y)[4]!;
       assert.ok(Math.abs(median) <= 1, `client − (record + HTTP): ${residuals.map((d) => d.toFixed(3)).join(', ')} ms`);
     } finally {
       agent.destroy();
