@@ -365,7 +365,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       }
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
       // One JSON line per event (JSON has no raw newlines, so one `data:` field suffices); stored lines carry their seq as the id.
-      const send = (line: LogLine & { seq?: number }) => res.write(`${line.seq !== undefined ? `id: ${line.seq}\n` : ''}event: log\ndata: ${JSON.stringify(line)}\n\n`);
+      // A client that reads slower than lines arrive is cut off rather than buffered without bound.
+      const send = (line: LogLine & { seq?: number }) => {
+        if (res.writableLength > NODE_DEFAULTS.logs.maxBufferedBytes) {
+          res.destroy();
+          return;
+        }
+        res.write(`${line.seq !== undefined ? `id: ${line.seq}\n` : ''}event: log\ndata: ${JSON.stringify(line)}\n\n`);
+      };
       res.write(': stream open\n\n');
       for (const line of backlog) send(line);
       const seen = new Set(backlog.map((l) => `${l.invocationId}:${l.ts}:${l.message}`));

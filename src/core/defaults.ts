@@ -187,6 +187,8 @@ export const NODE_DEFAULTS = {
   logs: {
     /** SSE comment interval on idle live log streams (keeps proxies from closing them). */
     heartbeatMs: 15_000,
+    /** Bytes a live log stream may have queued for a slow client before it is closed. */
+    maxBufferedBytes: 4 * MiB,
   },
   /** The in-memory time series behind GET /v1/metrics/series (console charts). */
   series: {
