@@ -90,6 +90,18 @@ export const RECORDS_MIGRATIONS: readonly Migration[] = [
         cold_start = json_extract(body, '$.coldStart');
     `,
   },
+  {
+    version: 4,
+    name: 'error-only outcome indexes',
+    // Every invocation paid for two outcome indexes (≈ 2.5 µs of the hot path's record write); errors are
+    // the outcome worth finding fast, ok rows are most rows and found by walking the time order.
+    up: `
+      DROP INDEX invocations_by_outcome;
+      DROP INDEX invocations_by_function_outcome;
+      CREATE INDEX invocations_errors ON invocations(started_ms, rid) WHERE outcome = 'error';
+      CREATE INDEX invocations_errors_by_function ON invocations(function_name, started_ms, rid) WHERE outcome = 'error';
+    `,
+  },
 ];
 
 export const QUEUE_MIGRATIONS: readonly Migration[] = [

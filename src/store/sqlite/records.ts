@@ -105,7 +105,10 @@ export class SqliteRecordStore implements RecordStore {
       where.push('function_name = ?');
       params.push(query.functionName);
     }
-    if (query.outcome !== undefined) {
+    if (query.outcome === 'error') {
+      // A literal, not a parameter: only then can the planner use the partial (error-only) indexes.
+      where.push("outcome = 'error'");
+    } else if (query.outcome !== undefined) {
       where.push('outcome = ?');
       params.push(query.outcome);
     }

@@ -48,6 +48,20 @@ runRecordStoreContract('sqlite', openAll);
 runArtifactStoreContract('files', openAll);
 
 describe('sqlite backend specifics', () => {
+  test('only error invocations pay for an outcome index, and error listings use it', async () => {
+    const h = await openAll();
+    try {
+      const db = (h.records as SqliteRecordStore).database;
+      const indexes = db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'invocations' AND sql IS NOT NULL").all() as Array<{ name: string; sql: string }>;
+      for (const ix of indexes.filter((i) => /outcome/.test(i.sql))) assert.match(ix.sql, /WHERE outcome = 'error'$/, ix.name);
+      const plan = (sql: string) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+      assert.match(plan("SELECT rid FROM invocations WHERE outcome = 'error' ORDER BY started_ms DESC, rid DESC LIMIT 5"), /USING COVERING INDEX invocations_errors\b/);
+      assert.match(plan("SELECT rid FROM invocations WHERE function_name = 'f' AND outcome = 'error' ORDER BY started_ms DESC, rid DESC LIMIT 5"), /USING COVERING INDEX invocations_errors_by_function/);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('data dir is 0700, databases are WAL with the right synchronous level', async () => {
     const h = await openAll();
     try {
