@@ -29,7 +29,8 @@ import { loadPrelude } from './prelude-build.ts';
 import { checkQueueSend, serviceRequest } from './bindings.ts';
 
 export interface SandboxCallbacks {
-  onRespond(invocationId: string, head: { status: number; headers: Array<[string, string]> }): void;
+  /** `headJson`: the head as the runtime serialised it (checked), for callers that pass it on as JSON. */
+  onRespond(invocationId: string, head: { status: number; headers: Array<[string, string]> }, headJson?: string): void;
   onChunk(invocationId: string, bytes: Uint8Array): void;
   onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
   onLog(invocationId: string, level: LogLevel, message: string): void;
@@ -674,7 +675,7 @@ export class Sandbox {
       return false;
     }
     inv.responded = true;
-    this.#safe(() => this.#callbacks.onRespond(id, { status: head.status as number, headers: head.headers as Array<[string, string]> }));
+    this.#safe(() => this.#callbacks.onRespond(id, { status: head.status as number, headers: head.headers as Array<[string, string]> }, headJson));
     return this.#invocations.has(id);
   }
 

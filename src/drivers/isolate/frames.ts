@@ -41,6 +41,7 @@ export const F = {
   workerError: 0x4b, // payload UTF-8 (uncaught error in the worker, kept alive)
   queueSend: 0x4c, // a=inst b=call; payload see bindings.ts encodeQueueSend (a queue binding's send)
   serviceFetch: 0x4d, // a=inst b=call; payload see bindings.ts encodeServiceFetch (a service binding's call)
+  finishOk: 0x4e, // a=inst b=inv; payload f64 LE cpu ms, f64 LE heap bytes (finish without error: no JSON either side)
 } as const;
 
 export const LOG_LEVELS = ['log', 'debug', 'info', 'warn', 'error'] as const;
@@ -143,6 +144,17 @@ export class FrameWriter {
       this.#cut();
       this.#parts.push(Buffer.from(payload.buffer, payload.byteOffset, n));
     }
+    this.#schedule();
+  }
+
+  /** A frame whose payload is two float64 (LE), written straight into the arena. */
+  doubles(type: number, a: number, b: number, x: number, y: number): void {
+    if (this.#closed) return;
+    this.#reserve(HEADER_BYTES + 16);
+    this.#header(type, a, b, 16);
+    this.#arena.writeDoubleLE(x, this.#pos);
+    this.#arena.writeDoubleLE(y, this.#pos + 8);
+    this.#pos += 16;
     this.#schedule();
   }
 

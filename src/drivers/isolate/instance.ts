@@ -263,18 +263,27 @@ export class IsolateInstance implements Instance, FrameSink {
       case F.logTruncated:
         inv.truncate(this.#spec.limits.logBytes);
         return;
+      case F.finishOk:
+        if (payload.length < 16) return;
+        this.#completed(inv, null, payload.readDoubleLE(0), payload.readDoubleLE(8));
+        return;
       case F.finish: {
         const f = JSON.parse(payload.toString('utf8')) as FinishPayload;
         const error = f.e ? { code: isErrorCode(f.e.code) ? f.e.code : ('internal' as ErrorCode), message: f.e.message } : null;
-        if (!error && !inv.headSent) {
-          this.#end(inv, { code: 'function_error', message: 'the function finished without a response' }, f.c, f.m);
-        } else {
-          this.#end(inv, error, f.c, f.m);
-        }
-        if (error && RETIRE_ON.has(error.code)) this.#retireWhenIdle(error);
+        this.#completed(inv, error, f.c, f.m);
         return;
       }
     }
+  }
+
+  /** The worker reports the invocation finished. */
+  #completed(inv: Invocation, error: { code: ErrorCode; message: string } | null, cpuMs: number, memory: number): void {
+    if (!error && !inv.headSent) {
+      this.#end(inv, { code: 'function_error', message: 'the function finished without a response' }, cpuMs, memory);
+    } else {
+      this.#end(inv, error, cpuMs, memory);
+    }
+    if (error && RETIRE_ON.has(error.code)) this.#retireWhenIdle(error);
   }
 
   /**

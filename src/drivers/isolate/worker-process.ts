@@ -103,7 +103,7 @@ export class WorkerProcess {
     startTimer.unref();
 
     const reader = new FrameReader((type, a, b, payload) => {
-      if (type === F.chunk || type === F.respond || type === F.finish || type === F.log || type === F.logTruncated || type === F.queueSend || type === F.serviceFetch) {
+      if (type === F.chunk || type === F.respond || type === F.finish || type === F.finishOk || type === F.log || type === F.logTruncated || type === F.queueSend || type === F.serviceFetch) {
         this.instances.get(a)?.frame(type, b, payload);
         return;
       }
