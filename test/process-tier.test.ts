@@ -365,6 +365,18 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     const lines = (await node.api('GET', `/v1/invocations/${rec.id}/logs`)).json.items;
     assert.match(lines.at(-1).message, /log output truncated/);
     assert.ok(node.logs.slice(logLines).every((l) => !l.includes('xxxx') && !l.includes('yyyy')), node.logs.slice(logLines).join('\n').slice(0, 500));
+
+    // Output after the response (no invocation to charge it to) reaches the node only up to a budget.
+    const stray = await node.deploy('p-stray', fetchModule('', `
+      setTimeout(() => { for (let i = 0; i < 1000; i++) process.stdout.write('z'.repeat(1024) + '\\n'); }, 10);
+      return new Response('later');`), 'index.mjs', { tier: 'process' });
+    assert.equal(stray.status, 201, JSON.stringify(stray.json));
+    const before = node.logs.length;
+    assert.equal(await (await node.fn('/fn/p-stray/')).text(), 'later');
+    for (let i = 0; i < 100 && !node.logs.slice(before).some((l) => l.includes('further output dropped')); i++) await new Promise((r) => setTimeout(r, 50));
+    const strayLines = node.logs.slice(before).filter((l) => l.includes('zzzz'));
+    assert.ok(node.logs.slice(before).some((l) => l.includes('further output dropped')), 'no marker');
+    assert.ok(strayLines.join('').length < 80 * 1024, `${strayLines.join('').length} bytes of stray output reached the node`);
   });
 
 });
