@@ -196,6 +196,11 @@ describe('console in a real browser', { skip }, () => {
     assert.equal(live.status, 200);
     await log.getByText('greeter got while-following').waitFor();
     await shot('05-logs');
+    // Search (case-insensitive) narrows the lines to those that contain the text.
+    await page.getByLabel('Search text (case-insensitive)').fill('WHILE-following');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await log.getByText('greeter got while-following').waitFor();
+    await log.getByText('greeter got from-the-browser').waitFor({ state: 'detached' });
 
     // The charts: the series (or, on a node without it, the records) count both requests.
     await page.getByRole('tab', { name: 'Metrics' }).click();
@@ -245,7 +250,30 @@ describe('console in a real browser', { skip }, () => {
     assert.equal(still.status, 200);
   });
 
+  test('a file uploaded from the browser deploys; the list shows state, tier, instances and version', async () => {
+    await page.getByRole('link', { name: 'Functions' }).click();
+    await page.getByLabel('Function name').fill('uploaded');
+    await page.getByLabel('Upload a file').check();
+    await page.getByLabel(/^File \(/).setInputFiles({
+      name: 'uploaded.ts',
+      mimeType: 'application/typescript',
+      buffer: Buffer.from('export default { fetch(): Response { const n: number = 41; return new Response(String(n + 1)); } };\n'),
+    });
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await page.waitForURL(/\/console\/functions\/uploaded$/);
+    assert.equal(await (await node.fn('/fn/uploaded/')).text(), '42');
+
+    await page.getByRole('link', { name: 'Functions' }).click();
+    const row = page.getByRole('table', { name: 'Functions' }).locator('tr', { has: page.getByRole('link', { name: 'greeter' }) });
+    await row.waitFor();
+    const cells = await row.locator('td').allInnerTexts();
+    const fn = (await node.api('GET', '/v1/functions/greeter')).json;
+    assert.deepEqual(cells.slice(0, 5), ['greeter', fn.instances > 0 ? 'warm' : 'scaled to zero', 'isolate', String(fn.instances), fn.activeVersion]);
+    await shot('09-functions');
+  });
+
   test('config edits are saved, and a bad one shows the API error with its field', async () => {
+    await page.getByRole('link', { name: 'greeter' }).click();
     await page.getByRole('tab', { name: 'Config' }).click();
     await page.getByLabel('Memory (MiB)').fill('96');
     await page.getByLabel('Environment (one KEY=value per line)').fill('GREETING=hi\nMODE=console');
@@ -260,7 +288,7 @@ describe('console in a real browser', { skip }, () => {
     const alert = page.getByRole('alert');
     await alert.waitFor();
     assert.match(await alert.innerText(), /bad_request.*memoryMb/);
-    await shot('09-config-error');
+    await shot('10-config-error');
   });
 
   test('queues with dead letters and redrive; the service map from caller records; usage', async () => {
@@ -279,7 +307,7 @@ describe('console in a real browser', { skip }, () => {
     await dlq.waitFor({ timeout: 30_000 });
     await dlq.click();
     await page.getByRole('table', { name: 'Dead letters of jobs' }).getByText('job-1').waitFor();
-    await shot('10-queues-dlq');
+    await shot('11-queues-dlq');
     await page.getByRole('button', { name: 'Redrive all' }).click();
     await page.getByRole('status').filter({ hasText: '1 message(s) moved back to jobs' }).waitFor();
 
@@ -288,11 +316,11 @@ describe('console in a real browser', { skip }, () => {
     await calls.waitFor();
     assert.deepEqual((await calls.locator('tbody tr').first().locator('td').allInnerTexts()).slice(0, 3), ['front', 'greeter', '1']);
     assert.match((await page.getByRole('img', { name: /Service map/ }).getAttribute('aria-label')) ?? '', /front calls greeter/);
-    await shot('11-service-map');
+    await shot('12-service-map');
 
     await page.getByRole('link', { name: 'Usage' }).click();
     await page.getByRole('table', { name: 'Usage per function' }).getByText('greeter').waitFor();
-    await shot('12-usage');
+    await shot('13-usage');
   });
 
   test('every control labelled, tabs by keyboard, no page errors', async () => {

@@ -4,11 +4,11 @@ import { useLoad } from './hooks.ts';
 import { BASE, Link } from './router.tsx';
 import { DeployForm } from './Deploy.tsx';
 
-/** A function's state in a word: whether it has code, and whether it runs now. */
+/** A function's state in a few words: whether it has code, and whether instances are up (warm) now. */
 export function stateOf(fn: FunctionView): string {
   if (fn.state) return fn.state;
   if (!fn.activeVersion) return 'no code';
-  return fn.instances > 0 ? 'running' : 'idle';
+  return fn.instances > 0 ? 'warm' : 'scaled to zero';
 }
 
 export function Functions() {
