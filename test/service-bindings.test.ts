@@ -61,6 +61,7 @@ test('service bindings: calls, errors as data, the depth limit, the subrequest b
   } };`;
   const cfg = { bindings: { USERS: { function: 'users' }, GHOST: { function: 'ghost' } }, limits: { subrequests: 1 } };
   assert.equal((await node.deploy('front', front, 'index.js', cfg)).status, 201, 'a binding to a function that does not exist yet deploys');
+  assert.deepEqual((await node.api('GET', '/v1/functions/front')).json.config.bindings, { USERS: { function: 'users' }, GHOST: { function: 'ghost' } });
 
   await t.test('a call reaches the callee with method, URL, headers and body, and its response comes back', async () => {
     const out = await (await node.fn('/fn/front/call')).json();

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CliError } from '../errors.ts';
-import { natsFrom, redactNats } from './up.ts';
+import { natsFrom, otlpFrom, redactNats } from './up.ts';
 
 test('--nats wins over CONTINUUM_NATS; neither means the embedded store', () => {
   assert.equal(natsFrom('nats://a:4222', { CONTINUUM_NATS: 'nats://b:4222' }), 'nats://a:4222');
@@ -28,4 +28,19 @@ test('anything else is a user error naming where it came from', () => {
 test('credentials never reach the printed URL', () => {
   assert.equal(redactNats('nats://user:secret@a:4222,b:4222,tok@c:4222'), 'nats://***@a:4222,b:4222,***@c:4222');
   assert.equal(redactNats('nats://a:4222'), 'nats://a:4222');
+});
+
+test('--otlp-endpoint wins over CONTINUUM_OTLP_ENDPOINT; headers come from CONTINUUM_OTLP_HEADERS; neither means no tracing', () => {
+  assert.deepEqual(otlpFrom('http://a:4318', { CONTINUUM_OTLP_ENDPOINT: 'http://b:4318' }), { endpoint: 'http://a:4318', headers: {} });
+  assert.deepEqual(otlpFrom(undefined, { CONTINUUM_OTLP_ENDPOINT: ' https://b:4318/x ', CONTINUUM_OTLP_HEADERS: 'x-api-key=a%3Db, tenant = t1' }), {
+    endpoint: 'https://b:4318/x',
+    headers: { 'x-api-key': 'a=b', tenant: 't1' },
+  });
+  assert.equal(otlpFrom(undefined, {}), undefined);
+  assert.equal(otlpFrom(undefined, { CONTINUUM_OTLP_ENDPOINT: '' }), undefined);
+  const bad = (flag: string | undefined, env: Record<string, string>, message: RegExp) =>
+    assert.throws(() => otlpFrom(flag, env), (e: unknown) => e instanceof CliError && e.exitCode === 1 && message.test(e.message));
+  bad('grpc://a:4317', {}, /^--otlp-endpoint "grpc:\/\/a:4317" is not an http\(s\) URL/);
+  bad('', {}, /^--otlp-endpoint "" is not/);
+  bad(undefined, { CONTINUUM_OTLP_ENDPOINT: 'http://a', CONTINUUM_OTLP_HEADERS: 'novalue' }, /CONTINUUM_OTLP_HEADERS must be name=value pairs/);
 });
