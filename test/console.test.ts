@@ -139,6 +139,8 @@ describe('console in a real browser', { skip }, () => {
     if (profile) await rm(profile, { recursive: true, force: true });
   });
 
+  // Page code: the browser's own types are not in this (Node) project.
+  const focusedText = () => page.evaluate(() => (globalThis as unknown as { document: { activeElement: { textContent: string } | null } }).document.activeElement?.textContent ?? '');
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
   test('a bad token is refused with a clear message', async () => {
@@ -216,6 +218,8 @@ describe('console in a real browser', { skip }, () => {
     await page.getByRole('button', { name: `Show waterfall of ${invocationId}` }).click();
     const waterfall = page.getByRole('figure', { name: /Phase waterfall/ });
     await waterfall.waitFor();
+    // The keyboard is taken to the chosen invocation.
+    assert.match(await focusedText(), new RegExp(`^Invocation ${invocationId}`));
     const phases = await waterfall.locator('.wf-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-phase')));
     assert.equal(phases[0], 'queue');
     assert.ok(phases.includes('exec'), phases.join());
@@ -340,7 +344,7 @@ describe('console in a real browser', { skip }, () => {
     await page.getByRole('tab', { name: 'Config' }).focus();
     await page.keyboard.press('ArrowRight');
     await page.waitForURL(/\/greeter\/invoke$/);
-    assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { textContent: string } | null } }).document.activeElement?.textContent), 'Invoke');
+    assert.equal(await focusedText(), 'Invoke');
     assert.deepEqual(pageErrors, []);
   });
 });

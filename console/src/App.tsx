@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { getToken, onUnauthorized, setToken } from './api.ts';
 import { SignIn } from './SignIn.tsx';
 import { Functions } from './Functions.tsx';
@@ -21,6 +21,21 @@ export function App() {
   const url = useLocation();
   const route = routeOf(url);
   const section = route[0] ?? 'functions';
+
+  // A new page (not a new tab of the same function) moves focus to its heading, as a page load would.
+  const pageKey = `${section}/${section === 'functions' ? (route[1] ?? '') : ''}`;
+  const firstPage = useRef(true);
+  useEffect(() => {
+    if (firstPage.current) {
+      firstPage.current = false;
+      return;
+    }
+    const heading = document.querySelector<HTMLElement>('main h1');
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus();
+    }
+  }, [pageKey]);
 
   useEffect(
     () =>

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { api, type InvocationView, type LogLine, type Page } from './api.ts';
 import { ago, bytes, Loading, ms } from './components.tsx';
 import { useLoad } from './hooks.ts';
@@ -57,9 +57,12 @@ export function Waterfall({ inv }: { inv: InvocationView }) {
 function InvocationDetail({ id }: { id: string }) {
   const inv = useLoad((signal) => api<InvocationView>('GET', `/v1/invocations/${id}`, { signal }), [id]);
   const logs = useLoad((signal) => api<Page<LogLine>>('GET', `/v1/invocations/${id}/logs`, { signal }), [id]);
+  // Choosing an invocation takes the keyboard to its details.
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), [id]);
   return (
     <section aria-labelledby="inv-detail" className="detail">
-      <h2 id="inv-detail">Invocation <code>{id}</code></h2>
+      <h2 id="inv-detail" ref={heading} tabIndex={-1}>Invocation <code>{id}</code></h2>
       <Loading state={inv} what="This invocation">
         {(data) =>
           data.phases ? (
