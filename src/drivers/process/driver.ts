@@ -4,8 +4,8 @@
  * The host side reuses the isolate tier's worker handle and instance (one frame protocol for both tiers);
  * ProcessInstance adds what the cgroup knows.
  *
- * Cold starts are served from a pool of pre-started generic sandboxes (`poolSize`, refilled in the
- * background): a sandbox starts with its bundle directory bind-mounted empty and its agent waiting; the
+ * Cold starts are served from a pool of pre-started generic sandboxes (`poolSize`, filled in the
+ * background from the first instance on, so a node without process-tier functions starts none): a sandbox starts with its bundle directory bind-mounted empty and its agent waiting; the
  * instance that claims it writes the bundle (and its addons) into that directory and the function's
  * memory limit into its cgroup leaf, then loads the module. With an empty pool a sandbox is spawned.
  */
@@ -151,7 +151,6 @@ export class ProcessDriver implements SandboxDriver {
     writeFileSync(this.#seccompPath, seccompFilterBytes(), { mode: 0o644 });
     mkdirSync(join(this.#runtimeDir, 'i'), { mode: 0o711 });
     this.#running = true;
-    this.#refill();
   }
 
   async #probe(): Promise<string | null> {
