@@ -255,12 +255,13 @@ export function runDriverConformance(name: string, makeTarget: () => Promise<Con
     });
 
     test('usage: CPU time and peak memory on each completion', async () => {
-      const inst = await driver.createInstance(spec(fetchModule(`const end = Date.now() + 60; let x = 0; while (Date.now() < end) x++; return new Response(String(x > 0));`), 'fetch'));
+      // A fixed amount of work, not a wall-clock span: on a loaded host a span gets only a share of a core.
+      const inst = await driver.createInstance(spec(fetchModule(`let x = 0; for (let i = 0; i < 1e8; i++) x = (x + i) | 0; return new Response(String(x !== 0));`), 'fetch'));
       const r = await inst.invoke(request('/burn'));
       assert.equal(await text(r), 'true');
       const c = await completion(r);
       assert.equal(c.error, null);
-      assert.ok(c.cpuMs >= 30 && c.cpuMs < 1000, `cpuMs ${c.cpuMs}`);
+      assert.ok(c.cpuMs >= 20 && c.cpuMs < 5000, `cpuMs ${c.cpuMs}`);
       assert.ok(c.peakMemoryBytes > 0, `peakMemoryBytes ${c.peakMemoryBytes}`);
       await inst.stop();
     });
