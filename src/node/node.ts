@@ -99,14 +99,16 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   await processTier.start();
   if (!processTier.status().available) log(`process tier unavailable: ${processTier.status().reason}`);
   const drivers = new Map<Tier, SandboxDriver>([['isolate', isolate], ['process', processTier]]);
-  // The container tiers start in the background: until their probe ends they are unavailable ('driver not started').
   const containerTiers = config.containerTiers
     ? (['runc', 'runsc'] as const).map((runtime) => new ContainerDriver({ runtime, imageDir: join(config.dataDir, 'images', runtime), onDiagnostic: (m) => log(`${runtime}: ${m}`) }))
     : [];
-  const containerStarts = containerTiers.map((d) => {
-    drivers.set(d.tier, d);
-    return d.start().then(() => log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`));
-  });
+  await Promise.all(
+    containerTiers.map(async (d) => {
+      drivers.set(d.tier, d);
+      await d.start();
+      log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`);
+    }),
+  );
 
   // Metrics and the console's time series are fed from records in the sink's batches, off the request path;
   // their gauges read the scheduler and the queue store when scraped.
@@ -242,7 +244,6 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         // All at once: app.close waits for in-flight HTTP requests, which end when the scheduler's grace does.
         await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS), scheduler.close(CLOSE_GRACE_MS)]);
         clearTimeout(force);
-        await Promise.all(containerStarts);
         await Promise.all([isolate.stop(), processTier.stop(), ...containerTiers.map((d) => d.stop())]);
         await sink.close();
         await tracer?.close();

@@ -319,6 +319,12 @@ export class ContainerDriver implements SandboxDriver {
         };
         writeFileSync(join(bundleDir, 'index.js'), spec.code, { mode: 0o444 });
         writeFileSync(join(bundleDir, 'continuum.json'), JSON.stringify(load), { mode: 0o444 });
+        // Native addons beside the bundle (the builder names them addons/<sha256>.node).
+        for (const f of spec.files ?? []) {
+          if (!/^addons\/[0-9a-f]{64}\.node$/.test(f.path)) throw new ContinuumError('bad_bundle', 'a file beside the bundle has an unexpected path');
+          mkdirSync(join(bundleDir, 'addons'), { recursive: true, mode: 0o755 });
+          writeFileSync(join(bundleDir, f.path), f.bytes, { mode: 0o444, flag: 'wx' });
+        }
       }
       leaf = new CgroupLeaf(this.#layout!, name, { memoryBytes: spec.limits.memoryMb * 1024 * 1024, cpus: this.options.cpus, pids: this.options.pids });
       attachment = await this.#hub!.attach(netns);

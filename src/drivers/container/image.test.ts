@@ -75,6 +75,8 @@ test('an OCI layout (gzip layers) is stored content-addressed; layers apply in o
   try {
     const base = await tarOf([
       { name: 'bin', type: 'directory' },
+      { name: 'tmp', type: 'directory', mode: 0o1777 },
+      { name: 'opt', type: 'directory', mode: 0o777 },
       { name: 'bin/app', data: 'v1', mode: 0o4755 },
       { name: 'etc/gone', data: 'x' },
       { name: 'data', type: 'directory' },
@@ -95,6 +97,8 @@ test('an OCI layout (gzip layers) is stored content-addressed; layers apply in o
     const r = image.rootfs;
     assert.equal(readFileSync(join(r, 'bin/app'), 'utf8'), 'v2');
     assert.equal(statSync(join(r, 'bin/app')).mode & 0o7777, 0o755, 'setuid/setgid dropped');
+    assert.equal(statSync(join(r, 'tmp')).mode & 0o7777, 0o1777, 'a sticky world-writable /tmp stays one');
+    assert.equal(statSync(join(r, 'opt')).mode & 0o7777, 0o755, 'world-writable without sticky is not kept');
     assert.equal(existsSync(join(r, 'etc/gone')), false);
     assert.deepEqual(readdirSync(join(r, 'data')), ['new']);
     assert.equal(readlinkSync(join(r, 'lib')), 'usr/lib');
@@ -135,6 +139,8 @@ const unsafe: Array<[string, () => Promise<Buffer>, RegExp]> = [
   ['a layer whose digest does not match', async () => ociImage({ layers: [await tarOf([{ name: 'a', data: 'x' }])], tamper: true }), /does not match its digest/],
   ['a privileged port', async () => ociImage({ layers: [await tarOf([{ name: 'a', data: 'x' }])], config: { ExposedPorts: { '80/tcp': {} } } }), /port 80/],
   ['a user the image does not define', async () => ociImage({ layers: [await tarOf([{ name: 'a', data: 'x' }])], config: { User: 'ghost' } }), /not in its \/etc\/passwd/],
+  ['a WORKDIR through /proc/self/fd (CVE-2024-21626)', async () => ociImage({ layers: [await tarOf([{ name: 'a', data: 'x' }])], config: { WorkingDir: '/proc/self/fd/7' } }), /WorkingDir/],
+  ['a non-canonical WORKDIR', async () => ociImage({ layers: [await tarOf([{ name: 'a', data: 'x' }])], config: { WorkingDir: '/app/../proc/self/fd/8' } }), /WorkingDir/],
   ['an upload escaping itself', async () => tarOf([{ name: '../index.json', data: '{}' }]), /leaves the root/],
   ['neither format', async () => tarOf([{ name: 'hello', data: 'x' }]), /neither an OCI/],
 ];

@@ -18,7 +18,7 @@
  * - whiteouts: `.wh.<name>` removes a lower layer's entry, `.wh..wh..opq` empties a directory of lower layers' entries;
  * - caps (IMAGE_DEFAULTS): upload bytes and entries, layers, decompressed bytes (gzip bombs) and entries;
  * - configs that need privileges: a port below 1024, a non-linux/amd64 platform, a user name the image's
- *   /etc/passwd does not define. User 0 is accepted: the runtime maps it to an unprivileged host uid.
+ *   /etc/passwd does not define; a WorkingDir that is not canonical or lies in /proc, /sys or /dev. User 0 is accepted: the runtime maps it to an unprivileged host uid.
  * Nothing is half stored: everything is staged in a private directory and moved into place at the end.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -85,8 +85,12 @@ function hexOf(digest: unknown, what: string): string {
   return digest.slice(7);
 }
 
-/** Copies owner read/execute to group and others and drops setuid, setgid, sticky and foreign write bits. */
-function safeMode(mode: number): number {
+/**
+ * Copies owner read/execute to group and others and drops setuid, setgid, sticky and foreign write bits;
+ * a world-writable sticky directory (/tmp) stays one: runtimes give a tmpfs mounted on it its mode.
+ */
+function safeMode(mode: number, directory = false): number {
+  if (directory && (mode & 0o1777) === 0o1777) return 0o1777;
   const m = mode & 0o755;
   return m | ((m & 0o500) >> 3) | ((m & 0o500) >> 6);
 }
@@ -171,10 +175,11 @@ async function applyLayer(root: string, input: Readable, budget: Budget, limits:
     const existing = await fsp.lstat(target).catch(() => null);
     switch (h.type) {
       case 'directory':
-        if (existing?.isDirectory()) await fsp.chmod(target, safeMode(h.mode ?? 0o755));
+        if (existing?.isDirectory()) await fsp.chmod(target, safeMode(h.mode ?? 0o755, true));
         else {
           if (existing) await fsp.rm(target, { recursive: true, force: true });
-          await fsp.mkdir(target, { mode: safeMode(h.mode ?? 0o755) });
+          await fsp.mkdir(target, { mode: 0o700 });
+          await fsp.chmod(target, safeMode(h.mode ?? 0o755, true));
         }
         entry.resume();
         break;
@@ -538,5 +543,10 @@ async function runConfig(config: Record<string, unknown>, root: string): Promise
     }
   }
   if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid > 65535 || gid > 65535) refuse('the image\'s user or group id is out of range');
-  return { args, env, workingDir: c.WorkingDir || '/', uid, gid };
+  const workingDir = c.WorkingDir || '/';
+  // Catalogue 10 (CVE-2024-21626): a cwd through /proc/self/fd/<n> could land on a host directory.
+  if (typeof workingDir !== 'string' || !workingDir.startsWith('/') || path.posix.normalize(workingDir) !== workingDir.replace(/(.)\/$/, '$1') || /^\/(proc|sys|dev)(\/|$)/.test(workingDir)) {
+    refuse(`the image's WorkingDir ${JSON.stringify(String(workingDir).slice(0, 100))} is not a canonical path in its own filesystem`);
+  }
+  return { args, env, workingDir, uid, gid };
 }

@@ -82,7 +82,7 @@ export class ContainerInstance implements Instance {
     this.initTiming = init.initTiming;
     this.#leaf = init.leaf;
     this.#teardown = init.teardown;
-    this.#atStart = init.leaf.usage();
+    this.#atStart = this.#read();
     this.#agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, init.spec.concurrency) });
     // Every connection goes through the bridge to this container.
     (this.#agent as unknown as { createConnection: () => Socket }).createConnection = init.connect;
@@ -110,8 +110,25 @@ export class ContainerInstance implements Instance {
     return [...pids];
   }
 
+  /**
+   * The leaf's usage, with the forks refused in the container's own cgroup added: the kernel counts a
+   * fork refused at the leaf's pids.max in the cgroup of the forking task (cgroup v1).
+   */
+  #read(): CgroupUsage {
+    const usage = this.#leaf.usage();
+    let refused = 0;
+    for (const dir of this.#leaf.dirs) {
+      try {
+        refused += Number(/^max (\d+)$/m.exec(readFileSync(join(dir, CONTAINER_CGROUP, 'pids.events'), 'utf8'))?.[1] ?? 0);
+      } catch {
+        // not the pids hierarchy, or gone with the container
+      }
+    }
+    return { ...usage, pidsLimitHits: usage.pidsLimitHits + refused };
+  }
+
   #usage(): CgroupUsage {
-    return this.#final ?? this.#leaf.usage();
+    return this.#final ?? this.#read();
   }
 
   /**
@@ -136,7 +153,7 @@ export class ContainerInstance implements Instance {
     if (this.#exitReason !== null) return;
     this.#exitReason = reason;
     this.#state = 'stopped';
-    this.#final = this.#leaf.usage();
+    this.#final = this.#read();
     for (const f of [...this.#inflight]) f.fail(reason.code ?? 'instance_crashed', reason.code === null ? 'the instance was stopped' : reason.message);
     this.#agent.destroy();
     for (const l of this.#listeners) l(reason);
@@ -164,9 +181,14 @@ export class ContainerInstance implements Instance {
     let bodyError: ((err: Error) => void) | null = null;
     const slot: Inflight = { req: null, fail: () => {} };
 
-    const finish = (error: Completion['error'], logs: { logs: CapturedLog[]; truncated: boolean } = { logs: [], truncated: false }) => {
+    const finish = (reported: Completion['error'], logs: { logs: CapturedLog[]; truncated: boolean } = { logs: [], truncated: false }) => {
       if (settled) return;
       settled = true;
+      // A function error after a fork refused at pids.max is the limit's doing: say so, and retire what
+      // the bomb left behind.
+      const limit = reported?.code === 'function_error' ? this.#limitCode(before) : null;
+      const error = limit ? { code: limit, message: `${this.#limitMessage(limit)} (${reported!.message.slice(0, 200)})` } : reported;
+      if (limit) queueMicrotask(() => this.#retire(limit, this.#limitMessage(limit)));
       clearTimeout(timer);
       this.#inflight.delete(slot);
       const now = this.#usage();

@@ -1,0 +1,366 @@
+/**
+ * The container tier (runc) through a real node: deploy with `tier: container`, and the abuse catalogue
+ * (reliability tests 7, 8, 9, 11, 13, 15, 17, 18, 19), each while a canary function on another
+ * container keeps answering; 16 on a driver with a small pids.max. Then images: one built by `continuum image build` (image-build.ts) runs from
+ * the store on the container and gvisor tiers and under a bare `runc run`, answering the same; catalogue
+ * 10 (cwd through /proc/self/fd) is refused at import (image.test.ts) and checked from inside here.
+ * Skips, with the reason, where the host cannot run the tier.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { FUNCTION_DEFAULTS } from '../src/core/defaults.ts';
+import type { InstanceSpec, InvokeRequest } from '../src/core/driver.ts';
+import { ContainerDriver } from '../src/drivers/container/driver.ts';
+import type { ContainerInstance } from '../src/drivers/container/instance.ts';
+import { buildFunctionImage, IMAGE_PORT } from '../src/drivers/container/image-build.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+import { buildSyscallProbe, FORBIDDEN_SYSCALLS } from './helpers/syscall-probe.ts';
+
+const run = promisify(execFile);
+
+const probe = new ContainerDriver({ runtime: 'runc' });
+await probe.start();
+const unavailable = probe.status().available ? null : probe.status().reason;
+await probe.stop();
+
+const fetchModule = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
+const HELLO = fetchModule(`import os from 'node:os';`, `return new Response(JSON.stringify({ greeting: env.GREETING, platform: os.platform(), path: new URL(request.url).pathname }));`);
+
+describe('container tier', { skip: unavailable ? `container tier unavailable: ${unavailable}` : false }, () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({ config: { containerTiers: true } });
+    for (const name of ['c-hello', 'c-canary']) {
+      const r = await node.deploy(name, HELLO, 'index.mjs', { tier: 'container', env: { GREETING: 'hi' } });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+    }
+  });
+  after(async () => {
+    await node?.stop();
+  });
+
+  /** Runs `abuse` while the canary answers back to back; the canary must never fail. */
+  async function withCanary<T>(abuse: () => Promise<T>): Promise<T> {
+    let stop = false;
+    let answered = 0;
+    const failures: string[] = [];
+    const loop = (async () => {
+      while (!stop) {
+        const res = await node.fn('/fn/c-canary/');
+        if (res.status === 200) answered++;
+        else failures.push(`${res.status} ${await res.text()}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    try {
+      return await abuse();
+    } finally {
+      const deadline = Date.now() + 5000;
+      while (answered < 3 && failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      stop = true;
+      await loop;
+      assert.deepEqual(failures, []);
+      assert.ok(answered >= 3, `canary answered ${answered}`);
+    }
+  }
+
+  async function deploy(name: string, code: string, config: Record<string, unknown> = {}): Promise<void> {
+    const d = await node.deploy(name, code, 'index.mjs', { tier: 'container', ...config });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+  }
+
+  test('deploy with tier: container serves the function over $PORT; the API shows the tier', async () => {
+    const res = await node.fn('/fn/c-hello/some/path');
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { greeting: 'hi', platform: 'linux', path: '/some/path' });
+    assert.equal((await node.api('GET', '/v1/functions/c-hello')).json.tier, 'container');
+  });
+
+  test('catalogue 7: forbidden syscalls fail with EPERM inside the container', async (t) => {
+    const probeBinary = buildSyscallProbe();
+    if (typeof probeBinary === 'string') return t.skip(probeBinary);
+    await deploy('c-syscalls', fetchModule(`import { writeFileSync } from 'node:fs'; import { execFileSync } from 'node:child_process';`, `
+      writeFileSync('/tmp/probe', new Uint8Array(await request.arrayBuffer()), { mode: 0o755 });
+      return new Response(execFileSync('/tmp/probe', { encoding: 'utf8' }));`), { limits: { requestBodyBytes: 8 * 1024 * 1024 } });
+    const out = await withCanary(async () => {
+      const res = await node.fn('/fn/c-syscalls/', { method: 'POST', body: probeBinary });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      return text;
+    });
+    const results = Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')));
+    for (const name of FORBIDDEN_SYSCALLS) assert.equal(results[name], '1', `${name}: errno ${results[name]} (want EPERM)`);
+    assert.ok(Number(results.getpid) > 1);
+    assert.equal((await node.fn('/fn/c-hello/')).status, 200);
+  });
+
+  test('catalogue 8 and 10: the filesystem is the image and the bundle, read-only; /proc shows the container; no host fd', async () => {
+    await deploy('c-fs', fetchModule(`import fs from 'node:fs';`, `
+      const tryIt = (f) => { try { return String(f()).slice(0, 200); } catch (e) { return e.code; } };
+      fs.symlinkSync('/', '/tmp/root');
+      return Response.json({
+        shadow: tryIt(() => fs.readFileSync('/etc/shadow', 'utf8')),
+        root: fs.readdirSync('/').sort(),
+        viaSymlink: fs.readdirSync('/tmp/root').sort(),
+        procPids: fs.readdirSync('/proc').filter((n) => /^\\d+$/.test(n)).length,
+        writeFn: tryIt(() => fs.writeFileSync('/fn/x', 'x')),
+        writeRoot: tryIt(() => fs.writeFileSync('/x', 'x')),
+        procMem: tryIt(() => fs.writeFileSync('/proc/self/mem', 'x')),
+        environ1: tryIt(() => fs.readFileSync('/proc/1/environ', 'utf8').split('\\0').filter((e) => e.startsWith('CONTINUUM_') || e.includes('TOKEN')).join(',')),
+        fds: fs.readdirSync('/proc/self/fd').map((fd) => tryIt(() => fs.readlinkSync('/proc/self/fd/' + fd))),
+        cwd: process.cwd(),
+      });`));
+    const r = await withCanary(async () => (await node.fn('/fn/c-fs/')).json() as Promise<Record<string, unknown>>);
+    assert.equal(r.shadow, 'ENOENT');
+    assert.deepEqual(r.root, ['dev', 'fn', 'lib', 'lib64', 'proc', 'runtime', 'sys', 'tmp']);
+    assert.deepEqual(r.viaSymlink, r.root);
+    assert.ok((r.procPids as number) <= 3, `pids visible: ${r.procPids}`);
+    assert.equal(r.writeFn, 'EROFS');
+    assert.equal(r.writeRoot, 'EROFS');
+    // Its own memory only (the write lands nowhere: offset 0 is unmapped); nothing of the host's.
+    assert.ok(['EACCES', 'EPERM', 'EROFS', 'EIO'].includes(r.procMem as string), String(r.procMem));
+    assert.equal(r.environ1, 'CONTINUUM_ENV_KEYS=');
+    assert.equal(r.cwd, '/');
+    // Every descriptor is the container's own: pipes, sockets, anon inodes or its own files; no host path.
+    for (const target of r.fds as string[]) assert.match(target, /^(pipe:|socket:|anon_inode:|\/dev\/null|\/proc\/|\/runtime\/|\/fn\/|\/tmp\/|EACCES|ENOENT)/, target);
+  });
+
+  test('catalogue 9: unprivileged unique uid, no capabilities, no_new_privs, seccomp, its own cgroup leaf', async () => {
+    await deploy('c-posture', fetchModule(`import fs from 'node:fs';`, `
+      const status = Object.fromEntries(fs.readFileSync('/proc/self/status', 'utf8').split('\\n').map((l) => l.split(':\\t')));
+      return Response.json({ uid: process.getuid(), gid: process.getgid(), capEff: status.CapEff, capBnd: status.CapBnd, noNewPrivs: status.NoNewPrivs, seccomp: status.Seccomp, cgroup: fs.readFileSync('/proc/self/cgroup', 'utf8') });`));
+    await deploy('c-posture2', fetchModule(`import fs from 'node:fs';`, `return Response.json({ uid: process.getuid() });`));
+    const a = await withCanary(async () => (await node.fn('/fn/c-posture/')).json() as Promise<Record<string, string | number>>);
+    const b = (await (await node.fn('/fn/c-posture2/')).json()) as { uid: number };
+    assert.ok((a.uid as number) >= 300_000, String(a.uid));
+    assert.notEqual(a.uid, b.uid);
+    assert.equal(a.capEff, '0000000000000000');
+    assert.equal(a.capBnd, '0000000000000000');
+    assert.equal(a.noNewPrivs, '1');
+    assert.equal(a.seccomp, '2');
+    assert.match(a.cgroup as string, /memory:\/continuum\/p\d+-c\d+\/c/);
+  });
+
+  test('catalogue 11: names become nothing on the host: counters name cgroups, namespaces and directories', async () => {
+    for (const bad of ['..%2F..%2Fetc', 'a%2Fb', 'x'.repeat(70), 'A%00b']) {
+      const r = await node.deploy(bad, HELLO, 'index.mjs', { tier: 'container' });
+      assert.ok(r.status === 400 || r.status === 404, `${bad}: ${r.status}`);
+    }
+    const leaves = readdirSync('/sys/fs/cgroup/memory/continuum', { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    for (const leaf of leaves) assert.match(leaf, /^p\d+-(c)?\d+$|^p\d+-/);
+    const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    assert.doesNotMatch(netns, /hello|canary|etc/);
+  });
+
+  test('catalogue 13: a runaway CPU loop ends with timeout while the canary answers', async () => {
+    await deploy('c-spin', fetchModule('', `for (;;) {}`), { limits: { timeoutMs: 1000 } });
+    let ms = 0;
+    const res = await withCanary(async () => {
+      const t0 = performance.now();
+      const r = await node.fn('/fn/c-spin/');
+      ms = performance.now() - t0;
+      return r;
+    });
+    const body = (await res.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'timeout');
+    assert.ok(ms >= 900 && ms < 2000, `${ms} ms`);
+    assert.equal((await node.fn('/fn/c-hello/')).status, 200);
+  });
+
+  test('catalogue 15: a memory bomb ends with memory_limit; only that container dies', async () => {
+    await deploy('c-bomb', fetchModule('', `const a = []; for (;;) a.push(Buffer.alloc(1024 * 1024, 1));`), { limits: { memoryMb: 128, timeoutMs: 20_000 } });
+    const res = await withCanary(() => node.fn('/fn/c-bomb/'));
+    const body = (await res.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'memory_limit');
+  });
+
+  test('catalogue 17 and 18: descriptors end at EMFILE and /tmp at ENOSPC, inside the container only', async () => {
+    await deploy('c-fds', fetchModule(`import fs from 'node:fs';`, `
+      const fds = []; let fdError = null;
+      try { for (let i = 0; i < 100000; i++) fds.push(fs.openSync('/proc/self/status', 'r')); } catch (e) { fdError = e.code; }
+      for (const fd of fds) fs.closeSync(fd);
+      let diskError = null; const chunk = Buffer.alloc(1024 * 1024, 1); let written = 0;
+      try { const fd = fs.openSync('/tmp/fill', 'w'); for (;;) { fs.writeSync(fd, chunk); written++; } } catch (e) { diskError = e.code; }
+      fs.rmSync('/tmp/fill', { force: true });
+      return Response.json({ fdError, opened: fds.length, diskError, writtenMb: written });`), { limits: { memoryMb: 256 } });
+    const r = (await withCanary(async () => (await node.fn('/fn/c-fds/')).json())) as { fdError: string; opened: number; diskError: string; writtenMb: number };
+    assert.equal(r.fdError, 'EMFILE');
+    assert.ok(r.opened > 1000 && r.opened < 5000, String(r.opened));
+    assert.equal(r.diskError, 'ENOSPC');
+    assert.ok(r.writtenMb <= 64, String(r.writtenMb));
+  });
+
+  test('catalogue 19: a log flood is truncated at the cap and marked', async () => {
+    await deploy('c-logs', fetchModule('', `for (let i = 0; i < 20000; i++) console.log('x'.repeat(1000) + i); return new Response('done');`), { limits: { logBytes: 64 * 1024 } });
+    const res = await withCanary(() => node.fn('/fn/c-logs/'));
+    assert.equal(await res.text(), 'done');
+    let rec: { logsTruncated?: boolean; logBytes?: number } | undefined;
+    for (let i = 0; i < 50 && !rec; i++) {
+      rec = (await node.api('GET', '/v1/invocations?function=c-logs')).json.items[0];
+      if (!rec) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(rec, 'no invocation record');
+    assert.equal(rec.logsTruncated, true, JSON.stringify(rec));
+    assert.ok((rec.logBytes ?? 0) <= 64 * 1024, JSON.stringify(rec));
+  });
+});
+
+describe('container tier, driver level', { skip: unavailable ? `container tier unavailable: ${unavailable}` : false }, () => {
+  test('catalogue 16: a fork bomb meets pids.max → pids_limit; every process of the container goes with its leaf', async () => {
+    // A small pids.max, so that the pids limit, not memory, is what a Node-only bomb meets first.
+    const driver = new ContainerDriver({ runtime: 'runc', pids: 40 });
+    await driver.start();
+    try {
+      const inst = (await driver.createInstance({
+        instanceId: 'forks',
+        functionName: 'forks',
+        versionId: 'v1',
+        code: `const { spawn } = require('node:child_process');
+          module.exports = { default: { async fetch() {
+            const kids = [];
+            for (let i = 0; i < 1000; i++) {
+              const kid = spawn('/runtime/node', ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+              await new Promise((resolve, reject) => kid.once('spawn', resolve).once('error', reject));
+              kids.push(kid);
+            }
+            return new Response('spawned ' + kids.length);
+          } } };`,
+        format: 'fetch',
+        exportName: 'default',
+        lambdaPayload: '2.0',
+        limits: { ...FUNCTION_DEFAULTS.limits, memoryMb: 1024, timeoutMs: 20_000 },
+        concurrency: 1,
+        env: {},
+        bindings: {},
+      })) as ContainerInstance;
+      const exits: Array<string | null> = [];
+      inst.onExit((x) => exits.push(x.code));
+      const r = await inst.invoke({ kind: 'http', invocationId: 'bomb', request: { method: 'GET', url: 'http://fn.test/', headers: [] }, body: null });
+      assert.equal(r.kind, 'error');
+      assert.equal(r.completion.error?.code, 'pids_limit', JSON.stringify(r.completion.error));
+      for (let i = 0; i < 100 && inst.state !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 50));
+      assert.equal(inst.state, 'stopped');
+      assert.deepEqual(exits, ['pids_limit']);
+      await inst.stop();
+      assert.deepEqual(inst.pids(), []);
+      const leaves = readdirSync('/sys/fs/cgroup/pids/continuum', { withFileTypes: true }).filter((d) => d.isDirectory() && d.name.startsWith(`p${process.pid}-`));
+      assert.deepEqual(leaves.map((d) => d.name), []);
+    } finally {
+      await driver.stop();
+    }
+  });
+});
+
+/** A free TCP port on the host (for the bare runc run, which shares the host's network). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+const IMAGE_FN = `module.exports = { default: { async fetch(request, env) { return new Response('image says ' + (env.GREETING ?? 'nothing') + ' at ' + new URL(request.url).pathname, { headers: { 'x-from': 'image' } }); } } };`;
+
+describe('images built by continuum image build', { skip: unavailable ? `container tier unavailable: ${unavailable}` : false }, () => {
+  let image: Buffer;
+  before(async () => {
+    image = await buildFunctionImage({
+      nodePath: process.execPath,
+      code: IMAGE_FN,
+      load: { functionName: 'img', versionId: 'v1', format: 'fetch', exportName: 'default', payload: '2.0', memoryLimitMb: 128, timeoutMs: 10_000, cpuMs: 10_000, responseBytes: 1 << 20, subrequests: 10, logBytes: 1 << 16 },
+    });
+  });
+
+  const request: () => InvokeRequest = () => ({ kind: 'http', invocationId: `img-${Math.random()}`, request: { method: 'GET', url: 'http://fn.test/hello', headers: [] }, body: null });
+  const spec = (id: string): InstanceSpec => ({
+    instanceId: 'img-1',
+    functionName: 'img',
+    versionId: 'v1',
+    code: '',
+    format: 'fetch',
+    exportName: 'default',
+    lambdaPayload: '2.0',
+    limits: { ...FUNCTION_DEFAULTS.limits },
+    concurrency: 4,
+    env: { GREETING: 'hi' },
+    bindings: {},
+    image: id,
+  });
+
+  for (const runtime of ['runc', 'runsc'] as const) {
+    test(`the image runs from the store on the ${runtime === 'runc' ? 'container' : 'gvisor'} tier`, async (t) => {
+      const driver = new ContainerDriver({ runtime });
+      await driver.start();
+      try {
+        if (!driver.status().available) return t.skip(`unavailable: ${driver.status().reason}`);
+        const stored = await driver.images.import(Readable.from([image]));
+        const inst = await driver.createInstance(spec(stored.id));
+        const r = await inst.invoke(request());
+        assert.equal(r.kind, 'response');
+        if (r.kind !== 'response') return;
+        let text = '';
+        for await (const c of r.body) text += Buffer.from(c).toString();
+        assert.equal(text, 'image says hi at /hello');
+        assert.equal(r.headers.find(([k]) => k === 'x-from')?.[1], 'image');
+        await inst.stop();
+      } finally {
+        await driver.stop();
+      }
+    });
+  }
+
+  test('the image runs under a bare `runc run` and answers the same', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'continuum-bare-runc-'));
+    const driver = new ContainerDriver({ runtime: 'runc', imageDir: join(dir, 'store') });
+    await driver.start();
+    const id = `bare-${process.pid}`;
+    try {
+      const stored = await driver.images.import(Readable.from([image]));
+      const bundle = join(dir, 'bundle');
+      mkdirSync(bundle);
+      // runc's own default spec, pointed at the unpacked image, sharing the host network on a free port.
+      execFileSync('runc', ['spec', '--bundle', bundle]);
+      const port = await freePort();
+      const config = JSON.parse(execFileSync('cat', [join(bundle, 'config.json')], { encoding: 'utf8' }));
+      config.process.terminal = false;
+      config.process.args = stored.config.args;
+      config.process.env = [...stored.config.env.filter((e: string) => !e.startsWith('PORT=')), `PORT=${port}`, 'GREETING=hi', 'CONTINUUM_ENV_KEYS=GREETING'];
+      config.process.user = { uid: stored.config.uid, gid: stored.config.gid };
+      config.root = { path: stored.rootfs, readonly: true };
+      config.linux.namespaces = config.linux.namespaces.filter((n: { type: string }) => n.type !== 'network');
+      config.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] });
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
+      const child = spawn('runc', ['run', '--bundle', bundle, id], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        let res: Response | null = null;
+        for (let i = 0; i < 100 && !res; i++) {
+          res = await fetch(`http://127.0.0.1:${port}/hello`).catch(() => null);
+          if (!res) await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(res, `the container never answered: ${stderr}`);
+        assert.equal(await res.text(), 'image says hi at /hello');
+        assert.equal(res.headers.get('x-from'), 'image');
+      } finally {
+        await run('runc', ['kill', id, 'KILL']).catch(() => {});
+        await exited;
+        await run('runc', ['delete', '-f', id]).catch(() => {});
+      }
+      assert.equal(IMAGE_PORT, 8080);
+    } finally {
+      await driver.stop();
+      rmSync(dir, { recursive: true, force: true });
+      assert.equal(existsSync(dir), false);
+    }
+  });
+});
