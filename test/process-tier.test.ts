@@ -5,10 +5,7 @@
  * with a small pids.max so that the pids limit, not memory, is what a Node-only bomb meets first).
  * Skips, with the reason, where the host cannot build sandboxes.
  *
- * Catalogue 7 uses a static C probe compiled here with the system `cc` (skipped without one): the
- * function receives it as its request body, writes it to its private /tmp and runs it; the probe makes
- * each forbidden syscall with arguments that would succeed or fail differently without the filter, and
- * prints the errno.
+ * Catalogue 7 uses the static C probe of helpers/syscall-probe.ts (skipped without a C compiler).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +18,7 @@ import { ProcessDriver } from '../src/drivers/process/driver.ts';
 import type { ProcessInstance } from '../src/drivers/process/instance.ts';
 import { testSpec } from '../src/drivers/isolate/testing.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
+import { buildSyscallProbe, FORBIDDEN_SYSCALLS } from './helpers/syscall-probe.ts';
 
 const probe = new ProcessDriver();
 await probe.start();
@@ -200,66 +198,26 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
   });
 
   test('catalogue 7: forbidden syscalls fail with EPERM inside the sandbox', async (t) => {
-    let cc: string;
-    try {
-      cc = execFileSync('sh', ['-c', 'command -v cc'], { encoding: 'utf8' }).trim();
-    } catch {
-      t.skip('no C compiler to build the syscall probe');
-      return;
+    const probeBinary = buildSyscallProbe();
+    if (typeof probeBinary === 'string') return t.skip(probeBinary);
+    const code = fetchModule(`import { writeFileSync } from 'node:fs'; import { execFileSync } from 'node:child_process';`, `
+      writeFileSync('/tmp/probe', new Uint8Array(await request.arrayBuffer()), { mode: 0o755 });
+      return new Response(execFileSync('/tmp/probe', { encoding: 'utf8' }));`);
+    const d = await node.deploy('p-syscalls', code, 'index.mjs', { tier: 'process', limits: { requestBodyBytes: 8 * 1024 * 1024 } });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    const out = await withCanary(async () => {
+      const res = await node.fn('/fn/p-syscalls/', { method: 'POST', body: probeBinary });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      return text;
+    });
+    const results = Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')));
+    for (const name of FORBIDDEN_SYSCALLS) {
+      assert.equal(results[name], '1', `${name}: errno ${results[name]} (want EPERM)`);
     }
-    const dir = mkdtempSync(join(tmpdir(), 'continuum-probe-'));
-    try {
-      writeFileSync(join(dir, 'probe.c'), `
-        #define _GNU_SOURCE
-        #include <stdio.h>
-        #include <errno.h>
-        #include <unistd.h>
-        #include <sched.h>
-        #include <sys/syscall.h>
-        int main(void) {
-          struct { const char *name; long nr; long a0; } t[] = {
-            { "ptrace", SYS_ptrace, 0 /* PTRACE_TRACEME succeeds without a filter */ },
-            { "mount", SYS_mount, 0 },
-            { "unshare", SYS_unshare, CLONE_NEWUSER },
-            { "bpf", SYS_bpf, 0 },
-            { "perf_event_open", SYS_perf_event_open, 0 },
-            { "keyctl", SYS_keyctl, 0 },
-            { "io_uring_setup", SYS_io_uring_setup, 1 },
-            { "userfaultfd", SYS_userfaultfd, 0 },
-            { "kexec_load", SYS_kexec_load, 0 },
-            { "init_module", SYS_init_module, 0 },
-            { "open_by_handle_at", SYS_open_by_handle_at, -1 },
-          };
-          for (unsigned i = 0; i < sizeof t / sizeof t[0]; i++) {
-            errno = 0;
-            long r = syscall(t[i].nr, t[i].a0, 0, 0, 0, 0, 0);
-            printf("%s %d\\n", t[i].name, r < 0 ? errno : 0);
-          }
-          printf("getpid %ld\\n", (long)syscall(SYS_getpid));
-          return 0;
-        }`);
-      execFileSync(cc, ['-static', '-O1', '-o', join(dir, 'probe'), join(dir, 'probe.c')]);
-      const code = fetchModule(`import { writeFileSync } from 'node:fs'; import { execFileSync } from 'node:child_process';`, `
-        writeFileSync('/tmp/probe', new Uint8Array(await request.arrayBuffer()), { mode: 0o755 });
-        return new Response(execFileSync('/tmp/probe', { encoding: 'utf8' }));`);
-      const d = await node.deploy('p-syscalls', code, 'index.mjs', { tier: 'process', limits: { requestBodyBytes: 8 * 1024 * 1024 } });
-      assert.equal(d.status, 201, JSON.stringify(d.json));
-      const out = await withCanary(async () => {
-        const res = await node.fn('/fn/p-syscalls/', { method: 'POST', body: readFileSync(join(dir, 'probe')) });
-        const text = await res.text();
-        assert.equal(res.status, 200, text);
-        return text;
-      });
-      const results = Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')));
-      for (const name of ['ptrace', 'mount', 'unshare', 'bpf', 'perf_event_open', 'keyctl', 'io_uring_setup', 'userfaultfd', 'kexec_load', 'init_module', 'open_by_handle_at']) {
-        assert.equal(results[name], '1', `${name}: errno ${results[name]} (want EPERM)`);
-      }
-      // Allowed calls still work, and the next invocation is fine.
-      assert.ok(Number(results.getpid) > 1);
-      assert.equal((await node.fn('/fn/p-hello/')).status, 200);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // Allowed calls still work, and the next invocation is fine.
+    assert.ok(Number(results.getpid) > 1);
+    assert.equal((await node.fn('/fn/p-hello/')).status, 200);
   });
 
   test('catalogue 13: a runaway CPU loop ends with timeout while the canary answers', async () => {
