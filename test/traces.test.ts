@@ -230,6 +230,18 @@ test('without an endpoint nothing is traced, but an incoming traceparent still r
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const res = await node.fn('/fn/front/', { headers: { traceparent: tp } });
     assert.equal(await res.text(), tp);
+    // A malformed header is the client's business: it reaches the function as sent but never a queue message.
+    assert.equal((await node.api('POST', '/v1/queues', { name: 'untraced' })).status, 201);
+    const sender = `export default { async fetch(r, env) { await env.Q.send('x'); return new Response(r.headers.get('traceparent')); } };`;
+    assert.equal((await node.deploy('sender', sender, 'index.js', { bindings: { Q: { queue: 'untraced' } } })).status, 201);
+    const junk = 'x'.repeat(4000);
+    assert.equal(await (await node.fn('/fn/sender/', { headers: { traceparent: junk } })).text(), junk);
+    const pulled = await node.api('POST', '/v1/queues/untraced/receive', { max: 1 });
+    assert.equal(pulled.status, 200, JSON.stringify(pulled.json));
+    assert.deepEqual(pulled.json.items[0].attributes, {});
+    assert.equal((await node.fn('/fn/sender/', { headers: { traceparent: tp } })).status, 200);
+    const traced = await node.api('POST', '/v1/queues/untraced/receive', { max: 1 });
+    assert.equal(traced.json.items[0].attributes.traceparent, tp);
     const list = await node.api('GET', '/v1/invocations?function=echo');
     assert.equal(list.json.items[0].traceId, undefined);
   } finally {

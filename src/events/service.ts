@@ -14,6 +14,7 @@ import { EVENT_DEFAULTS } from '../core/defaults.ts';
 import type { BindingMessage, InstanceServices, InvokeRequest, InvokeResult } from '../core/driver.ts';
 import { ContinuumError, toContinuumError } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
+import { parseTraceparent } from '../core/tracecontext.ts';
 import type { HandlerFormat, Trigger } from '../core/types.ts';
 import type { DeadLetter, LeasedMessage, MessageOutcome, MessageStatus, NewMessage, QueueStats, QueueStore, SentMessage } from '../store/contract.ts';
 import { asyncQueueName } from '../store/queue-rules.ts';
@@ -191,7 +192,8 @@ export class EventsService {
         throw new ContinuumError('forbidden', `function ${functionName} has no binding to queue ${queue}`);
       }
       // The sender's trace context rides in each message's attributes (W3C trace context for messaging).
-      const attributes = traceparent ? { [TRACEPARENT_ATTRIBUTE]: traceparent } : undefined;
+      // Only a well-formed one: without a tracer it is the client's header, unchecked until here.
+      const attributes = parseTraceparent(traceparent) ? { [TRACEPARENT_ATTRIBUTE]: traceparent! } : undefined;
       const sent = await this.#o.queues.send(
         queue,
         messages.map((m) => ({ body: m.body, contentType: m.contentType, ...(m.delayMs ? { delayMs: m.delayMs } : {}), ...(attributes ? { attributes } : {}) })),
