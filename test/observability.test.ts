@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,9 +62,16 @@ describe('invocation records', () => {
       // The client's time also holds HTTP on both sides (its write and the node's parse before the node
       // takes the request; the response's way back after it). That transport cost is measured the same way
       // on warm requests right after each cold one: client time − record totalMs (the median of three).
+      // Two cores shared with other work put random delays into single timings; a sample whose three warm
+      // transports differ by more than 1 ms was taken at a noisy moment and is measured again.
       const residuals: number[] = [];
-      for (let i = 0; i < 9; i++) {
+      let attempts = 0;
+      for (let i = 0; residuals.length < 9 && attempts < 30; i++) {
+        attempts++;
         assert.equal((await pnode.api('DELETE', '/v1/functions/cold-sum/instances')).json.evicted, 1, 'scaled to zero');
+        // Scale to zero happens long before the next request in real use: let the node finish stopping the
+        // instance (and making a spare) so that work is not timed as part of the request.
+        await sleep(150);
         const cold = await timedGet(agent, `${pnode.url}/fn/cold-sum/x`);
         const warms = [await timedGet(agent, `${pnode.url}/fn/cold-sum/y`), await timedGet(agent, `${pnode.url}/fn/cold-sum/y`), await timedGet(agent, `${pnode.url}/fn/cold-sum/y`)];
         assert.equal(cold.status, 200);
@@ -82,15 +90,19 @@ describe('invocation records', () => {
         const byTransport = ws.map((w) => ({ ...w, transport: w.client - w.rec.phases.totalMs })).sort((x, y) => x.transport - y.transport);
         const w = byTransport[1]!;
         const transport = w.transport;
-        residuals.push(cold.ms - (p.totalMs + transport));
+        const residual = cold.ms - (p.totalMs + transport);
+        const noisy = byTransport[2]!.transport - byTransport[0]!.transport > 1;
+        if (!noisy) residuals.push(residual);
         t.diagnostic(
+          `${noisy ? '(noisy, not counted) ' : ''}` +
           `cold start ${i + 1}: client ${cold.ms.toFixed(3)} ms = record ${p.totalMs.toFixed(3)} ` +
             `(queue ${p.queueMs.toFixed(3)} + sandbox ${p.sandboxMs.toFixed(3)} + runtime ${p.runtimeInitMs.toFixed(3)} + module ${p.moduleLoadMs.toFixed(3)} + exec ${p.execMs.toFixed(3)} + overhead ${p.overheadMs.toFixed(3)}) ` +
-            `+ HTTP ${transport.toFixed(3)} (warm: client ${w.client.toFixed(3)} − record ${w.rec.phases.totalMs.toFixed(3)}) ${residuals.at(-1)! >= 0 ? '+' : '−'} ${Math.abs(residuals.at(-1)!).toFixed(3)}`,
+            `+ HTTP ${transport.toFixed(3)} (warm: client ${w.client.toFixed(3)} − record ${w.rec.phases.totalMs.toFixed(3)}) ${residual >= 0 ? '+' : '−'} ${Math.abs(residual).toFixed(3)}`,
         );
       }
-      // Two cores shared with other work: a sample can catch a scheduling delay, so the median must be within 1 ms.
-      const median = [...residuals].sort((x, y) => x - y)[4]!;
+      assert.ok(residuals.length >= 5, `only ${residuals.length} of ${attempts} samples were taken at a quiet moment: the machine is too loaded to time 1 ms`);
+      // A clean sample can still catch a delay of its own, so the median must be within 1 ms.
+      const median = [...residuals].sort((x, y) => x - y)[Math.floor(residuals.length / 2)]!;
       assert.ok(Math.abs(median) <= 1, `client − (record + HTTP): ${residuals.map((d) => d.toFixed(3)).join(', ')} ms`);
     } finally {
       agent.destroy();
