@@ -30,6 +30,22 @@ await probe.start();
 const unavailable = probe.status().available ? null : probe.status().reason;
 await probe.stop();
 
+/** An instance of a stored image. */
+const imageSpec = (id: string): InstanceSpec => ({
+  instanceId: `img-${id.slice(7, 15)}`,
+  functionName: 'img',
+  versionId: 'v1',
+  code: '',
+  format: 'fetch',
+  exportName: 'default',
+  lambdaPayload: '2.0',
+  limits: { ...FUNCTION_DEFAULTS.limits },
+  concurrency: 4,
+  env: { GREETING: 'hi' },
+  bindings: {},
+  image: id,
+});
+
 const fetchModule = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
 const HELLO = fetchModule(`import os from 'node:os';`, `return new Response(JSON.stringify({ greeting: env.GREETING, platform: os.platform(), path: new URL(request.url).pathname }));`);
 
@@ -81,6 +97,29 @@ describe('container tier', { skip: unavailable ? `container tier unavailable: ${
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { greeting: 'hi', platform: 'linux', path: '/some/path' });
     assert.equal((await node.api('GET', '/v1/functions/c-hello')).json.tier, 'container');
+  });
+
+  test('GET /v1/functions/{name}/image (continuum image build) exports an image that answers as the function does', async () => {
+    const res = await fetch(`${node.url}/v1/functions/c-hello/image`, { headers: { authorization: `Bearer ${node.token}` } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-tar');
+    const tarball = Buffer.from(await res.arrayBuffer());
+    const driver = new ContainerDriver({ runtime: 'runc' });
+    await driver.start();
+    try {
+      const stored = await driver.images.import(Readable.from([tarball]));
+      const inst = await driver.createInstance({ ...imageSpec(stored.id), env: { GREETING: 'hi' } });
+      const r = await inst.invoke({ kind: 'http', invocationId: 'exported', request: { method: 'GET', url: 'http://fn.test/some/path', headers: [] }, body: null });
+      assert.equal(r.kind, 'response');
+      if (r.kind !== 'response') return;
+      let text = '';
+      for await (const c of r.body) text += Buffer.from(c).toString();
+      assert.deepEqual(JSON.parse(text), await (await node.fn('/fn/c-hello/some/path')).json());
+      await inst.stop();
+    } finally {
+      await driver.stop();
+    }
+    assert.equal((await fetch(`${node.url}/v1/functions/nope/image`, { headers: { authorization: `Bearer ${node.token}` } })).status, 404);
   });
 
   test('catalogue 7: forbidden syscalls fail with EPERM inside the container', async (t) => {
@@ -145,7 +184,7 @@ describe('container tier', { skip: unavailable ? `container tier unavailable: ${
     assert.equal(a.capBnd, '0000000000000000');
     assert.equal(a.noNewPrivs, '1');
     assert.equal(a.seccomp, '2');
-    assert.match(a.cgroup as string, /memory:\/continuum\/p\d+-c\d+\/c/);
+    assert.match(a.cgroup as string, /memory:\/continuum\/p\d+-c\d+-\d+\/c/);
   });
 
   test('catalogue 11: names become nothing on the host: counters name cgroups, namespaces and directories', async () => {
@@ -280,20 +319,6 @@ describe('images built by continuum image build', { skip: unavailable ? `contain
   });
 
   const request: () => InvokeRequest = () => ({ kind: 'http', invocationId: `img-${Math.random()}`, request: { method: 'GET', url: 'http://fn.test/hello', headers: [] }, body: null });
-  const spec = (id: string): InstanceSpec => ({
-    instanceId: 'img-1',
-    functionName: 'img',
-    versionId: 'v1',
-    code: '',
-    format: 'fetch',
-    exportName: 'default',
-    lambdaPayload: '2.0',
-    limits: { ...FUNCTION_DEFAULTS.limits },
-    concurrency: 4,
-    env: { GREETING: 'hi' },
-    bindings: {},
-    image: id,
-  });
 
   for (const runtime of ['runc', 'runsc'] as const) {
     test(`the image runs from the store on the ${runtime === 'runc' ? 'container' : 'gvisor'} tier`, async (t) => {
@@ -302,7 +327,7 @@ describe('images built by continuum image build', { skip: unavailable ? `contain
       try {
         if (!driver.status().available) return t.skip(`unavailable: ${driver.status().reason}`);
         const stored = await driver.images.import(Readable.from([image]));
-        const inst = await driver.createInstance(spec(stored.id));
+        const inst = await driver.createInstance(imageSpec(stored.id));
         const r = await inst.invoke(request());
         assert.equal(r.kind, 'response');
         if (r.kind !== 'response') return;

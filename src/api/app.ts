@@ -11,7 +11,7 @@ import { ContinuumError, ERROR_CODES, errorBody, type ErrorCode } from '../core/
 import { validate, FunctionConfigInputSchema, type FunctionConfigInput } from '../core/config.ts';
 import { Type } from '@sinclair/typebox';
 import { BUILD_DEFAULTS, EVENT_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
-import type { LogLine } from '../core/types.ts';
+import type { LogLine, VersionRecord } from '../core/types.ts';
 import type { SeriesView } from '../telemetry/series.ts';
 import type { FunctionService, FunctionView } from './service.ts';
 import type { EventsService } from '../events/service.ts';
@@ -32,6 +32,8 @@ export interface AppOptions {
   followLogs: (listener: (line: LogLine) => void) => () => void;
   /** Prometheus exposition of the node (GET /metrics). */
   metrics: () => Promise<{ contentType: string; body: string }>;
+  /** A version as an OCI image layout tarball (`continuum image build`). */
+  exportImage: (version: VersionRecord) => Promise<Buffer>;
   /** The console's time series of one function, or of all (null). */
   series: (functionName: string | null) => Promise<SeriesView>;
   /** SSE comment interval on live log streams (default NODE_DEFAULTS.logs.heartbeatMs). */
@@ -163,6 +165,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     '/v1/functions/:name',
     { schema: { summary: 'Get a function', params: S.NameParams, response: { 200: S.FunctionView, ...errors } } },
     async (req) => service.get(req.params.name),
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/v1/functions/:name/image',
+    {
+      schema: {
+        summary: "The active version as an OCI image layout tarball (any OCI runtime runs it; it serves HTTP on $PORT)",
+        params: S.NameParams,
+        response: { 200: { type: 'string', format: 'binary' }, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const fn = await service.get(req.params.name);
+      if (!fn.activeVersion) throw new ContinuumError('not_found', `function ${fn.name} has no deployed version`);
+      const image = await opts.exportImage(await service.version(fn.name, fn.activeVersion));
+      return reply.type('application/x-tar').header('content-disposition', `attachment; filename="${fn.name}.oci.tar"`).send(image);
+    },
   );
 
   app.patch<{ Params: { name: string }; Body: { config: FunctionConfigInput } }>(

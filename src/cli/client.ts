@@ -352,6 +352,13 @@ export class ContinuumClient {
     await this.json('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
   }
 
+  /** The function's active version as an OCI image layout tarball. */
+  async exportImage(name: string): Promise<Buffer> {
+    const res = await this.send('GET', `/v1/functions/${encodeURIComponent(name)}/image`, { timeoutMs: null });
+    if (!res.ok) throw await this.apiError(res);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
   listVersions(name: string): Promise<{ items: VersionView[] }> {
     return this.json('GET', `/v1/functions/${encodeURIComponent(name)}/versions`);
   }

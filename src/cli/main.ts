@@ -41,6 +41,9 @@ export async function run(argv: readonly string[]): Promise<number> {
     logs: async (n, o) => (await import('./commands/logs.ts')).logs(ctxFor(o), n, o),
     invocation: async (id, o) => (await import('./commands/invocation.ts')).invocation(ctxFor(o), id, o),
     invocations: async (n, o) => (await import('./commands/invocations.ts')).invocations(ctxFor(o), n, o),
+    image: {
+      build: async (t, o) => (await import('./commands/image.ts')).imageBuild(ctxFor(o), t, o),
+    },
     queue: {
       create: async (n, o) => (await queueVerbs()).create(ctxFor(o), n),
       ls: async (o) => (await queueVerbs()).ls(ctxFor(o)),

@@ -32,6 +32,7 @@ async function parse(argv: string[]): Promise<Call> {
       dlq: record('queue dlq'),
       redrive: record('queue redrive'),
     },
+    image: { build: record('image build') },
   };
   let exit = -1;
   const program = createProgram(handlers, '9.9.9', (code) => {

@@ -67,6 +67,10 @@ export interface QueueRedriveOptions extends CommonOptions {
   id: string[];
 }
 
+export interface ImageBuildOptions extends CommonOptions {
+  output?: string;
+}
+
 export interface QueueHandlers {
   create(name: string, opts: CommonOptions): Promise<number>;
   ls(opts: CommonOptions): Promise<number>;
@@ -116,6 +120,7 @@ export interface Handlers {
   invocation(id: string, opts: InvocationOptions): Promise<number>;
   invocations(name: string | undefined, opts: InvocationsOptions): Promise<number>;
   queue: QueueHandlers;
+  image: { build(target: string, opts: ImageBuildOptions): Promise<number> };
 }
 
 export function parsePort(value: string): number {
@@ -297,6 +302,13 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .option('--until <when>', 'stop before a duration ago (10m, 1h) or an RFC 3339 time')
     .option('--search <text>', 'only lines containing this text (ASCII case-insensitive)')
     .action(async (name: string, opts: LogsOptions) => done(await handlers.logs(name, opts)));
+
+  const image = program.command('image').description('OCI images of functions (container and gvisor tiers)');
+  common(image.command('build'))
+    .description("export a function's active version as an OCI image layout tarball that any OCI runtime can run")
+    .argument('<function>', 'function name')
+    .option('-o, --output <file>', 'where to write the tarball (default: <function>.oci.tar)')
+    .action(async (name: string, opts: ImageBuildOptions) => done(await handlers.image.build(name, opts)));
 
   const queue = program.command('queue').description('durable queues: create, send, inspect, dead letters');
 

@@ -17,6 +17,7 @@ import { openNatsQueueStore } from '../store/nats/index.ts';
 import { IsolateDriver } from '../drivers/isolate/driver.ts';
 import { ProcessDriver } from '../drivers/process/driver.ts';
 import { ContainerDriver } from '../drivers/container/driver.ts';
+import { buildFunctionImage } from '../drivers/container/image-build.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { serviceCaller } from '../scheduler/service-calls.ts';
 import { checkOtlp, Tracer } from '../telemetry/traces.ts';
@@ -188,6 +189,32 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const app = await buildApp({
     service,
+    exportImage: async (version) => {
+      const load = async (digest: string) => {
+        const bytes = await stores.artifacts.get(digest);
+        if (!bytes) throw new ContinuumError('internal', 'an artifact of this version is missing from the artifact store');
+        return bytes;
+      };
+      const limits = version.config.limits;
+      return buildFunctionImage({
+        nodePath: process.execPath,
+        code: Buffer.from(await load(version.bundleDigest)).toString('utf8'),
+        files: await Promise.all((version.files ?? []).map(async (f) => ({ path: f.path, bytes: await load(f.digest) }))),
+        load: {
+          functionName: version.functionName,
+          versionId: version.id,
+          format: version.format,
+          exportName: version.exportName,
+          payload: version.config.handler.lambdaPayload,
+          memoryLimitMb: limits.memoryMb,
+          timeoutMs: limits.timeoutMs,
+          cpuMs: limits.cpuMs,
+          responseBytes: limits.responseBytes,
+          subrequests: limits.subrequests,
+          logBytes: limits.logBytes,
+        },
+      });
+    },
     adminToken: token,
     version: VERSION,
     ingress: createIngress({ scheduler, routes: () => routes }),

@@ -68,6 +68,9 @@ interface Tools {
   nsenter: string;
 }
 
+/** Drivers made by this process: part of every host name (netns, cgroup leaf), so two never collide. */
+let driversMade = 0;
+
 export class ContainerDriver implements SandboxDriver {
   readonly tier: 'container' | 'gvisor';
   readonly options: ContainerDriverOptions;
@@ -85,9 +88,13 @@ export class ContainerDriver implements SandboxDriver {
   #ids = new Set<number>();
   #nextId = 0;
   #seq = 0;
+  /** `<cn|gn><pid>-<driver>`: the prefix of this driver's namespaces. */
+  readonly #netPrefix: string;
+  readonly #driverNo = ++driversMade;
 
   constructor(options: Partial<ContainerDriverOptions> & { runtime: OciRuntime }) {
     this.tier = options.runtime === 'runc' ? 'container' : 'gvisor';
+    this.#netPrefix = `${options.runtime === 'runc' ? 'cn' : 'gn'}${process.pid}-${this.#driverNo}`;
     this.options = {
       runtime: options.runtime,
       nodePath: options.nodePath ?? process.execPath,
@@ -159,7 +166,7 @@ export class ContainerDriver implements SandboxDriver {
     mkdirSync(join(this.#dir, 'state'), { mode: 0o700 });
     this.#store = new ImageStore(this.options.imageDir ?? join(this.#dir, 'images'));
     this.#runtimeImage = await this.#store.import(Readable.from([await ociLayout([await runtimeLayer(this.options.nodePath)])]));
-    this.#hub = new NetworkHub({ ipPath: ip, name: `${prefix}${process.pid}-hub`, socketPath: hubSocket(this.#dir) });
+    this.#hub = new NetworkHub({ ipPath: ip, name: `${this.#netPrefix}-hub`, socketPath: hubSocket(this.#dir) });
     await this.#hub.start(this.options.nodePath, nsenter);
     return this.options.runtime === 'runsc' ? this.#detectPlatform() : this.#tryRun(null);
   }
@@ -192,7 +199,7 @@ export class ContainerDriver implements SandboxDriver {
 
   /** Runs `node -e 0` from the runtime image under the runtime (and platform); null when it works. */
   async #tryRun(platform: string | null): Promise<string | null> {
-    const name = `${this.tier === 'container' ? 'cn' : 'gn'}${process.pid}-probe${platform ?? ''}`;
+    const name = `${this.#netPrefix}-probe${platform ?? ''}`;
     const dir = join(this.#dir, 'i', name);
     mkdirSync(dir, { mode: 0o711 });
     const spec = runtimeSpec({
@@ -278,8 +285,8 @@ export class ContainerDriver implements SandboxDriver {
     const uid = this.#allocateId();
     // Names come from a counter, never from tenant-chosen names (catalogue 11).
     const n = ++this.#seq;
-    const name = `p${process.pid}-c${n}`;
-    const netns = `${this.tier === 'container' ? 'cn' : 'gn'}${process.pid}-${n}`;
+    const name = `p${process.pid}-c${this.#driverNo}-${n}`;
+    const netns = `${this.#netPrefix}-${n}`;
     const dir = join(this.#dir, 'i', name);
     let leaf: CgroupLeaf | null = null;
     let attachment: Attachment | null = null;

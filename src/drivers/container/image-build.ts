@@ -102,11 +102,14 @@ export function runtimeLayer(nodePath: string): Promise<Buffer> {
   return layer;
 }
 
-export async function functionLayer(code: string, load: FunctionLoad): Promise<Buffer> {
+/** Layer 2: the bundle, its load options and the files beside it (native addons: addons/<sha256>.node). */
+export async function functionLayer(code: string, load: FunctionLoad, files: Array<{ path: string; bytes: Uint8Array }> = []): Promise<Buffer> {
   return tarOf([
     { name: 'fn', type: 'directory', mode: 0o755 },
     { name: 'fn/index.js', type: 'file', mode: 0o644, data: Buffer.from(code) },
     { name: 'fn/continuum.json', type: 'file', mode: 0o644, data: Buffer.from(JSON.stringify(load) + '\n') },
+    ...(files.length > 0 ? [{ name: 'fn/addons', type: 'directory' as const, mode: 0o755 }] : []),
+    ...files.map((f): Entry => ({ name: `fn/${f.path}`, type: 'file', mode: 0o644, data: Buffer.from(f.bytes) })),
   ]);
 }
 
@@ -153,6 +156,6 @@ export async function ociLayout(layers: Buffer[], labels: Record<string, string>
 }
 
 /** The full image of one function: runtime layer + function layer. */
-export async function buildFunctionImage(init: { nodePath: string; code: string; load: FunctionLoad }): Promise<Buffer> {
-  return ociLayout([await runtimeLayer(init.nodePath), await functionLayer(init.code, init.load)], { 'dev.continuum.function': init.load.functionName });
+export async function buildFunctionImage(init: { nodePath: string; code: string; load: FunctionLoad; files?: Array<{ path: string; bytes: Uint8Array }> }): Promise<Buffer> {
+  return ociLayout([await runtimeLayer(init.nodePath), await functionLayer(init.code, init.load, init.files)], { 'dev.continuum.function': init.load.functionName });
 }

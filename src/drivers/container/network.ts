@@ -64,6 +64,8 @@ export class NetworkHub {
   readonly #name: string;
   readonly #socketPath: string;
   #bridge: ChildProcess | null = null;
+  /** Only a namespace this hub made is deleted by it. */
+  #created = false;
   #free: number[] = [];
   #next = 1;
 
@@ -76,6 +78,7 @@ export class NetworkHub {
   /** Creates the hub namespace and starts the bridge in it. */
   async start(nodePath: string, nsenterPath: string): Promise<void> {
     await ip(this.#ipPath, ['netns', 'add', this.#name]);
+    this.#created = true;
     await ip(this.#ipPath, ['-n', this.#name, 'link', 'set', 'lo', 'up']);
     const script = new URL('./bridge.ts', import.meta.url).pathname;
     const bridge = spawn(nsenterPath, [`--net=/run/netns/${this.#name}`, '--', nodePath, script, this.#socketPath], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -97,7 +100,8 @@ export class NetworkHub {
     this.#bridge?.stdin?.end();
     this.#bridge?.kill('SIGKILL');
     this.#bridge = null;
-    await ip(this.#ipPath, ['netns', 'del', this.#name]).catch(() => {});
+    if (this.#created) await ip(this.#ipPath, ['netns', 'del', this.#name]).catch(() => {});
+    this.#created = false;
   }
 
   /** A fresh namespace for one instance, with its veth to the hub. */
