@@ -27,6 +27,7 @@ import type { HandlerFormat, LogLevel } from '../../core/types.ts';
 import type { HostBridges, WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
 import { loadPrelude } from './prelude-build.ts';
 import { checkQueueSend, serviceRequest } from './bindings.ts';
+import { Deadlines } from './deadlines.ts';
 
 export interface SandboxCallbacks {
   /** `headJson`: the head as the runtime serialised it (checked), for callers that pass it on as JSON. */
@@ -268,7 +269,8 @@ interface HostInvocation {
   responseBytes: number;
   subrequests: number;
   responded: boolean;
-  wallTimer: NodeJS.Timeout | null;
+  /** Wall-clock deadline (performance.now() time); Infinity without a timeout. */
+  deadline: number;
 }
 
 type Ref = ivm.Reference<(...args: unknown[]) => unknown>;
@@ -302,6 +304,7 @@ export class Sandbox {
   readonly #bindings: ReadonlySet<string>;
   readonly #services: ReadonlySet<string>;
   readonly #invocations = new Map<string, HostInvocation>();
+  readonly #deadlines = new Deadlines(this.#invocations, (id) => this.#timeout(id));
   readonly #timers = new Map<number, { handle: NodeJS.Timeout; owner: string }>();
   readonly #keys = new Map<number, WebCrypto.CryptoKey>();
   #nextKey = 1;
@@ -384,11 +387,9 @@ export class Sandbox {
   dispatch(invocationId: string, head: WireRequestHead | string, hasBody: boolean, traceparent: string | null): void {
     if (this.disposed) throw new ContinuumError('instance_crashed', 'the sandbox was disposed');
     if (this.#invocations.has(invocationId)) throw new ContinuumError('internal', `invocation ${invocationId} is already running`);
-    const inv: HostInvocation = { cpuMs: 0, responseBytes: 0, subrequests: 0, responded: false, wallTimer: null };
+    const inv: HostInvocation = { cpuMs: 0, responseBytes: 0, subrequests: 0, responded: false, deadline: this.#timeoutMs > 0 ? Deadlines.after(this.#timeoutMs) : Infinity };
     this.#invocations.set(invocationId, inv);
-    if (this.#timeoutMs > 0) {
-      inv.wallTimer = setTimeout(() => this.#timeout(invocationId), this.#timeoutMs);
-    }
+    if (this.#timeoutMs > 0) this.#deadlines.added();
     const headJson = typeof head === 'string' ? head : JSON.stringify(head);
     this.#enter(invocationId, (timeout) => {
       const whole = this.#refs.dispatch.applySync(undefined, [invocationId, headJson, hasBody, traceparent], { timeout });
@@ -496,7 +497,6 @@ export class Sandbox {
   #timeout(id: string): void {
     const inv = this.#invocations.get(id);
     if (!inv) return;
-    inv.wallTimer = null;
     this.#finish(id, { code: 'timeout', message: `the invocation exceeded its timeout of ${this.#timeoutMs} ms` });
     if (!this.disposed) this.#enter(id, (timeout) => this.#refs.abort.applySync(undefined, [id, 'timeout'], { timeout }));
   }
@@ -504,8 +504,8 @@ export class Sandbox {
   #forget(id: string): HostInvocation | undefined {
     const inv = this.#invocations.get(id);
     if (!inv) return undefined;
-    if (inv.wallTimer) clearTimeout(inv.wallTimer);
     this.#invocations.delete(id);
+    this.#deadlines.removed();
     return inv;
   }
 

@@ -20,6 +20,7 @@ import type {
 import type { LogLevel } from '../../core/types.ts';
 import { checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse } from './bindings.ts';
 import { ByteQueue } from './body.ts';
+import { Deadlines } from './deadlines.ts';
 import { F, LOG_LEVELS } from './frames.ts';
 import type { FrameSink, WorkerProcess } from './worker-process.ts';
 import type { FinishPayload } from './worker-loop.ts';
@@ -37,7 +38,8 @@ class Invocation {
   readonly instance: IsolateInstance;
   /** What this invocation's binding calls carry on (trace context, call depth). */
   readonly request: InvokeRequest;
-  timer: NodeJS.Timeout | null = null;
+  /** Wall-clock deadline (performance.now() time). */
+  deadline = 0;
   headSent = false;
   done = false;
   responseBytes = 0;
@@ -110,6 +112,7 @@ export class IsolateInstance implements Instance, FrameSink {
   readonly #onStopped: (instance: IsolateInstance) => void;
   #state: InstanceState = 'ready';
   #inflight = new Map<number, Invocation>();
+  readonly #deadlines = new Deadlines(this.#inflight, (num) => this.#timeout(this.#inflight.get(num)!));
   #nextInv = 0;
   #exitListeners: ExitListener[] = [];
   #exitReason: { code: ErrorCode | null; message: string } | null = null;
@@ -174,10 +177,10 @@ export class IsolateInstance implements Instance, FrameSink {
     const num = (this.#nextInv = (this.#nextInv + 1) >>> 0 || 1);
     const inv = new Invocation(this, num, request);
     if (request.caller && request.caller.depth > this.#maxDepth) this.#maxDepth = request.caller.depth;
+    inv.deadline = Deadlines.after(this.#spec.limits.timeoutMs);
     this.#inflight.set(num, inv);
+    this.#deadlines.added();
     const result = new Promise<InvokeResult>((resolve) => (inv.resolveResult = resolve));
-    const limits = this.#spec.limits;
-    inv.timer = setTimeout(() => this.#timeout(inv), limits.timeoutMs);
     const hasBody = request.body !== null;
     // `id \n hasBody \n traceparent \n headJson`: the head's JSON goes to the isolate as it is, unparsed.
     const traceparent = request.traceparent && !request.traceparent.includes('\n') ? request.traceparent : '';
@@ -367,7 +370,6 @@ export class IsolateInstance implements Instance, FrameSink {
   }
 
   #timeout(inv: Invocation): void {
-    inv.timer = null;
     const ms = this.#spec.limits.timeoutMs;
     const error = { code: 'timeout' as const, message: `the invocation exceeded its wall-clock limit of ${ms} ms` };
     this.#fail(inv, error.code, error.message);
@@ -384,8 +386,8 @@ export class IsolateInstance implements Instance, FrameSink {
   #end(inv: Invocation, error: { code: ErrorCode; message: string } | null, cpuMs: number, memory: number): void {
     if (inv.done) return;
     inv.done = true;
-    if (inv.timer) clearTimeout(inv.timer);
     this.#inflight.delete(inv.num);
+    this.#deadlines.removed();
     const completion = inv.completionOf(error, cpuMs, memory);
     if (!inv.headSent) {
       inv.resolveResult({ kind: 'error', completion });
