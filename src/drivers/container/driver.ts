@@ -376,7 +376,8 @@ export class ContainerDriver implements SandboxDriver {
       void exited.then(() => (gone = true));
       const target = `${attachment.ip}:${IMAGE_PORT}`;
       const deadline = performance.now() + this.options.startTimeoutMs;
-      for (let wait = 5; ; wait = Math.min(wait * 1.5, 50)) {
+      // Probes are cheap (a unix connect and a refused SYN in the namespace): poll often, a late look costs cold start.
+      for (let wait = 2; ; wait = Math.min(wait * 1.2, 10)) {
         if (gone) {
           const last = output.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
           throw new ContinuumError('bad_bundle', `the container exited before serving on $PORT${last ? `: ${last}` : ''}`);

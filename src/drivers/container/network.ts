@@ -129,7 +129,9 @@ export class NetworkHub {
       release: async () => {
         if (released) return;
         released = true;
-        // Deleting the namespace destroys its veth end, which takes the hub's end with it.
+        // The veth first: a deleted namespace's interfaces go asynchronously, and the hub's end keeps its
+        // name (reused with the address) until then.
+        await ip(this.#ipPath, ['-n', this.#name, 'link', 'del', hubIf]).catch(() => {});
         await ip(this.#ipPath, ['netns', 'del', name]).catch(() => {});
         this.#free.push(k);
       },
