@@ -82,7 +82,7 @@ async function jitterRound(target: EventTarget, opts: Options, rnd: number): Pro
   const node = await EventNode.start(target, join(opts.workDir, `cron_jitter-${target}-${rnd}`), join(opts.workDir, `cron_jitter-${target}-${rnd}.log`));
   const fires = new Fires();
   try {
-    const logs = await node.node.followLogs({ text: 'fire ' }, (line) => fires.add(line));
+    const logs = await node.node.followLogs({ q: 'fire ' }, (line) => fires.add(line));
     const names = Array.from({ length: CRON_FUNCTIONS }, (_, i) => `cj-${i}`);
     await deployCron(node, names, '* * * * * *');
     const start = Math.ceil((Date.now() + SETTLE_MS) / 1000) * 1000;
@@ -104,7 +104,7 @@ async function restartRun(target: EventTarget, opts: Options): Promise<{ expecte
   const fires = new Fires();
   const step = RESTART_EVERY_S * 1000;
   try {
-    const logs = await node.node.followLogs({ text: 'fire ' }, (line) => fires.add(line));
+    const logs = await node.node.followLogs({ q: 'fire ' }, (line) => fires.add(line));
     const names = Array.from({ length: RESTART_FUNCTIONS }, (_, i) => `cr-${i}`);
     await deployCron(node, names, `*/${RESTART_EVERY_S} * * * * *`);
     // At least two fires on each side of the restart.
@@ -125,7 +125,7 @@ async function restartRun(target: EventTarget, opts: Options): Promise<{ expecte
       : null;
     opts.log(`cron_jitter restart ${target}: node back after ${downtimeMs} ms`);
     await untilTime(end + GRACE_MS);
-    for (const name of names) for (const line of await node.node.logs({ function: name, text: 'fire ', limit: '1000' })) fires.add(line);
+    for (const name of names) for (const line of await node.node.logs({ function: name, q: 'fire ', limit: '1000' })) fires.add(line);
     return { ...fires.count(names, start, end, step), downtimeMs, durationS: (end - start) / 1000, note };
   } finally {
     await node.stop();

@@ -80,7 +80,7 @@ export class Continuum {
   }
 
   /**
-   * Streams log lines (`GET /v1/logs?follow=1`, filtered by `query`) to `onLine` as the node records them;
+   * Streams log lines (`GET /v1/logs?follow=1`, server-sent events, filtered by `query`) to `onLine` as the node records them;
    * resolves once the response has begun, which proves the node is subscribed (it sends the headers with
    * the first line or its 15 s heartbeat, so this can take that long). The stream ends when the node stops
    * or `close()` is called.
@@ -100,7 +100,8 @@ export class Continuum {
           partial += chunk;
           const lines = partial.split('\n');
           partial = lines.pop() ?? '';
-          for (const line of lines) if (line.trim() !== '') onLine(JSON.parse(line) as LogLine);
+          // Server-sent events: a log line is `data: <json>` (event `log`); comments and other fields are skipped.
+          for (const line of lines) if (line.startsWith('data: ')) onLine(JSON.parse(line.slice(6)) as LogLine);
         });
         res.on('error', () => undefined);
         resolve({ close: () => req.destroy() });
