@@ -97,6 +97,14 @@ describe('container tier', { skip: unavailable ? `container tier unavailable: ${
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { greeting: 'hi', platform: 'linux', path: '/some/path' });
     assert.equal((await node.api('GET', '/v1/functions/c-hello')).json.tier, 'container');
+    // The node's status names every tier, with how it runs: gVisor's detected platform, or why not.
+    const status = (await node.api('GET', '/v1/status')).json as { tiers: Array<{ tier: string; available: boolean; reason: string }> };
+    const byTier = Object.fromEntries(status.tiers.map((t) => [t.tier, t]));
+    assert.equal(byTier.container?.available, true);
+    assert.match(byTier.container!.reason, /runc containers, cgroup v[12]/);
+    assert.ok(byTier.gvisor, JSON.stringify(status));
+    if (byTier.gvisor.available) assert.match(byTier.gvisor.reason, /platform (ptrace|kvm|systrap)/);
+    else assert.ok(byTier.gvisor.reason.length > 0);
   });
 
   test('GET /v1/functions/{name}/image (continuum image build) exports an image that answers as the function does', async () => {

@@ -12,6 +12,7 @@ import { validate, FunctionConfigInputSchema, type FunctionConfigInput } from '.
 import { Type } from '@sinclair/typebox';
 import { BUILD_DEFAULTS, EVENT_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
 import type { LogLine, VersionRecord } from '../core/types.ts';
+import type { DriverStatus } from '../core/driver.ts';
 import type { SeriesView } from '../telemetry/series.ts';
 import type { FunctionService, FunctionView } from './service.ts';
 import type { EventsService } from '../events/service.ts';
@@ -32,6 +33,8 @@ export interface AppOptions {
   followLogs: (listener: (line: LogLine) => void) => () => void;
   /** Prometheus exposition of the node (GET /metrics). */
   metrics: () => Promise<{ contentType: string; body: string }>;
+  /** Each tier's driver status: available or why not, and how it runs (e.g. the gVisor platform). */
+  tiers: () => DriverStatus[];
   /** A version as an OCI image layout tarball (`continuum image build`). */
   exportImage: (version: VersionRecord) => Promise<Buffer>;
   /** The console's time series of one function, or of all (null). */
@@ -126,6 +129,25 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async () => ({ status: 'ready' }));
+  app.get(
+    '/v1/status',
+    {
+      schema: {
+        summary: "The node: version and each tier's driver (available, or the reason; how it runs)",
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              version: { type: 'string' },
+              tiers: { type: 'array', items: { type: 'object', properties: { tier: { type: 'string' }, available: { type: 'boolean' }, reason: { type: 'string' }, instances: { type: 'integer' } } } },
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    async () => ({ version: opts.version, tiers: opts.tiers() }),
+  );
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     const { contentType, body } = await opts.metrics();

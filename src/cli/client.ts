@@ -10,6 +10,12 @@ import type { FunctionConfigInput } from '../core/config.ts';
 import type { InvocationRecord, LogLine, Tier, VersionRecord } from '../core/types.ts';
 import { CliError, EXIT_PLATFORM, EXIT_USER, exitCodeFor, firstLine } from './errors.ts';
 
+/** GET /v1/status. */
+export interface NodeStatus {
+  version: string;
+  tiers: Array<{ tier: string; available: boolean; reason?: string; instances: number }>;
+}
+
 export interface FunctionView {
   name: string;
   tier: Tier;
@@ -350,6 +356,11 @@ export class ContinuumClient {
 
   async deleteFunction(name: string): Promise<void> {
     await this.json('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
+  }
+
+  /** The node's version and each tier's driver status. */
+  status(): Promise<NodeStatus> {
+    return this.json('GET', '/v1/status');
   }
 
   /** The function's active version as an OCI image layout tarball. */

@@ -35,6 +35,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     up: async (o) => (await import('./commands/up.ts')).up(ctxFor(o), o, version),
     deploy: async (t, o) => (await import('./commands/deploy.ts')).deploy(ctxFor(o), t, o),
     ls: async (o) => (await import('./commands/functions.ts')).ls(ctxFor(o)),
+    status: async (o) => (await import('./commands/functions.ts')).status(ctxFor(o)),
     versions: async (n, o) => (await import('./commands/functions.ts')).versions(ctxFor(o), n),
     rm: async (n, o) => (await import('./commands/functions.ts')).rm(ctxFor(o), n),
     invoke: async (n, o) => (await import('./commands/invoke.ts')).invoke(ctxFor(o), n, o),

@@ -16,6 +16,7 @@ async function parse(argv: string[]): Promise<Call> {
     up: record('up'),
     deploy: record('deploy'),
     ls: record('ls'),
+    status: record('status'),
     versions: record('versions'),
     rm: record('rm'),
     invoke: record('invoke'),

@@ -113,6 +113,7 @@ export interface Handlers {
   up(opts: UpOptions): Promise<number>;
   deploy(target: string, opts: DeployOptions): Promise<number>;
   ls(opts: CommonOptions): Promise<number>;
+  status(opts: CommonOptions): Promise<number>;
   versions(name: string, opts: CommonOptions): Promise<number>;
   rm(name: string, opts: CommonOptions): Promise<number>;
   invoke(name: string, opts: InvokeOptions): Promise<number>;
@@ -249,6 +250,10 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
   common(program.command('ls').alias('list'))
     .description('list functions')
     .action(async (opts: CommonOptions) => done(await handlers.ls(opts)));
+
+  common(program.command('status'))
+    .description("the node's tiers: which run here, why the others do not, how each runs (e.g. the gVisor platform)")
+    .action(async (opts: CommonOptions) => done(await handlers.status(opts)));
 
   common(program.command('versions'))
     .description("list a function's versions")

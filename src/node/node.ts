@@ -189,6 +189,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const app = await buildApp({
     service,
+    tiers: () => [...drivers.values()].map((d) => d.status()),
     exportImage: async (version) => {
       const load = async (digest: string) => {
         const bytes = await stores.artifacts.get(digest);

@@ -1,4 +1,4 @@
-/** `ls`, `versions NAME`, `rm NAME`. */
+/** `ls`, `status`, `versions NAME`, `rm NAME`. */
 import { assertName } from '../../core/names.ts';
 import type { FunctionView } from '../client.ts';
 import type { Context } from '../context.ts';
@@ -29,6 +29,18 @@ export async function ls(ctx: Context): Promise<number> {
   const client = await ctx.client();
   const res = await client.listFunctions();
   ctx.out.result(res, () => functionsTable(res.items));
+  return 0;
+}
+
+export async function status(ctx: Context): Promise<number> {
+  const client = await ctx.client();
+  const res = await client.status();
+  ctx.out.result(res, () =>
+    table(
+      ['TIER', 'AVAILABLE', 'INSTANCES', 'NOTES'],
+      res.tiers.map((t) => [t.tier, t.available ? 'yes' : 'no', String(t.instances), t.reason ?? '']),
+    ),
+  );
   return 0;
 }
 
