@@ -9,7 +9,7 @@
  * with its reason and errors.
  */
 import { createHash } from 'node:crypto';
-import type { AsyncConfig, Destination, FunctionConfig, QueueTrigger } from '../core/config.ts';
+import type { AsyncConfig, CronTrigger as CronTriggerConfig, Destination, FunctionConfig, QueueTrigger } from '../core/config.ts';
 import { EVENT_DEFAULTS } from '../core/defaults.ts';
 import type { BindingMessage, InstanceServices, InvokeRequest, InvokeResult } from '../core/driver.ts';
 import { ContinuumError, toContinuumError } from '../core/errors.ts';
@@ -253,18 +253,7 @@ export class EventsService {
       }
     }
     for (const [key, want] of wantConsumers) {
-      if (this.#consumers.has(key)) continue;
-      const consumer = new QueueConsumer({
-        store: this.#o.queues,
-        settings: want.settings,
-        run: want.kind === 'queue' ? (batch) => this.#runQueueBatch(want.fn.name, want.settings.queue, batch) : (batch) => this.#runAsync(want.fn.name, batch),
-        onDead: want.kind === 'async' ? (m, reason, error) => void this.#destination(want.fn.name, m, 'failure', reason, error) : undefined,
-        ...(this.#o.log ? { log: this.#o.log } : {}),
-        ...(this.#o.pollMs !== undefined ? { pollMs: this.#o.pollMs } : {}),
-        ...(this.#o.failpoint ? { failpoint: this.#o.failpoint } : {}),
-      });
-      this.#consumers.set(key, consumer);
-      consumer.start();
+      if (!this.#consumers.has(key)) this.#startConsumer(key, want.fn.name, want.settings, want.kind);
     }
     for (const [key, cron] of this.#crons) {
       if (!wantCrons.has(key)) {
@@ -273,23 +262,41 @@ export class EventsService {
       }
     }
     for (const [key, { fn, index }] of wantCrons) {
-      if (this.#crons.has(key)) continue;
       const t = fn.config.triggers[index];
-      if (t?.type !== 'cron') continue;
-      const cron = new CronTrigger({
-        key,
-        trigger: t,
-        store: this.#o.queues,
-        fire: (scheduledTime, idempotencyKey, delayMs) => this.#fireCron(fn.name, t.schedule, scheduledTime, idempotencyKey, delayMs),
-        ...(this.#o.log ? { log: this.#o.log } : {}),
-      });
-      this.#crons.set(key, cron);
-      await cron.start();
+      if (!this.#crons.has(key) && t?.type === 'cron') await this.#startCron(key, fn.name, t);
     }
     // Async queues of deleted functions go with them.
     for (const name of previous.keys()) {
       if (!this.#functions.has(name)) await this.#o.queues.deleteQueue(asyncQueueName(name)).catch(() => false);
     }
+  }
+
+  // Consumers and cron triggers are made outside #sync: a closure made there would keep #sync's whole
+  // scope alive (every function of that sync), so memory would grow with functions squared.
+  #startConsumer(key: string, functionName: string, settings: ConsumerSettings, kind: 'queue' | 'async'): void {
+    const consumer = new QueueConsumer({
+      store: this.#o.queues,
+      settings,
+      run: kind === 'queue' ? (batch) => this.#runQueueBatch(functionName, settings.queue, batch) : (batch) => this.#runAsync(functionName, batch),
+      onDead: kind === 'async' ? (m, reason, error) => void this.#destination(functionName, m, 'failure', reason, error) : undefined,
+      ...(this.#o.log ? { log: this.#o.log } : {}),
+      ...(this.#o.pollMs !== undefined ? { pollMs: this.#o.pollMs } : {}),
+      ...(this.#o.failpoint ? { failpoint: this.#o.failpoint } : {}),
+    });
+    this.#consumers.set(key, consumer);
+    consumer.start();
+  }
+
+  async #startCron(key: string, functionName: string, trigger: CronTriggerConfig): Promise<void> {
+    const cron = new CronTrigger({
+      key,
+      trigger,
+      store: this.#o.queues,
+      fire: (scheduledTime, idempotencyKey, delayMs) => this.#fireCron(functionName, trigger.schedule, scheduledTime, idempotencyKey, delayMs),
+      ...(this.#o.log ? { log: this.#o.log } : {}),
+    });
+    this.#crons.set(key, cron);
+    await cron.start();
   }
 
   /** Stop cron timers and consumers; batches in flight get `graceMs` to finish. */
