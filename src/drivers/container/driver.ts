@@ -13,7 +13,7 @@
  * sandbox's sockets are then host sockets of that private namespace, which holds nothing but the veth.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -66,6 +66,36 @@ interface Tools {
   runtime: string;
   ip: string;
   nsenter: string;
+}
+
+/**
+ * Kills what is left in the container's cgroup under the leaf and removes it: `runc delete` leaves it
+ * behind while a fork bomb's processes are still exiting, and the leaf cannot go before it.
+ */
+async function removeContainerCgroup(leaf: CgroupLeaf): Promise<void> {
+  for (const dir of leaf.dirs.map((d) => join(d, CONTAINER_CGROUP))) {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      let procs: string[];
+      try {
+        procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+      } catch {
+        break; // gone
+      }
+      for (const pid of procs) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // exited meanwhile
+        }
+      }
+      try {
+        rmdirSync(dir);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  }
 }
 
 /** Drivers made by this process: part of every host name (netns, cgroup leaf), so two never collide. */
@@ -152,6 +182,8 @@ export class ContainerDriver implements SandboxDriver {
     this.#layout = detected.layout;
     for (const dir of leftoverLeaves(detected.layout)) {
       try {
+        // A container's own cgroup first (empty: its node is gone, and the container with it).
+        if (existsSync(join(dir, CONTAINER_CGROUP))) rmdirSync(join(dir, CONTAINER_CGROUP));
         rmdirSync(dir);
       } catch {
         // still busy: another node's
@@ -296,6 +328,7 @@ export class ContainerDriver implements SandboxDriver {
       tornDown ??= (async () => {
         child?.kill('SIGKILL');
         await this.#deleteContainer(name);
+        if (leaf) await removeContainerCgroup(leaf);
         await leaf?.destroy();
         await attachment?.release();
         rmSync(dir, { recursive: true, force: true });
