@@ -45,6 +45,8 @@ export interface ContainerDriverOptions {
   pids: number;
   nofile: number;
   startTimeoutMs: number;
+  /** Network namespaces made ahead of need (each: a namespace, a veth and two addresses). */
+  spareNetworks: number;
   cgroupRoot: string;
   onDiagnostic: (message: string) => void;
 }
@@ -136,6 +138,7 @@ export class ContainerDriver implements SandboxDriver {
       pids: options.pids ?? CONTAINER_TIER_DEFAULTS.pids,
       nofile: options.nofile ?? CONTAINER_TIER_DEFAULTS.nofile,
       startTimeoutMs: options.startTimeoutMs ?? CONTAINER_TIER_DEFAULTS.startTimeoutMs,
+      spareNetworks: options.spareNetworks ?? CONTAINER_TIER_DEFAULTS.spareNetworks,
       cgroupRoot: options.cgroupRoot ?? '/sys/fs/cgroup',
       onDiagnostic: options.onDiagnostic ?? (() => {}),
     };
@@ -198,7 +201,7 @@ export class ContainerDriver implements SandboxDriver {
     mkdirSync(join(this.#dir, 'state'), { mode: 0o700 });
     this.#store = new ImageStore(this.options.imageDir ?? join(this.#dir, 'images'));
     this.#runtimeImage = await this.#store.import(Readable.from([await ociLayout([await runtimeLayer(this.options.nodePath)])]));
-    this.#hub = new NetworkHub({ ipPath: ip, name: `${this.#netPrefix}-hub`, socketPath: hubSocket(this.#dir) });
+    this.#hub = new NetworkHub({ ipPath: ip, prefix: this.#netPrefix, socketPath: hubSocket(this.#dir), spares: this.options.spareNetworks });
     await this.#hub.start(this.options.nodePath, nsenter);
     return this.options.runtime === 'runsc' ? this.#detectPlatform() : this.#tryRun(null);
   }
@@ -318,7 +321,6 @@ export class ContainerDriver implements SandboxDriver {
     // Names come from a counter, never from tenant-chosen names (catalogue 11).
     const n = ++this.#seq;
     const name = `p${process.pid}-c${this.#driverNo}-${n}`;
-    const netns = `${this.#netPrefix}-${n}`;
     const dir = join(this.#dir, 'i', name);
     let leaf: CgroupLeaf | null = null;
     let attachment: Attachment | null = null;
@@ -367,7 +369,7 @@ export class ContainerDriver implements SandboxDriver {
         }
       }
       leaf = new CgroupLeaf(this.#layout!, name, { memoryBytes: spec.limits.memoryMb * 1024 * 1024, cpus: this.options.cpus, pids: this.options.pids });
-      attachment = await this.#hub!.attach(netns);
+      attachment = await this.#hub!.take();
       const env = [...image.config.env.filter((e) => !e.startsWith('PORT=')), `PORT=${IMAGE_PORT}`];
       for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
       env.push(`CONTINUUM_ENV_KEYS=${Object.keys(spec.env).join(',')}`);

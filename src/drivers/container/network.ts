@@ -69,10 +69,19 @@ export class NetworkHub {
   #free: number[] = [];
   #next = 1;
 
-  constructor(init: { ipPath: string; name: string; socketPath: string }) {
+  /** Instance namespaces are named `<prefix>-<k>` (k: the address index, unique among live ones). */
+  readonly #prefix: string;
+  /** Namespaces made ahead of need, so a cold start does not wait for `ip`. */
+  readonly #spares: number;
+  #spare: Array<Promise<Attachment>> = [];
+  #running = false;
+
+  constructor(init: { ipPath: string; prefix: string; socketPath: string; spares: number }) {
     this.#ipPath = init.ipPath;
-    this.#name = init.name;
+    this.#prefix = init.prefix;
+    this.#name = `${init.prefix}-hub`;
     this.#socketPath = init.socketPath;
+    this.#spares = init.spares;
   }
 
   /** Creates the hub namespace and starts the bridge in it. */
@@ -94,9 +103,36 @@ export class NetworkHub {
         reject(new Error(`the network bridge exited (${code})`));
       });
     });
+    this.#running = true;
+    this.#refill();
+  }
+
+  #refill(): void {
+    while (this.#running && this.#spare.length < this.#spares) {
+      const made = this.#attach();
+      made.catch(() => {});
+      this.#spare.push(made);
+    }
+  }
+
+  /** A namespace for one instance: a spare if one is ready (then another is made), else a new one. */
+  async take(): Promise<Attachment> {
+    const spare = this.#spare.shift();
+    this.#refill();
+    if (spare) {
+      try {
+        return await spare;
+      } catch {
+        // made while the host was failing: try once more now
+      }
+    }
+    return this.#attach();
   }
 
   async stop(): Promise<void> {
+    this.#running = false;
+    const spares = this.#spare.splice(0);
+    await Promise.all(spares.map((p) => p.then((a) => a.release(), () => {})));
     this.#bridge?.stdin?.end();
     this.#bridge?.kill('SIGKILL');
     this.#bridge = null;
@@ -105,8 +141,9 @@ export class NetworkHub {
   }
 
   /** A fresh namespace for one instance, with its veth to the hub. */
-  async attach(name: string): Promise<Attachment> {
+  async #attach(): Promise<Attachment> {
     const k = this.#free.pop() ?? this.#next++;
+    const name = `${this.#prefix}-${k}`;
     if (k >= 1 << 22) throw new Error('no instance address is free');
     const base = k * 4;
     const addr = (n: number) => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
