@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -32,11 +32,11 @@ interface Replay {
 
 /** Replay an strace log: track fd → path, dirty WAL paths, and check each ACK. */
 function replay(trace: string): Replay {
-  const fds = new Map<string, string>(); // "pid:fd" would be exact; one process writes here, so fd suffices
+  const fds = new Map<string, string>();
   const dirty = new Set<string>();
   const r: Replay = { acks: 0, unsyncedAcks: 0, walWrites: 0, walSyncs: 0 };
   for (const line of trace.split('\n')) {
-    const m = /^\d+\s+(\w+)\((.*)\)\s+=\s+(-?\d+)/.exec(line);
+    const m = /^(\w+)\((.*)\)\s+=\s+(-?\d+)/.exec(line);
     if (!m) continue;
     const [, call, args, ret] = m;
     const fd = args!.split(',')[0]!.trim();
@@ -66,10 +66,16 @@ function replay(trace: string): Replay {
 async function traced(mode: string): Promise<Replay> {
   const dir = await mkdtemp(join(tmpdir(), 'continuum-powerloss-'));
   try {
-    const log = join(dir, 'trace');
-    const res = spawnSync(strace, ['-f', '-qq', '-e', 'trace=openat,close,write,pwrite64,pwritev,fsync,fdatasync', '-o', log, process.execPath, child, mode, dir], { encoding: 'utf8', timeout: 60_000 });
+    // One trace file per thread (-ff): in a shared file, a system call that another thread interrupts is
+    // split into "unfinished" and "resumed" lines. SQLite's writes and syncs and the ACKs are all made by
+    // the main thread, so its file alone holds the order that matters.
+    const base = join(dir, 'trace');
+    const res = spawnSync(strace, ['-ff', '-qq', '-e', 'trace=openat,close,write,pwrite64,pwritev,fsync,fdatasync', '-o', base, process.execPath, child, mode, dir], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(res.status, 0, `child failed: ${res.stderr}`);
-    return replay(await readFile(log, 'utf8'));
+    const traces = await Promise.all((await readdir(dir)).filter((f) => f.startsWith('trace.')).map((f) => readFile(join(dir, f), 'utf8')));
+    const main = traces.filter((t) => t.includes('ACK'));
+    assert.equal(main.length, 1, 'the ACKs come from one thread');
+    return replay(main[0]!);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
