@@ -21,6 +21,7 @@ import { ContainerDriver } from '../src/drivers/container/driver.ts';
 import type { ContainerInstance } from '../src/drivers/container/instance.ts';
 import { buildFunctionImage, IMAGE_PORT } from '../src/drivers/container/image-build.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
+import { withCanary as withCanaryOf } from './helpers/canary.ts';
 import { buildSyscallProbe, FORBIDDEN_SYSCALLS } from './helpers/syscall-probe.ts';
 
 const run = promisify(execFile);
@@ -69,30 +70,7 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
     await node?.stop();
   });
 
-  /** Runs `abuse` while the canary answers back to back; the canary must never fail. */
-  async function withCanary<T>(abuse: () => Promise<T>): Promise<T> {
-    let stop = false;
-    let answered = 0;
-    const failures: string[] = [];
-    const loop = (async () => {
-      while (!stop) {
-        const res = await node.fn(`/fn/${p}-canary/`);
-        if (res.status === 200) answered++;
-        else failures.push(`${res.status} ${await res.text()}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
-    try {
-      return await abuse();
-    } finally {
-      const deadline = Date.now() + 5000;
-      while (answered < 3 && failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      stop = true;
-      await loop;
-      assert.deepEqual(failures, []);
-      assert.ok(answered >= 3, `canary answered ${answered}`);
-    }
-  }
+  const withCanary = <T>(abuse: () => Promise<T>): Promise<T> => withCanaryOf(node, `/fn/${p}-canary/`, abuse);
 
   async function deploy(name: string, code: string, config: Record<string, unknown> = {}): Promise<void> {
     const d = await node.deploy(name, code, 'index.mjs', { tier, ...config });

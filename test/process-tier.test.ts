@@ -18,6 +18,7 @@ import { ProcessDriver } from '../src/drivers/process/driver.ts';
 import type { ProcessInstance } from '../src/drivers/process/instance.ts';
 import { testSpec } from '../src/drivers/isolate/testing.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
+import { withCanary as withCanaryOf } from './helpers/canary.ts';
 import { buildSyscallProbe, FORBIDDEN_SYSCALLS } from './helpers/syscall-probe.ts';
 
 const probe = new ProcessDriver();
@@ -45,32 +46,7 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     await node?.stop();
   });
 
-  /** Runs `abuse` while the canary answers back to back; the canary must never fail. */
-  async function withCanary<T>(abuse: () => Promise<T>): Promise<T> {
-    let stop = false;
-    let answered = 0;
-    const failures: string[] = [];
-    const loop = (async () => {
-      while (!stop) {
-        const res = await node.fn('/fn/p-canary/');
-        if (res.status === 200) answered++;
-        else failures.push(`${res.status} ${await res.text()}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
-    try {
-      return await abuse();
-    } finally {
-      // A quick abuse can end before the canary has answered a few times: keep it going briefly, so the
-      // check below is about the canary, not about how fast the abuse was.
-      const deadline = Date.now() + 5000;
-      while (answered < 3 && failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      stop = true;
-      await loop;
-      assert.deepEqual(failures, []);
-      assert.ok(answered >= 3, `canary answered ${answered}`);
-    }
-  }
+  const withCanary = <T>(abuse: () => Promise<T>): Promise<T> => withCanaryOf(node, '/fn/p-canary/', abuse);
 
   test('deploy with tier: process runs the function with Node built-ins; the API shows the tier', async () => {
     const res = await node.fn('/fn/p-hello/');

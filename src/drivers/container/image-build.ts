@@ -12,9 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
 import tar from 'tar-stream';
+import { bundleNodeScript } from '../node-script.ts';
 import { linkedLibraries } from '../process/sandbox.ts';
 
 export const RUNTIME_NODE = '/runtime/node';
@@ -62,18 +61,8 @@ async function tarOf(entries: Entry[]): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function buildServer(): Promise<string> {
-  const result = await esbuild.build({
-    entryPoints: [fileURLToPath(new URL('../../runtime/container/server.ts', import.meta.url))],
-    bundle: true,
-    write: false,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    logLevel: 'silent',
-    legalComments: 'none',
-  });
-  return result.outputFiles[0]!.text;
+export function buildServer(): Promise<string> {
+  return bundleNodeScript(new URL('../../runtime/container/server.ts', import.meta.url));
 }
 
 const runtimeLayers = new Map<string, Promise<Buffer>>();

@@ -21,7 +21,7 @@ import { bindingNames } from '../isolate/bindings.ts';
 import { IsolateInstance } from '../isolate/instance.ts';
 import { WorkerProcess } from '../isolate/worker-process.ts';
 import type { CreatePayload } from '../isolate/worker-loop.ts';
-import { buildAgent } from './agent-build.ts';
+import { bundleNodeScript } from '../node-script.ts';
 import { CgroupLeaf, detectCgroups, leftoverLeaves, type CgroupLayout } from './cgroup.ts';
 import { ProcessInstance } from './instance.ts';
 import { launcherCommand, linkedLibraries, type HostTools } from './sandbox.ts';
@@ -146,7 +146,7 @@ export class ProcessDriver implements SandboxDriver {
     // Traversable by the sandbox uids (bwrap opens what it binds as that uid), listable by nobody else.
     chmodSync(this.#runtimeDir, 0o711);
     this.#agentPath = join(this.#runtimeDir, 'agent.js');
-    writeFileSync(this.#agentPath, await buildAgent(), { mode: 0o644 });
+    writeFileSync(this.#agentPath, await bundleNodeScript(new URL('./sandbox-entry.ts', import.meta.url)), { mode: 0o644 });
     this.#seccompPath = join(this.#runtimeDir, 'seccomp.bpf');
     writeFileSync(this.#seccompPath, seccompFilterBytes(), { mode: 0o644 });
     mkdirSync(join(this.#runtimeDir, 'i'), { mode: 0o711 });
