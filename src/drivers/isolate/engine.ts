@@ -109,6 +109,8 @@ export class IsolateEngine {
   /** Memory limit the spares are made with: the one most recently asked for. */
   #spareLimitMb = Math.max(8, FUNCTION_DEFAULTS.limits.memoryMb);
   #refill: NodeJS.Timeout | null = null;
+  /** A spare is being made (off the event loop, see Shell.createAsync). */
+  #refilling = false;
   #closed = false;
 
   private constructor(snapshot: ivm.ExternalCopy<ArrayBuffer>, preludeBytes: number, snapshotMs: number, cached: boolean, options: EngineOptions) {
@@ -164,23 +166,50 @@ export class IsolateEngine {
   }
 
   #scheduleRefill(delayMs: number): void {
-    if (this.#refill || this.#closed || this.#spares.length >= this.#spareCount) return;
+    if (this.#refill || this.#refilling || this.#closed || this.#spares.length >= this.#spareCount) return;
     this.#refill = setTimeout(() => {
       this.#refill = null;
       if (this.#closed || this.#spares.length >= this.#spareCount) return;
-      try {
-        this.#spares.push(Shell.create(this.#snapshot, this.#spareLimitMb, this.#onCatastrophicError));
-      } catch {
-        return; // out of memory or similar: createSandbox makes isolates on demand
-      }
-      // One at a time, each on its own turn of the event loop.
-      this.#scheduleRefill(0);
+      // A request that comes while a spare is made waits only for the snapshot restore, not for the runtime
+      // install and the warm-up request, which run on the isolate's own thread.
+      this.#refilling = true;
+      const limitMb = this.#spareLimitMb;
+      Shell.createAsync(this.#snapshot, limitMb, this.#onCatastrophicError).then(
+        (shell) => {
+          this.#refilling = false;
+          if (this.#closed || limitMb !== this.#spareLimitMb) shell.dispose();
+          else this.#spares.push(shell);
+          // One at a time.
+          this.#scheduleRefill(0);
+        },
+        () => {
+          this.#refilling = false; // out of memory or similar: createSandbox makes isolates on demand
+        },
+      );
     }, delayMs);
     this.#refill.unref();
   }
 }
 
 type BridgeImpl = { [K in keyof HostBridges]: (...args: never[]) => unknown };
+
+/** A shell's isolate restored from the snapshot; `shell` is set once the shell exists (catastrophe reports). */
+interface Restored {
+  isolate: ivm.Isolate;
+  t0: number;
+  shell: Shell | null;
+}
+
+/** A shell's context with its bridges made and the runtime's entry points looked up. */
+interface Wiring {
+  context: ivm.Context;
+  t1: number;
+  refs: Shell['refs'];
+  holder: { shell: Shell | null };
+  bridges: Record<keyof HostBridges, ivm.Callback>;
+  install: Ref;
+  warm: Ref;
+}
 
 /**
  * An isolate restored from the snapshot with the runtime's bridges installed, its request path warmed
@@ -208,47 +237,77 @@ class Shell {
     this.runtimeMs = runtimeMs;
   }
 
+  /** Made on demand: everything on the calling thread. */
   static create(snapshot: ivm.ExternalCopy<ArrayBuffer>, memoryLimitMb: number, onEngineCatastrophe: ((message: string) => void) | undefined): Shell {
-    const t0 = performance.now();
-    let shell: Shell | null = null;
-    const isolate = new ivm.Isolate({
+    const parts = Shell.#restore(snapshot, memoryLimitMb, onEngineCatastrophe);
+    try {
+      const wiring = Shell.#wire(parts.isolate.createContextSync());
+      wiring.install.applySync(undefined, [wiring.bridges], { arguments: { copy: true }, timeout: 1000 });
+      wiring.warm.applySync(undefined, [], { timeout: 1000 });
+      return Shell.#finish(parts, wiring, memoryLimitMb);
+    } catch (err) {
+      Shell.#abandon(parts.isolate);
+      throw err;
+    }
+  }
+
+  /** Made ahead (a spare): the context, the runtime install and the warm-up run on the isolate's thread. */
+  static async createAsync(snapshot: ivm.ExternalCopy<ArrayBuffer>, memoryLimitMb: number, onEngineCatastrophe: ((message: string) => void) | undefined): Promise<Shell> {
+    const parts = Shell.#restore(snapshot, memoryLimitMb, onEngineCatastrophe);
+    try {
+      const wiring = Shell.#wire(await parts.isolate.createContext());
+      await wiring.install.apply(undefined, [wiring.bridges], { arguments: { copy: true }, timeout: 1000 });
+      await wiring.warm.apply(undefined, [], { timeout: 1000 });
+      return Shell.#finish(parts, wiring, memoryLimitMb);
+    } catch (err) {
+      Shell.#abandon(parts.isolate);
+      throw err;
+    }
+  }
+
+  static #restore(snapshot: ivm.ExternalCopy<ArrayBuffer>, memoryLimitMb: number, onEngineCatastrophe: ((message: string) => void) | undefined): Restored {
+    const parts: Restored = { isolate: null as unknown as ivm.Isolate, t0: performance.now(), shell: null };
+    parts.isolate = new ivm.Isolate({
       memoryLimit: memoryLimitMb,
       snapshot,
       onCatastrophicError: (message: string) => {
-        shell?.onCatastrophic?.(message);
+        parts.shell?.onCatastrophic?.(message);
         onEngineCatastrophe?.(message);
       },
     });
+    return parts;
+  }
+
+  static #wire(context: ivm.Context): Wiring {
+    const t1 = performance.now();
+    const global = context.global;
+    const get = (name: string) => global.getSync(name, { reference: true }) as Ref;
+    const refs = { dispatch: get('__continuum_dispatch'), push: get('__continuum_push'), fire: get('__continuum_fire'), settle: get('__continuum_settle'), abort: get('__continuum_abort'), load: get('__continuum_load') };
+    const holder: { shell: Shell | null } = { shell: null };
+    const bridges = {} as Record<keyof HostBridges, ivm.Callback>;
+    for (const name of BRIDGE_NAMES) {
+      bridges[name] = new ivm.Callback((...args: unknown[]) => {
+        const impl = holder.shell?.impl;
+        return impl ? Reflect.apply(impl[name], undefined, args) : undefined;
+      });
+    }
+    return { context, t1, refs, holder, bridges, install: get('__continuum_install'), warm: get('__continuum_warm') };
+  }
+
+  static #finish(parts: Restored, wiring: Wiring, memoryLimitMb: number): Shell {
+    wiring.install.release();
+    wiring.warm.release();
+    const shell = new Shell(parts.isolate, wiring.context, wiring.refs, memoryLimitMb, wiring.t1 - parts.t0, performance.now() - wiring.t1);
+    parts.shell = shell;
+    wiring.holder.shell = shell;
+    return shell;
+  }
+
+  static #abandon(isolate: ivm.Isolate): void {
     try {
-      const context = isolate.createContextSync();
-      const t1 = performance.now();
-      const global = context.global;
-      const get = (name: string) => global.getSync(name, { reference: true }) as Ref;
-      const install = get('__continuum_install');
-      const refs = { dispatch: get('__continuum_dispatch'), push: get('__continuum_push'), fire: get('__continuum_fire'), settle: get('__continuum_settle'), abort: get('__continuum_abort'), load: get('__continuum_load') };
-      const bridges = {} as Record<keyof HostBridges, ivm.Callback>;
-      const holder: { shell: Shell | null } = { shell: null };
-      for (const name of BRIDGE_NAMES) {
-        bridges[name] = new ivm.Callback((...args: unknown[]) => {
-          const impl = holder.shell?.impl;
-          return impl ? Reflect.apply(impl[name], undefined, args) : undefined;
-        });
-      }
-      const warm = get('__continuum_warm');
-      install.applySync(undefined, [bridges], { arguments: { copy: true }, timeout: 1000 });
-      install.release();
-      warm.applySync(undefined, [], { timeout: 1000 });
-      warm.release();
-      shell = new Shell(isolate, context, refs, memoryLimitMb, t1 - t0, performance.now() - t1);
-      holder.shell = shell;
-      return shell;
-    } catch (err) {
-      try {
-        isolate.dispose();
-      } catch {
-        // already gone
-      }
-      throw err;
+      isolate.dispose();
+    } catch {
+      // already gone
     }
   }
 
