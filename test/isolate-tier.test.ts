@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { request as httpRequest } from 'node:http';
 import { packDirectory } from '../src/cli/pack.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
 
@@ -141,6 +142,58 @@ describe('real-world handler shapes', () => {
     const text = await res.text();
     assert.equal(text.length, 64 * 16384 + ' 1000000'.length);
     assert.ok(text.endsWith(' 1000000'));
+  });
+});
+
+describe('responses on the wire', () => {
+  /** One request over a raw HTTP/1.1 connection: the status line and headers exactly as sent, and the body bytes. */
+  function raw(method: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(`${node.url}${path}`, { method }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  test('a whole body goes out with its true Content-Length, byte for byte; 204 and HEAD carry none', async () => {
+    const source = `export default { fetch(req) {
+      const p = new URL(req.url).pathname;
+      if (p.endsWith('/none')) return new Response(null, { status: 204 });
+      const bytes = new Uint8Array(256); for (let i = 0; i < 256; i++) bytes[i] = i;
+      return new Response(bytes, { headers: { 'content-length': '3', 'x-kind': 'bytes' } });
+    } }`;
+    assert.equal((await node.deploy('wire', source)).status, 201);
+    const res = await raw('GET', '/fn/wire/');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-length'], '256', 'the real length, not the one the function claimed');
+    assert.equal(res.headers['transfer-encoding'], undefined);
+    assert.equal(res.headers['x-kind'], 'bytes');
+    assert.deepEqual([...res.body], Array.from({ length: 256 }, (_, i) => i), 'every byte value survives');
+    const empty = await raw('GET', '/fn/wire/none');
+    assert.equal(empty.status, 204);
+    assert.equal(empty.headers['content-length'], undefined);
+    assert.equal(empty.body.length, 0);
+    const head = await raw('HEAD', '/fn/wire/');
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+  });
+
+  test('a streamed body is chunked, and one that contradicts its declared Content-Length is cut off', async () => {
+    const source = `export default { fetch(req) {
+      const claim = new URL(req.url).pathname.endsWith('/lying');
+      let i = 0;
+      const body = new ReadableStream({ pull(c) { if (i++ < 8) c.enqueue(new Uint8Array(20000).fill(i)); else c.close(); } });
+      return new Response(body, { headers: claim ? { 'content-length': '3' } : {} });
+    } }`;
+    assert.equal((await node.deploy('wire-stream', source)).status, 201);
+    const res = await raw('GET', '/fn/wire-stream/');
+    assert.equal(res.headers['transfer-encoding'], 'chunked');
+    assert.equal(res.body.length, 160000);
+    await assert.rejects(raw('GET', '/fn/wire-stream/lying'), 'the client sees a broken response, never 160000 bytes under a length of 3');
   });
 });
 

@@ -80,15 +80,22 @@ export async function invokeHttp(
     return;
   }
   const out: string[] = ['x-continuum-invocation-id', invocationId];
-  for (const [name, value] of result.headers) {
-    if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, value);
-  }
-  // A body that arrived in full goes out in one write with a Content-Length; otherwise it streams.
+  // A body that arrived in full goes out with its true Content-Length (whatever the function claimed);
+  // otherwise it streams, chunked.
   const whole = result.takeWholeBody?.();
+  const sized = whole !== undefined && whole !== null && method !== 'HEAD' && bodyAllowed(result.status);
+  for (const [name, value] of result.headers) {
+    const lower = name.toLowerCase();
+    if (!HOP_BY_HOP.has(lower) && !(sized && lower === 'content-length')) out.push(name, value);
+  }
   if (whole) {
-    res.writeHead(result.status, out).end(whole.length === 1 ? whole[0] : Buffer.concat(whole));
+    const body = whole.length === 1 ? whole[0]! : Buffer.concat(whole);
+    if (sized) out.push('content-length', String(body.length));
+    res.writeHead(result.status, out).end(body);
     return;
   }
+  // A streamed body must match a Content-Length the function declared; a mismatch cuts the connection.
+  res.strictContentLength = true;
   try {
     res.writeHead(result.status, out);
     for await (const chunk of result.body) {
@@ -100,6 +107,11 @@ export async function invokeHttp(
     // line is already sent, so the only honest signal left is to cut the connection.
     res.destroy();
   }
+}
+
+/** Statuses that carry no body, so no Content-Length either (RFC 9110 §8.6). */
+function bodyAllowed(status: number): boolean {
+  return status >= 200 && status !== 204 && status !== 304;
 }
 
 function sendError(res: ServerResponse, code: ErrorCode, message: string, limit?: number): void {

@@ -130,7 +130,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     store: stores.records,
     onError: (err) => log(`records: ${(err as Error).message}`),
     retention: { maxAgeMs: retention.maxAgeMs, maxRows: retention.maxRows, maxBytes: retention.maxBytes, intervalMs: retention.pruneIntervalMs },
-    observers: [(r) => metrics.observe(r), (r) => series.observe(r)],
+    observers: [(batch) => metrics.observe(batch), (batch) => series.observe(batch)],
   });
   const tracer = config.otlp ? new Tracer({ ...checkOtlp(config.otlp), nodeName, onError: (m) => log(`traces: ${m}`) }) : null;
   // Instances reach the events service (queue bindings) and other functions (service bindings) through

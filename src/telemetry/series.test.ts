@@ -16,10 +16,10 @@ test('buckets count requests, errors, cold starts; p50/p99 within one bin (10%);
   let now = 1_000_000_000_000;
   const s = new TimeSeries({ bucketMs: 10_000, buckets: 6, now: () => now });
   const t0 = now - 25_000; // three buckets back
-  for (let i = 1; i <= 100; i++) s.observe(rec('f', t0, i)); // 1..100 ms
-  s.observe(rec('f', now, 5, { outcome: 'error', errorCode: 'function_error' }));
-  s.observe(rec('f', now, 5, { coldStart: true }));
-  s.observe(rec('g', now, 50));
+  for (let i = 1; i <= 100; i++) s.observe([rec('f', t0, i)]); // 1..100 ms
+  s.observe([rec('f', now, 5, { outcome: 'error', errorCode: 'function_error' })]);
+  s.observe([rec('f', now, 5, { coldStart: true })]);
+  s.observe([rec('g', now, 50)]);
   s.sampleInstances(new Map([['f', 2], ['g', 0]]));
   const v = s.view('f');
   assert.equal(v.points.length, 6);
@@ -36,17 +36,22 @@ test('buckets count requests, errors, cold starts; p50/p99 within one bin (10%);
 
   // The window slides: an hour later (here: 6 buckets) the old points are gone, and stale records are ignored.
   now += 60_000;
-  s.observe(rec('f', now - 120_000, 1));
+  s.observe([rec('f', now - 120_000, 1)]);
   assert.equal(s.view('f').points.reduce((a, p) => a + p.requests, 0), 0);
 });
 
 test('functions beyond maxFunctions drop the least recently active', () => {
   const now = 1_000_000_000_000;
   const s = new TimeSeries({ bucketMs: 10_000, buckets: 3, maxFunctions: 2, now: () => now });
-  s.observe(rec('a', now, 1));
-  s.observe(rec('b', now, 1));
-  s.observe(rec('a', now, 1));
-  s.observe(rec('c', now, 1));
+  s.observe([rec('a', now, 1)]);
+  s.observe([rec('b', now, 1)]);
+  s.observe([rec('a', now, 1)]);
+  s.observe([rec('c', now, 1)]);
   const total = (fn: string) => s.view(fn).points.reduce((x, p) => x + p.requests, 0);
   assert.deepEqual([total('a'), total('b'), total('c')], [2, 0, 1]);
+  // Repeats of the latest function keep the order; a dropped function starts over as the newest.
+  s.drop('c');
+  s.observe([rec('c', now, 1), rec('b', now, 1), rec('b', now, 1)]);
+  s.observe([rec('d', now, 1)]);
+  assert.deepEqual([total('a'), total('b'), total('c'), total('d')], [0, 2, 0, 1]);
 });

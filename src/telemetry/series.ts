@@ -55,6 +55,8 @@ export class TimeSeries {
   readonly #now: () => number;
   /** Function → ring of buckets indexed by (start / bucketMs) % size. Map order = least recently active first. */
   readonly #rings = new Map<string, Array<Bucket | undefined>>();
+  /** The function touched last, already at the end of #rings. */
+  #latest: string | null = null;
 
   constructor(opts: SeriesOptions = {}) {
     this.bucketMs = opts.bucketMs ?? NODE_DEFAULTS.series.bucketMs;
@@ -63,16 +65,19 @@ export class TimeSeries {
     this.#now = opts.now ?? Date.now;
   }
 
-  /** Count a record in the bucket of its start time (records arrive in batches, up to a flush late). */
-  observe(r: InvocationRecord): void {
-    const at = Date.parse(r.startedAt);
-    if (!(at > this.#now() - this.bucketMs * (this.#size - 1))) return;
-    const b = this.#bucket(r.functionName, at);
-    b.requests++;
-    if (r.outcome === 'error') b.errors++;
-    if (r.coldStart) b.coldStarts++;
-    b.latency ??= new Uint32Array(BINS);
-    b.latency[bin(r.phases.totalMs)]!++;
+  /** Count records in the buckets of their start times (records arrive in batches, up to a flush late). */
+  observe(records: readonly InvocationRecord[]): void {
+    const oldest = this.#now() - this.bucketMs * (this.#size - 1);
+    for (const r of records) {
+      const at = Date.parse(r.startedAt);
+      if (!(at > oldest)) continue;
+      const b = this.#bucket(r.functionName, at);
+      b.requests++;
+      if (r.outcome === 'error') b.errors++;
+      if (r.coldStart) b.coldStarts++;
+      b.latency ??= new Uint32Array(BINS);
+      b.latency[bin(r.phases.totalMs)]!++;
+    }
   }
 
   /** Record the instance counts seen now (the node samples this on a timer, off the request path). */
@@ -119,6 +124,7 @@ export class TimeSeries {
   /** Forget a function (deleted). */
   drop(functionName: string): void {
     this.#rings.delete(functionName);
+    if (this.#latest === functionName) this.#latest = null;
   }
 
   #slot(start: number): number {
@@ -127,14 +133,16 @@ export class TimeSeries {
 
   #bucket(fn: string, now: number): Bucket {
     let ring = this.#rings.get(fn);
-    if (ring) {
-      // Re-insert: the map stays ordered from least to most recently active.
-      this.#rings.delete(fn);
-    } else {
+    if (!ring) {
       ring = new Array<Bucket | undefined>(this.#size);
       if (this.#rings.size >= this.#maxFunctions) this.#rings.delete(this.#rings.keys().next().value!);
+      this.#rings.set(fn, ring);
+    } else if (this.#latest !== fn) {
+      // Re-insert: the map stays ordered from least to most recently active (a no-op for the latest one).
+      this.#rings.delete(fn);
+      this.#rings.set(fn, ring);
     }
-    this.#rings.set(fn, ring);
+    this.#latest = fn;
     const start = Math.floor(now / this.bucketMs) * this.bucketMs;
     const i = this.#slot(start);
     let b = ring[i];

@@ -41,7 +41,7 @@ test('observers see each record once, at flush; prune applies the byte cap', asy
   const dir = await mkdtemp(join(tmpdir(), 'sink-'));
   const store = SqliteRecordStore.open(join(dir, 'records.db'));
   const seen: string[] = [];
-  const sink = new RecordSink({ store, flushIntervalMs: 60_000, observers: [(r) => seen.push(r.id)] });
+  const sink = new RecordSink({ store, flushIntervalMs: 60_000, observers: [(batch) => seen.push(...batch.map((r) => r.id))] });
   const big = 'y'.repeat(4000);
   for (let i = 0; i < 300; i++) sink.add(record(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, new Date(Date.now() - (300 - i) * 1000).toISOString()), completion(big));
   assert.equal(seen.length, 0, 'nothing observed on the request path');

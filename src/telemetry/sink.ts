@@ -17,7 +17,7 @@ export interface SinkOptions {
   /** Records older than maxAgeMs, beyond maxRows, and beyond maxBytes are pruned every intervalMs. */
   retention?: { maxAgeMs: number; maxRows: number; maxBytes: number; intervalMs: number };
   /** See every record, in batches at flush time (metrics, time series), not on the request path; must not throw. */
-  observers?: Array<(record: InvocationRecord) => void>;
+  observers?: Array<(records: readonly InvocationRecord[]) => void>;
 }
 
 type Follower = (line: LogLine) => void;
@@ -32,7 +32,7 @@ export class RecordSink {
   private readonly followers = new Set<Follower>();
   private readonly timer: NodeJS.Timeout;
   private readonly pruneTimer: NodeJS.Timeout | null;
-  private readonly observers: Array<(record: InvocationRecord) => void>;
+  private readonly observers: Array<(records: readonly InvocationRecord[]) => void>;
   private flushing: Promise<void> | null = null;
   dropped = 0;
 
@@ -91,7 +91,7 @@ export class RecordSink {
     if (this.records.length === 0 && this.logs.length === 0) return Promise.resolve();
     const records = this.records;
     const logs = this.logs;
-    for (const observe of this.observers) for (const r of records) observe(r);
+    for (const observe of this.observers) observe(records);
     this.records = [];
     this.logs = [];
     this.flushing = this.store

@@ -178,7 +178,12 @@ async function suite(): Promise<void> {
       out.td = new TextDecoder().decode(new Uint8Array([0xe2, 0x82, 0xac]));
       out.b64 = [btoa('hi'), atob('aGk=')];
       const cloned = structuredClone({ m: new Map([[1, 2]]), d: new Date(0) }); out.clone = [cloned.m.get(1), cloned.d.getTime()];
-      const ac = new AbortController(); ac.abort(); out.abort = [ac.signal.aborted, ac.signal.reason.name];
+      const ac = new AbortController(); let heard = 0; ac.signal.onabort = () => heard++; ac.signal.addEventListener('abort', () => heard++); ac.abort(); ac.abort('again');
+      out.abort = [ac.signal.aborted, ac.signal.reason.name, heard, ac.signal instanceof EventTarget, String(ac), String(ac.signal)];
+      const illegal = (f) => { try { f(); return 'no error'; } catch (e) { return e.constructor.name; } };
+      out.abortBrand = [illegal(() => new AbortSignal()), illegal(() => Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted').get.call({})), illegal(() => Object.getOwnPropertyDescriptor(AbortController.prototype, 'signal').get.call(new EventTarget()))];
+      const any = AbortSignal.any([new AbortController().signal, ac.signal]); const pending = new AbortController(); const later = AbortSignal.any([pending.signal]); pending.abort('why');
+      out.abortMore = [AbortSignal.abort('r').reason, any.aborted, later.reason, await new Promise((r) => { const t = AbortSignal.timeout(1); t.onabort = () => r(t.reason.name); }), illegal(() => AbortSignal.abort(7).throwIfAborted())];
       const fd = new FormData(); fd.append('k', 'v'); fd.append('f', new File(['xyz'], 'a.txt'));
       const parsed = await new Response(fd).formData(); out.form = [parsed.get('k'), await parsed.get('f').text()];
       out.blob = await new Blob(['ab', 'cd']).slice(1, 3).text();
@@ -223,7 +228,9 @@ async function suite(): Promise<void> {
     assert.equal(out.td, '€');
     assert.deepEqual(out.b64, ['aGk=', 'hi']);
     assert.deepEqual(out.clone, [2, 0]);
-    assert.deepEqual(out.abort, [true, 'AbortError']);
+    assert.deepEqual(out.abort, [true, 'AbortError', 2, true, '[object AbortController]', '[object AbortSignal]']);
+    assert.deepEqual(out.abortBrand, ['TypeError', 'TypeError', 'TypeError']);
+    assert.deepEqual(out.abortMore, ['r', true, 'why', 'TimeoutError', 'Number']);
     assert.deepEqual(out.form, ['v', 'xyz']);
     assert.equal(out.blob, 'bc');
     assert.equal(out.stream, 'AB');

@@ -10,29 +10,40 @@ setErrorHandler((err: unknown) => {
 setWarningHandler(() => {});
 
 const kSecret = Symbol('AbortSignal');
-const internal = new WeakMap<object, { aborted: boolean; reason: unknown }>();
 
-function state(signal: unknown) {
-  const s = internal.get(signal as object);
-  if (!s) throw new TypeError('Illegal invocation');
-  return s;
-}
+/** Marks a signal aborted; set by AbortSignal's static block, the one place that sees its private state. */
+let abortSignal: (signal: AbortSignal, reason: unknown) => void;
 
+// Private fields rather than WeakMaps: every request gets a signal, and WeakMap entries for young keys
+// cost the isolate's scavenger (ephemeron tables) on each of them.
 class AbortSignal extends EventTarget {
+  #aborted = false;
+  #reason: unknown = undefined;
   constructor(secret?: unknown) {
     if (secret !== kSecret) throw new TypeError('Illegal constructor');
     super();
-    internal.set(this, { aborted: false, reason: undefined });
+  }
+  static #state(signal: unknown): AbortSignal {
+    if (typeof signal !== 'object' || signal === null || !(#aborted in signal)) throw new TypeError('Illegal invocation');
+    return signal as AbortSignal;
+  }
+  static {
+    abortSignal = (signal, reason) => {
+      if (signal.#aborted) return;
+      signal.#aborted = true;
+      signal.#reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
+      signal.dispatchEvent(new Event('abort'));
+    };
   }
   get aborted(): boolean {
-    return state(this).aborted;
+    return AbortSignal.#state(this).#aborted;
   }
   get reason(): unknown {
-    return state(this).reason;
+    return AbortSignal.#state(this).#reason;
   }
   throwIfAborted(): void {
-    const s = state(this);
-    if (s.aborted) throw s.reason;
+    const s = AbortSignal.#state(this);
+    if (s.#aborted) throw s.#reason;
   }
   static abort(reason?: unknown): AbortSignal {
     const signal = new AbortSignal(kSecret);
@@ -74,24 +85,11 @@ Object.defineProperty(AbortSignal.prototype, 'onabort', {
   configurable: true,
 });
 
-function abortSignal(signal: AbortSignal, reason: unknown): void {
-  const s = state(signal);
-  if (s.aborted) return;
-  s.aborted = true;
-  s.reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
-  signal.dispatchEvent(new Event('abort'));
-}
-
-const controllerSignal = new WeakMap<object, AbortSignal>();
-
 class AbortController {
-  constructor() {
-    controllerSignal.set(this, new AbortSignal(kSecret));
-  }
+  #signal = new AbortSignal(kSecret);
   get signal(): AbortSignal {
-    const s = controllerSignal.get(this);
-    if (!s) throw new TypeError('Illegal invocation');
-    return s;
+    if (typeof this !== 'object' || this === null || !(#signal in this)) throw new TypeError('Illegal invocation');
+    return this.#signal;
   }
   abort(reason?: unknown): void {
     abortSignal(this.signal, reason);
