@@ -254,6 +254,40 @@ async function suite(): Promise<void> {
     assert.equal(out.bad, 'NotSupportedError');
   });
 
+  test('a used spare is replaced once the engine is idle, not while the sandbox that took it waits for its first request', async () => {
+    const until = async (cond: () => boolean, ms: number) => {
+      const end = Date.now() + ms;
+      while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      return cond();
+    };
+    const patient = await IsolateEngine.create({ spares: 1, spareRefillMaxWaitMs: 60_000 });
+    try {
+      assert.ok(await until(() => patient.spares === 1, 10_000), 'the first spare is made at start');
+      const noop = { onRespond() {}, onChunk() {}, onLog() {} };
+      let finished!: () => void;
+      const done = new Promise<void>((r) => (finished = r));
+      const sandbox = patient.createSandbox({ code: fetchModule(`return new Response('ok');`), load: baseLoad, callbacks: { ...noop, onFinish: () => finished() } });
+      assert.equal(patient.spares, 0, 'the sandbox took the spare');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(patient.spares, 0, 'no refill while the new sandbox waits for its first request');
+      sandbox.dispatch('first', { method: 'GET', url: 'http://fn.local/', headers: [] }, false, null);
+      await done;
+      assert.ok(await until(() => patient.spares === 1, 10_000), 'refilled once idle, long before the 60 s bound');
+      sandbox.dispose();
+    } finally {
+      patient.close();
+    }
+    const bounded = await IsolateEngine.create({ spares: 1, spareRefillMaxWaitMs: 100 });
+    try {
+      assert.ok(await until(() => bounded.spares === 1, 10_000));
+      const unused = bounded.createSandbox({ code: fetchModule(`return new Response('ok');`), load: baseLoad, callbacks: { onRespond() {}, onChunk() {}, onLog() {}, onFinish() {} } });
+      assert.ok(await until(() => bounded.spares === 1, 10_000), 'a sandbox that never gets a request holds the refill back only for the bound');
+      unused.dispose();
+    } finally {
+      bounded.close();
+    }
+  });
+
   test('outbound fetch is denied with egress_denied; unhandled → invocation code egress_denied', async () => {
     const caught = makeSandbox(fetchModule(`try { await fetch('https://example.com/'); return new Response('no'); } catch (e) { return new Response(e.constructor.name + ':' + e.message); }`));
     const r1 = await caught.invoke();

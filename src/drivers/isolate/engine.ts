@@ -61,8 +61,11 @@ export interface EngineOptions {
    * createSandbox only compiles and loads the module. Each costs one idle isolate's memory. Default 1.
    */
   spares?: number;
-  /** Delay before a used spare is replaced (its creation blocks the event loop for a few ms). Default 20. */
-  spareRefillDelayMs?: number;
+  /**
+   * A used spare is replaced once the engine is idle: its snapshot restore blocks the event loop for a
+   * few ms, which would land on the request that took it. This bounds the wait for idleness. Default 50.
+   */
+  spareRefillMaxWaitMs?: number;
 }
 
 const LOG_LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error', 'log']);
@@ -71,6 +74,8 @@ const MAX_TIMERS = 10_000;
 const MAX_PENDING_CALLS = 1_000;
 const MAX_KEYS = 10_000;
 const MAX_MESSAGE = 64 * 1024;
+/** How often a pending spare refill checks whether the engine has become idle, ms. */
+const REFILL_POLL_MS = 1;
 
 /**
  * Run once while the snapshot is made, in a throw-away context: it drives one request through the
@@ -104,8 +109,10 @@ export class IsolateEngine {
   readonly #snapshot: ivm.ExternalCopy<ArrayBuffer>;
   readonly #onCatastrophicError: ((message: string) => void) | undefined;
   readonly #spareCount: number;
-  readonly #refillDelayMs: number;
+  readonly #refillMaxWaitMs: number;
   readonly #spares: Shell[] = [];
+  /** Sandboxes this engine made, with when (disposed ones are pruned when seen). */
+  readonly #live = new Map<Sandbox, number>();
   /** Memory limit the spares are made with: the one most recently asked for. */
   #spareLimitMb = Math.max(8, FUNCTION_DEFAULTS.limits.memoryMb);
   #refill: NodeJS.Timeout | null = null;
@@ -121,8 +128,8 @@ export class IsolateEngine {
     this.preludeCached = cached;
     this.#onCatastrophicError = options.onCatastrophicError;
     this.#spareCount = Math.max(0, Math.floor(options.spares ?? 1));
-    this.#refillDelayMs = Math.max(0, options.spareRefillDelayMs ?? 20);
-    this.#scheduleRefill(0);
+    this.#refillMaxWaitMs = Math.max(0, options.spareRefillMaxWaitMs ?? 50);
+    this.#scheduleRefill();
   }
 
   static async create(options: EngineOptions = {}): Promise<IsolateEngine> {
@@ -153,8 +160,23 @@ export class IsolateEngine {
       this.#spareLimitMb = limitMb;
       for (const s of this.#spares.splice(0)) s.dispose();
     }
-    if (this.#spareCount > 0) this.#scheduleRefill(this.#refillDelayMs);
-    return new Sandbox(shell ?? Shell.create(this.#snapshot, limitMb, this.#onCatastrophicError), opts, shell !== undefined);
+    if (this.#spareCount > 0) this.#scheduleRefill();
+    const sandbox = new Sandbox(shell ?? Shell.create(this.#snapshot, limitMb, this.#onCatastrophicError), opts, shell !== undefined);
+    this.#live.set(sandbox, performance.now());
+    return sandbox;
+  }
+
+  /**
+   * No invocation is running, and no sandbox made in the last max-wait is still waiting for its first one
+   * (it is on its way: the driver dispatches it once the sandbox is reported ready).
+   */
+  #idle(): boolean {
+    const now = performance.now();
+    for (const [s, createdAt] of this.#live) {
+      if (s.disposed) this.#live.delete(s);
+      else if (s.active > 0 || (!s.served && now - createdAt < this.#refillMaxWaitMs)) return false;
+    }
+    return true;
   }
 
   /** Drop the spares and stop refilling (the engine can still create sandboxes). */
@@ -165,11 +187,15 @@ export class IsolateEngine {
     for (const s of this.#spares.splice(0)) s.dispose();
   }
 
-  #scheduleRefill(delayMs: number): void {
+  #scheduleRefill(since = performance.now()): void {
     if (this.#refill || this.#refilling || this.#closed || this.#spares.length >= this.#spareCount) return;
     this.#refill = setTimeout(() => {
       this.#refill = null;
       if (this.#closed || this.#spares.length >= this.#spareCount) return;
+      if (!this.#idle() && performance.now() - since < this.#refillMaxWaitMs) {
+        this.#scheduleRefill(since);
+        return;
+      }
       // A request that comes while a spare is made waits only for the snapshot restore, not for the runtime
       // install and the warm-up request, which run on the isolate's own thread.
       this.#refilling = true;
@@ -180,13 +206,13 @@ export class IsolateEngine {
           if (this.#closed || limitMb !== this.#spareLimitMb) shell.dispose();
           else this.#spares.push(shell);
           // One at a time.
-          this.#scheduleRefill(0);
+          this.#scheduleRefill();
         },
         () => {
           this.#refilling = false; // out of memory or similar: createSandbox makes isolates on demand
         },
       );
-    }, delayMs);
+    }, REFILL_POLL_MS);
     this.#refill.unref();
   }
 }
@@ -371,6 +397,7 @@ export class Sandbox {
   readonly #owners: string[] = [];
   #disposed = false;
   #finalCpuMs = 0;
+  #served = false;
 
   constructor(shell: Shell, opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }, spare: boolean) {
     const { load } = opts;
@@ -437,6 +464,11 @@ export class Sandbox {
   }
 
   /** Invocations in flight. */
+  /** At least one invocation has ended here. */
+  get served(): boolean {
+    return this.#served;
+  }
+
   get active(): number {
     return this.#invocations.size;
   }
@@ -563,6 +595,7 @@ export class Sandbox {
   #forget(id: string): HostInvocation | undefined {
     const inv = this.#invocations.get(id);
     if (!inv) return undefined;
+    this.#served = true;
     this.#invocations.delete(id);
     this.#deadlines.removed();
     return inv;
