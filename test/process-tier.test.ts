@@ -1,6 +1,6 @@
 /**
  * The process tier through a real node: deploy with `tier: process`, full Node API, and the abuse
- * catalogue (reliability tests 7, 13, 15, 17, 18, 19, and the cpuMs budget), each while a canary function on another instance keeps
+ * catalogue (reliability tests 7, 13, 15, 17, 18, 19, 21, and the cpuMs budget), each while a canary function on another instance keeps
  * answering; then one driver whose sandboxes the test inspects from the host (8, 9) and fork-bombs (16,
  * with a small pids.max so that the pids limit, not memory, is what a Node-only bomb meets first).
  * Skips, with the reason, where the host cannot build sandboxes.
@@ -311,6 +311,36 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     const strayLines = node.logs.slice(before).filter((l) => l.includes('zzzz'));
     assert.ok(node.logs.slice(before).some((l) => l.includes('further output dropped')), 'no marker');
     assert.ok(strayLines.join('').length < 80 * 1024, `${strayLines.join('').length} bytes of stray output reached the node`);
+  });
+
+  test('catalogue 21: an outbound flood (50,000 TCP connects, a UDP flood, DNS lookups) never leaves the sandbox, while the canary answers', async () => {
+    // Without an egress grant the sandbox has no network but its own loopback: every attempt fails inside
+    // it, so no cap has anything to bite on and the host's connection tracking never sees a packet.
+    const d = await node.deploy('p-netflood', fetchModule(`import net from 'node:net'; import dgram from 'node:dgram'; import dns from 'node:dns/promises';`, `
+      const errors = {}; const count = (e) => { errors[e.code] = (errors[e.code] ?? 0) + 1; };
+      let tried = 0, connected = 0, sent = 0, resolved = 0;
+      await Promise.all(Array.from({ length: 50 }, async () => {
+        while (tried < 50000) {
+          tried++;
+          await new Promise((done) => {
+            const s = net.connect({ host: '198.51.100.7', port: 80 });
+            s.once('connect', () => { connected++; s.destroy(); done(); });
+            s.once('error', (e) => { count(e); done(); });
+          });
+        }
+      }));
+      const udp = dgram.createSocket('udp4'); const payload = new Uint8Array(1200);
+      for (let k = 0; k < 20000; k++) await new Promise((done) => udp.send(payload, 53, '198.51.100.7', (e) => { if (e) count(e); else sent++; done(); }));
+      udp.close();
+      for (let k = 0; k < 200; k++) { try { await dns.lookup('flood' + k + '.example.com'); resolved++; } catch (e) { count(e); } }
+      return Response.json({ tried, connected, sent, resolved, errors });`), 'index.mjs', { tier: 'process', limits: { timeoutMs: 120_000, cpuMs: 120_000, memoryMb: 512 } });
+    assert.equal(d.status, 201, JSON.stringify(d.json));
+    const res = await withCanary(() => node.fn('/fn/p-netflood/'));
+    const out = (await res.json()) as { tried: number; connected: number; sent: number; resolved: number; errors: Record<string, number> };
+    assert.equal(res.status, 200, JSON.stringify(out));
+    assert.equal(out.tried, 50_000);
+    assert.deepEqual([out.connected, out.sent, out.resolved], [0, 0, 0], JSON.stringify(out.errors));
+    assert.equal(Object.values(out.errors).reduce((a, b) => a + b, 0), 50_000 + 20_000 + 200, JSON.stringify(out.errors));
   });
 
 });
