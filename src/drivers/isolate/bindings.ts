@@ -110,6 +110,21 @@ function isStringPairs(v: unknown): v is Array<[string, string]> {
   return Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string');
 }
 
+export const INVALID_HEAD = { code: 'function_error', message: 'the function returned an invalid response head' } as const;
+
+/** A response head as it crossed out of the isolate (untrusted JSON): null unless well-formed. */
+export function parseResponseHead(json: string): { status: number; headers: Array<[string, string]> } | null {
+  let head: { status?: unknown; headers?: unknown };
+  try {
+    head = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  const { status, headers } = head ?? {};
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599 || !isStringPairs(headers)) return null;
+  return { status, headers };
+}
+
 /** A service call's request as it crossed out of the isolate (untrusted): throws `bad_argument` unless well-formed. */
 export function serviceRequest(headJson: unknown, body: unknown): ServiceRequest {
   const bad = new ContinuumError('bad_argument', 'invalid service binding request');

@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Instance, InvokeRequest, InvokeResult } from '../../core/driver.ts';
 import { IsolateDriver } from './driver.ts';
+import { F } from './frames.ts';
 import { testSpec } from './testing.ts';
 
 let driver: IsolateDriver;
@@ -180,6 +181,40 @@ test('response over the limit → output_too_large', async () => {
   } else {
     assert.equal(errorCode(r), 'output_too_large');
   }
+  await inst.stop();
+});
+
+test('a response completed inside dispatch crosses as one frame; the node checks its head', async () => {
+  // A synchronous handler: its response is complete when the dispatch call returns.
+  const inst = await driver.createInstance(
+    spec(`module.exports = { default: { fetch(request) {
+      const p = new URL(request.url).pathname;
+      if (p === '/empty') return new Response(null, { status: 204, headers: { 'x-e': '1' } });
+      if (p === '/bogus') { class Odd extends Response { get status() { return 42; } } return new Odd('x'); }
+      return new Response('héllo ✓', { headers: { 'content-type': 'text/plain; charset=utf-8' } });
+    } } };`),
+  );
+  const seen: number[] = [];
+  const sink = inst as unknown as { frame(type: number, b: number, payload: Buffer): void };
+  const frame = sink.frame.bind(sink);
+  sink.frame = (type, b, payload) => {
+    seen.push(type);
+    frame(type, b, payload);
+  };
+  const ok = await inst.invoke(req('/text'));
+  assert.deepEqual(seen, [F.whole], 'one frame: head, body and usage');
+  assert.equal(ok.kind === 'response' && ok.status, 200);
+  assert.equal(await read(ok), 'héllo ✓');
+  const c = ok.kind === 'response' ? await ok.completion : null;
+  assert.equal(c?.error, null);
+  assert.ok(c!.peakMemoryBytes > 0);
+  const empty = await inst.invoke(req('/empty'));
+  assert.equal(empty.kind === 'response' && empty.status, 204);
+  assert.ok(empty.kind === 'response' && empty.headers.some(([k, v]) => k === 'x-e' && v === '1'));
+  assert.equal(await read(empty), '');
+  const bogus = await inst.invoke(req('/bogus'));
+  assert.equal(errorCode(bogus), 'function_error');
+  assert.match(bogus.kind === 'error' ? bogus.completion.error!.message : '', /invalid response head/);
   await inst.stop();
 });
 

@@ -26,7 +26,7 @@ import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core
 import type { HandlerFormat, LogLevel } from '../../core/types.ts';
 import type { HostBridges, WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
 import { loadPrelude } from './prelude-build.ts';
-import { checkQueueSend, serviceRequest } from './bindings.ts';
+import { checkQueueSend, INVALID_HEAD, parseResponseHead, serviceRequest } from './bindings.ts';
 import { Deadlines } from './deadlines.ts';
 
 export interface SandboxCallbacks {
@@ -35,6 +35,12 @@ export interface SandboxCallbacks {
   onChunk(invocationId: string, bytes: Uint8Array): void;
   onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
   onLog(invocationId: string, level: LogLevel, message: string): void;
+  /**
+   * Optional: a response that completed inside the dispatch call, as the runtime returned it — head JSON
+   * (unchecked: the receiver validates it) and, when there is a body, a NUL and the body text. The
+   * invocation is over: no onRespond, onChunk or onFinish follows. Absent: those three are called.
+   */
+  onWhole?(invocationId: string, whole: string): void;
   /**
    * Tenant code sent through the queue binding `binding` (a name of load.bindings, checked): resolves
    * with message ids or rejects with a ContinuumError. Absent: sends fail with `unavailable`.
@@ -360,9 +366,6 @@ interface HostInvocation {
 
 type Ref = ivm.Reference<(...args: unknown[]) => unknown>;
 
-function isStringPairs(v: unknown): v is Array<[string, string]> {
-  return Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string');
-}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -490,6 +493,15 @@ export class Sandbox {
 
   /** A response that completed inside dispatch: `headJson` or `headJson + "\0" + body` (see protocol.ts). */
   #whole(id: string, whole: string): void {
+    const onWhole = this.#callbacks.onWhole;
+    if (onWhole) {
+      const inv = this.#invocations.get(id);
+      if (!inv || inv.responded) return;
+      inv.responded = true;
+      this.#forget(id);
+      this.#safe(() => onWhole(id, whole));
+      return;
+    }
     const cut = whole.indexOf('\0');
     if (!this.#respond(id, cut < 0 ? whole : whole.slice(0, cut))) return;
     if (cut >= 0 && cut + 1 < whole.length && !this.#chunk(id, Buffer.from(whole.slice(cut + 1), 'utf8'))) return;
@@ -756,18 +768,13 @@ export class Sandbox {
   #respond(id: string, headJson: string): boolean {
     const inv = this.#invocations.get(id);
     if (!inv || inv.responded) return false;
-    let head: { status?: unknown; headers?: unknown };
-    try {
-      head = JSON.parse(headJson);
-    } catch {
-      return false;
-    }
-    if (!Number.isInteger(head.status) || (head.status as number) < 100 || (head.status as number) > 599 || !isStringPairs(head.headers)) {
-      this.#finish(id, { code: 'function_error', message: 'the function returned an invalid response head' });
+    const head = parseResponseHead(headJson);
+    if (!head) {
+      this.#finish(id, INVALID_HEAD);
       return false;
     }
     inv.responded = true;
-    this.#safe(() => this.#callbacks.onRespond(id, { status: head.status as number, headers: head.headers as Array<[string, string]> }, headJson));
+    this.#safe(() => this.#callbacks.onRespond(id, head, headJson));
     return this.#invocations.has(id);
   }
 

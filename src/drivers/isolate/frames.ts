@@ -42,7 +42,11 @@ export const F = {
   queueSend: 0x4c, // a=inst b=call; payload see bindings.ts encodeQueueSend (a queue binding's send)
   serviceFetch: 0x4d, // a=inst b=call; payload see bindings.ts encodeServiceFetch (a service binding's call)
   finishOk: 0x4e, // a=inst b=inv; payload f64 LE cpu ms, f64 LE heap bytes (finish without error: no JSON either side)
+  whole: 0x4f, // a=inst b=inv; payload f64 LE cpu ms, f64 LE heap bytes, UTF-8 'head JSON' [+ NUL + body text] (respond, chunk and finishOk in one; the head is unchecked)
 } as const;
+
+/** Worker → driver frames about one instance (`a` names it), handed to that instance. */
+export const INSTANCE_FRAMES: ReadonlySet<number> = new Set([F.respond, F.chunk, F.finish, F.finishOk, F.whole, F.log, F.logTruncated, F.queueSend, F.serviceFetch]);
 
 export const LOG_LEVELS = ['log', 'debug', 'info', 'warn', 'error'] as const;
 
@@ -160,19 +164,34 @@ export class FrameWriter {
 
   /** A frame whose payload is a string, encoded as UTF-8 straight into the arena. */
   text(type: number, a: number, b: number, text: string, prefixByte = -1): void {
+    this.#text(type, a, b, text, prefixByte >= 0 ? Buffer.of(prefixByte) : EMPTY);
+  }
+
+  /** A frame whose payload is two float64 (LE) followed by a string as UTF-8. */
+  doublesText(type: number, a: number, b: number, x: number, y: number, text: string): void {
+    const prefix = Buffer.allocUnsafe(16);
+    prefix.writeDoubleLE(x, 0);
+    prefix.writeDoubleLE(y, 8);
+    this.#text(type, a, b, text, prefix);
+  }
+
+  #text(type: number, a: number, b: number, text: string, prefix: Uint8Array): void {
     if (this.#closed) return;
-    const extra = prefixByte >= 0 ? 1 : 0;
+    const extra = prefix.byteLength;
     const max = text.length * 3 + extra;
     if (max > MAX_FRAME_BYTES - 9) {
       const payload = Buffer.from(text, 'utf8');
       if (payload.length + extra > MAX_FRAME_BYTES - 9) throw new RangeError('frame too large');
-      this.bytes(type, a, b, extra ? Buffer.concat([Buffer.from([prefixByte]), payload]) : payload);
+      this.bytes(type, a, b, extra ? Buffer.concat([prefix, payload]) : payload);
       return;
     }
     this.#reserve(HEADER_BYTES + max);
     const at = this.#pos;
     this.#pos += HEADER_BYTES;
-    if (extra) this.#arena[this.#pos++] = prefixByte;
+    if (extra) {
+      this.#arena.set(prefix, this.#pos);
+      this.#pos += extra;
+    }
     const written = this.#arena.write(text, this.#pos, 'utf8');
     this.#pos = at;
     this.#header(type, a, b, written + extra);

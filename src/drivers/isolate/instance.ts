@@ -18,7 +18,7 @@ import type {
   ServiceResponse,
 } from '../../core/driver.ts';
 import type { LogLevel } from '../../core/types.ts';
-import { checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse } from './bindings.ts';
+import { checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse, INVALID_HEAD, parseResponseHead } from './bindings.ts';
 import { ByteQueue } from './body.ts';
 import { Deadlines } from './deadlines.ts';
 import { F, LOG_LEVELS } from './frames.ts';
@@ -239,23 +239,28 @@ export class IsolateInstance implements Instance, FrameSink {
     switch (type) {
       case F.respond: {
         if (inv.headSent) return;
-        const head = JSON.parse(payload.toString('utf8')) as { status: number; headers: Array<[string, string]> };
-        inv.headSent = true;
-        inv.body = new ByteQueue(() => this.#fail(inv, null, 'client stopped reading the response'));
-        const completion = new Promise<Completion>((resolve) => (inv.resolveCompletion = resolve));
-        const body = inv.body;
-        inv.resolveResult({ kind: 'response', status: head.status, headers: head.headers, body, completion, takeWholeBody: () => body.takeIfComplete() });
+        const head = parseResponseHead(payload.toString('utf8'));
+        if (head) this.#respond(inv, head);
+        else this.#fail(inv, INVALID_HEAD.code, INVALID_HEAD.message);
         return;
       }
-      case F.chunk: {
-        if (!inv.body) return;
-        inv.responseBytes += payload.length;
-        const cap = this.#spec.limits.responseBytes;
-        if (inv.responseBytes > cap) {
-          this.#fail(inv, 'output_too_large', `response body exceeds the limit of ${cap} bytes`);
+      case F.chunk:
+        this.#chunk(inv, payload);
+        return;
+      case F.whole: {
+        // One frame for a response that completed inside dispatch: f64 cpu, f64 heap, head JSON [NUL body].
+        if (inv.headSent || payload.length < 16) return;
+        const cpuMs = payload.readDoubleLE(0);
+        const memory = payload.readDoubleLE(8);
+        const cut = payload.indexOf(0, 16);
+        const head = parseResponseHead(payload.toString('utf8', 16, cut < 0 ? payload.length : cut));
+        if (!head) {
+          this.#completed(inv, INVALID_HEAD, cpuMs, memory);
           return;
         }
-        inv.body.push(payload);
+        this.#respond(inv, head);
+        if (cut >= 0 && cut + 1 < payload.length && !this.#chunk(inv, payload.subarray(cut + 1))) return;
+        this.#completed(inv, null, cpuMs, memory);
         return;
       }
       case F.log: {
@@ -277,6 +282,26 @@ export class IsolateInstance implements Instance, FrameSink {
         return;
       }
     }
+  }
+
+  #respond(inv: Invocation, head: { status: number; headers: Array<[string, string]> }): void {
+    inv.headSent = true;
+    const body = (inv.body = new ByteQueue(() => this.#fail(inv, null, 'client stopped reading the response')));
+    const completion = new Promise<Completion>((resolve) => (inv.resolveCompletion = resolve));
+    inv.resolveResult({ kind: 'response', status: head.status, headers: head.headers, body, completion, takeWholeBody: () => body.takeIfComplete() });
+  }
+
+  /** A piece of the response body; false when it broke the response size limit (the invocation is over). */
+  #chunk(inv: Invocation, payload: Buffer): boolean {
+    if (!inv.body) return false;
+    inv.responseBytes += payload.length;
+    const cap = this.#spec.limits.responseBytes;
+    if (inv.responseBytes > cap) {
+      this.#fail(inv, 'output_too_large', `response body exceeds the limit of ${cap} bytes`);
+      return false;
+    }
+    inv.body.push(payload);
+    return true;
   }
 
   /** The worker reports the invocation finished. */

@@ -19,6 +19,8 @@ export interface WorkerSandboxCallbacks {
   onChunk(invocationId: string, bytes: Uint8Array): void;
   onFinish(invocationId: string, error: { code: ErrorCode; message: string } | null): void;
   onLog(invocationId: string, level: LogLevel, message: string): void;
+  /** A response that completed inside dispatch (head JSON [+ NUL + body text]); nothing else follows. */
+  onWhole(invocationId: string, whole: string): void;
   /** A queue binding's send: forwarded to the driver, which resolves the binding through the instance's spec. */
   onQueueSend(invocationId: string, binding: string, messages: BindingMessage[]): Promise<string[]>;
   /** A service binding's call: forwarded to the driver likewise; resolves with the callee's whole response. */
@@ -201,11 +203,16 @@ export function runWorker(createEngine: EngineFactory): void {
     }
   };
 
-  const finish = (slot: Slot, inv: Inv, error: { code: string; message: string } | null) => {
+  /** Close an invocation's books: its share of the sandbox's CPU since dispatch. */
+  const settle = (slot: Slot, inv: Inv): number => {
     slot.sampleCpu();
-    const cpu = slot.cpuAcc - inv.cpuStart;
     slot.byId.delete(inv.id);
     slot.byNum.delete(inv.num);
+    return slot.cpuAcc - inv.cpuStart;
+  };
+
+  const finish = (slot: Slot, inv: Inv, error: { code: string; message: string } | null) => {
+    const cpu = settle(slot, inv);
     if (error === null) {
       out.doubles(F.finishOk, slot.num, inv.num, cpu, slot.heap());
     } else {
@@ -261,6 +268,12 @@ export function runWorker(createEngine: EngineFactory): void {
       onFinish(id, error) {
         const inv = slot?.byId.get(id);
         if (slot && inv) finish(slot, inv, error);
+      },
+      onWhole(id, whole) {
+        const inv = slot?.byId.get(id);
+        if (!slot || !inv) return;
+        const cpu = settle(slot, inv);
+        out.doublesText(F.whole, num, inv.num, cpu, slot.heap(), whole);
       },
       onLog(id, level, message) {
         const inv = slot?.byId.get(id);

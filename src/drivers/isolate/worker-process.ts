@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { ContinuumError, type ErrorCode } from '../../core/errors.ts';
-import { F, FrameReader, FrameWriter } from './frames.ts';
+import { F, FrameReader, FrameWriter, INSTANCE_FRAMES } from './frames.ts';
 
 export interface WorkerSpawnOptions {
   /** The pinned node binary the workers run on. */
@@ -103,7 +103,7 @@ export class WorkerProcess {
     startTimer.unref();
 
     const reader = new FrameReader((type, a, b, payload) => {
-      if (type === F.chunk || type === F.respond || type === F.finish || type === F.finishOk || type === F.log || type === F.logTruncated || type === F.queueSend || type === F.serviceFetch) {
+      if (INSTANCE_FRAMES.has(type)) {
         this.instances.get(a)?.frame(type, b, payload);
         return;
       }
