@@ -73,8 +73,8 @@ describe('invocation records', () => {
         // instance (and making a spare) so that work is not timed as part of the request.
         await sleep(150);
         const cold = await timedGet(agent, `${pnode.url}/fn/cold-sum/x`);
-        // The cold start took the isolate worker's spare; the worker makes the next one 20 ms later. Let it,
-        // so the warm requests that measure the transport do not time that work instead.
+        // The cold start took the isolate worker's spare; the worker makes the next one once it has been idle
+        // for a few ms. Let it, so the warm requests that measure the transport do not time that work instead.
         await sleep(60);
         const warms = [await timedGet(agent, `${pnode.url}/fn/cold-sum/y`), await timedGet(agent, `${pnode.url}/fn/cold-sum/y`), await timedGet(agent, `${pnode.url}/fn/cold-sum/y`)];
         assert.equal(cold.status, 200);

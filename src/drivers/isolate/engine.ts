@@ -82,6 +82,8 @@ const MAX_KEYS = 10_000;
 const MAX_MESSAGE = 64 * 1024;
 /** How often a pending spare refill checks whether the engine has become idle, ms. */
 const REFILL_POLL_MS = 1;
+/** How long the engine must have been idle before a refill starts: the last response is out of the node by then. */
+const REFILL_QUIET_MS = 5;
 
 /**
  * Run once while the snapshot is made, in a throw-away context: it drives one request through the
@@ -193,13 +195,15 @@ export class IsolateEngine {
     for (const s of this.#spares.splice(0)) s.dispose();
   }
 
-  #scheduleRefill(since = performance.now()): void {
+  #scheduleRefill(since = performance.now(), quietSince = since): void {
     if (this.#refill || this.#refilling || this.#closed || this.#spares.length >= this.#spareCount) return;
     this.#refill = setTimeout(() => {
       this.#refill = null;
       if (this.#closed || this.#spares.length >= this.#spareCount) return;
-      if (!this.#idle() && performance.now() - since < this.#refillMaxWaitMs) {
-        this.#scheduleRefill(since);
+      const now = performance.now();
+      const quiet = this.#idle() ? quietSince : now;
+      if (now - quiet < REFILL_QUIET_MS && now - since < this.#refillMaxWaitMs) {
+        this.#scheduleRefill(since, quiet);
         return;
       }
       // A request that comes while a spare is made waits only for the snapshot restore, not for the runtime
