@@ -27,6 +27,7 @@ interface Bar { scenario: string; name: string; actual: number | undefined; limi
 
 const hello = (t: string): number | undefined => metric('warm_hello', t, 'rps');
 const scaled = (v: number | undefined, f: number): number | undefined => (v === undefined ? undefined : v * f);
+const tierCold = (t: string): number | undefined => metric('tier_cold_start', t, 'p50_ms');
 
 const EVENT_TARGETS = ['continuum-sqlite', 'continuum-nats'];
 
@@ -43,6 +44,11 @@ const bars: Bar[] = [
     { scenario: 'cron_jitter', name: `cron_jitter: ${t} restart run: no missed fire`, actual: metric('cron_jitter', t, 'restart_missed_fires'), limit: 0, op: '<=', unit: 'fires' },
     { scenario: 'cron_jitter', name: `cron_jitter: ${t} restart run: no double fire`, actual: metric('cron_jitter', t, 'restart_double_fires'), limit: 0, op: '<=', unit: 'fires' },
   ]),
+  // Issue 4 (Linux tiers): cold starts against the bare tool of each tier, in the same run.
+  { scenario: 'tier_cold_start', name: 'tier_cold_start: continuum-process p50 <= 20 ms', actual: tierCold('continuum-process'), limit: 20, op: '<=', unit: 'ms' },
+  { scenario: 'tier_cold_start', name: 'tier_cold_start: continuum-process p50 <= 1.0 x bare node start', actual: tierCold('continuum-process'), limit: tierCold('node'), op: '<=', unit: 'ms' },
+  { scenario: 'tier_cold_start', name: 'tier_cold_start: continuum-container p50 <= 1.3 x bare runc run', actual: tierCold('continuum-container'), limit: scaled(tierCold('runc'), 1.3), op: '<=', unit: 'ms' },
+  { scenario: 'tier_cold_start', name: 'tier_cold_start: continuum-gvisor p50 <= 1.3 x bare runsc run', actual: tierCold('continuum-gvisor'), limit: scaled(tierCold('runsc'), 1.3), op: '<=', unit: 'ms' },
 ];
 
 const fmt = (v: number): string => (Number.isInteger(v) || Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));

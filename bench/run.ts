@@ -1,15 +1,17 @@
 // `npm run bench`: Continuum side by side with workerd and a plain node:http server, and its events on each
 // queue store backend (ARCHITECTURE §5).
 //
-//   node bench/run.ts [--scenarios warm_hello,warm_html,cold_start,density,queue_throughput,cron_jitter]
-//                     [--targets continuum,workerd,node,continuum-sqlite,continuum-nats]
+//   node bench/run.ts [--scenarios warm_hello,warm_html,cold_start,density,queue_throughput,cron_jitter,tier_cold_start,tier_warm]
+//                     [--targets continuum,workerd,node,continuum-sqlite,continuum-nats,continuum-isolate,continuum-process,
+//                                continuum-container,continuum-gvisor,runc,runsc]
 //                     [--rounds 5] [--duration 10] [--connections 32] [--quick] [--json FILE]
 //                     [--generator wrk|node] [--cold-samples 20] [--deploy-samples 3]
 //                     [--density-n 200] [--density-node-n 20] [--queue-messages 20000]
-//                     [--latency-messages 1000] [--cron-duration 30] [--cron-restart-duration 600] [--keep]
+//                     [--latency-messages 1000] [--cron-duration 30] [--cron-restart-duration 600] [--tier-samples 10] [--keep]
 //
 // The HTTP scenarios run the targets continuum, workerd and node; queue_throughput and cron_jitter run
-// continuum-sqlite and continuum-nats. The load generator (and this runner) is pinned to CPU 0, everything
+// continuum-sqlite and continuum-nats; tier_cold_start and tier_warm run Continuum on each tier and the bare
+// tools (node, runc, runsc). The load generator (and this runner) is pinned to CPU 0, everything
 // under test to CPU 1. A benchmark never fails a test run: problems are recorded in env.notes and the exit
 // code stays 0; bench/check.ts judges the bars from the JSON.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -20,17 +22,19 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundleFunctions } from './lib/bundle.ts';
 import { detectGenerator } from './lib/load.ts';
-import { ALL_TARGETS, errorMessage, EVENT_TARGETS, HTTP_TARGETS, type EventTarget, type HttpTarget, type Options, type ScenarioReport } from './lib/types.ts';
+import { ALL_TARGETS, errorMessage, EVENT_TARGETS, HTTP_TARGETS, TIER_TARGETS, type EventTarget, type HttpTarget, type Options, type ScenarioReport, type TierTarget } from './lib/types.ts';
 import { closeAgent, killStarted, LOAD_CPU, SERVER_CPU } from './lib/util.ts';
 import { coldScenario } from './scenarios/cold.ts';
 import { CRON_FUNCTIONS, cronScenario, RESTART_FUNCTIONS } from './scenarios/cron.ts';
 import { densityScenario } from './scenarios/density.ts';
 import { LATENCY_RATE_PER_S, QUEUE_PRODUCER, QUEUE_TRIGGER, queueScenario } from './scenarios/queue.ts';
+import { tierColdScenario, tierWarmScenario, TIER_SETTLE_MS } from './scenarios/tiers.ts';
 import { warmScenario } from './scenarios/warm.ts';
 import { natsServerBin } from './targets/nats.ts';
 import { workerdBin } from './targets/workerd.ts';
 
-const SCENARIOS = ['warm_hello', 'warm_html', 'cold_start', 'density', 'queue_throughput', 'cron_jitter'] as const;
+const SCENARIOS = ['warm_hello', 'warm_html', 'cold_start', 'density', 'queue_throughput', 'cron_jitter', 'tier_cold_start', 'tier_warm'] as const;
+const TIER_SCENARIOS: readonly ScenarioName[] = ['tier_cold_start', 'tier_warm'];
 const EVENT_SCENARIOS: readonly ScenarioName[] = ['queue_throughput', 'cron_jitter'];
 type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -53,6 +57,7 @@ const { values: args } = parseArgs({
     'latency-messages': { type: 'string' },
     'cron-duration': { type: 'string' },
     'cron-restart-duration': { type: 'string' },
+    'tier-samples': { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -104,11 +109,12 @@ const targets = list(args.targets, ALL_TARGETS, 'target');
 // Each scenario runs the chosen targets of its kind.
 const httpTargets = targets.filter((t): t is HttpTarget => (HTTP_TARGETS as readonly string[]).includes(t));
 const eventTargets = targets.filter((t): t is EventTarget => (EVENT_TARGETS as readonly string[]).includes(t));
+const tierTargets = targets.filter((t): t is TierTarget => (TIER_TARGETS as readonly string[]).includes(t));
 const eventScenarios = scenarios.some((s) => EVENT_SCENARIOS.includes(s));
 const httpScenarios = scenarios.some((s) => !EVENT_SCENARIOS.includes(s));
 
 // The load generator of the HTTP scenarios: wrk, installed by bench/setup.sh when missing and running as root.
-if (httpScenarios && httpTargets.length > 0 && args.generator !== 'node') {
+if (httpScenarios && (httpTargets.length > 0 || tierTargets.length > 0) && args.generator !== 'node') {
   let gen = detectGenerator();
   if (gen !== 'wrk') {
     spawnSync('sh', [join(repoRoot, 'bench', 'setup.sh')], { stdio: 'inherit' });
@@ -135,6 +141,7 @@ const opts: Options = {
   latencyMessages: num(args['latency-messages'], quick ? 200 : 1000),
   cronDurationS: num(args['cron-duration'], quick ? 10 : 30),
   cronRestartDurationS: num(args['cron-restart-duration'], quick ? 60 : 600),
+  tierSamples: num(args['tier-samples'], quick ? 3 : 10),
   workDir,
   targets: httpTargets,
   log,
@@ -174,6 +181,7 @@ const report: { env: Record<string, unknown>; scenarios: Record<string, Scenario
     deploy_samples_per_round: opts.deploySamples,
     density_functions: opts.densityN,
     density_node_processes: opts.densityNodeN,
+    ...(scenarios.some((s) => TIER_SCENARIOS.includes(s)) ? { tier_samples_per_round: opts.tierSamples, tier_settle_ms: TIER_SETTLE_MS } : {}),
     ...(eventScenarios
       ? {
           nats_server: tryRun(natsServerBin() ?? 'nats-server', ['--version']).replace(/^nats-server:\s*/, ''),
@@ -199,7 +207,7 @@ log(`work dir ${workDir}; generator ${opts.generator}; ${opts.rounds} round(s) o
 try {
   const bundles = await bundleFunctions(workDir);
   for (const scenario of scenarios as ScenarioName[]) {
-    const kindTargets = EVENT_SCENARIOS.includes(scenario) ? eventTargets : httpTargets;
+    const kindTargets = EVENT_SCENARIOS.includes(scenario) ? eventTargets : TIER_SCENARIOS.includes(scenario) ? tierTargets : httpTargets;
     if (kindTargets.length === 0) {
       log(`scenario ${scenario}: skipped (none of its targets chosen)`);
       continue;
@@ -211,6 +219,8 @@ try {
       else if (scenario === 'warm_hello') report.scenarios[scenario] = await warmScenario('hello', bundles, opts, notes);
       else if (scenario === 'warm_html') report.scenarios[scenario] = await warmScenario('html', bundles, opts, notes);
       else if (scenario === 'cold_start') report.scenarios[scenario] = await coldScenario(bundles, opts, notes);
+      else if (scenario === 'tier_cold_start') report.scenarios[scenario] = await tierColdScenario(bundles, opts, notes, tierTargets);
+      else if (scenario === 'tier_warm') report.scenarios[scenario] = await tierWarmScenario(bundles, opts, notes, tierTargets);
       else report.scenarios[scenario] = await densityScenario(bundles, opts, notes);
     } catch (err) {
       notes.push(`${scenario}: ${errorMessage(err)}`);

@@ -5,10 +5,13 @@ import type { Generator } from './load.ts';
 export type HttpTarget = 'continuum' | 'workerd' | 'node';
 /** Targets of the event scenarios: one Continuum node per queue store backend. */
 export type EventTarget = 'continuum-sqlite' | 'continuum-nats';
-export type TargetName = HttpTarget | EventTarget;
+/** Targets of the tier scenarios: Continuum per tier, and the bare tools the tiers stand on (node: a `node -e` start). */
+export type TierTarget = 'continuum-isolate' | 'continuum-process' | 'continuum-container' | 'continuum-gvisor' | 'node' | 'runc' | 'runsc';
+export type TargetName = HttpTarget | EventTarget | TierTarget;
 export const HTTP_TARGETS: readonly HttpTarget[] = ['continuum', 'workerd', 'node'];
 export const EVENT_TARGETS: readonly EventTarget[] = ['continuum-sqlite', 'continuum-nats'];
-export const ALL_TARGETS: readonly TargetName[] = [...HTTP_TARGETS, ...EVENT_TARGETS];
+export const TIER_TARGETS: readonly TierTarget[] = ['continuum-isolate', 'continuum-process', 'continuum-container', 'continuum-gvisor', 'node', 'runc', 'runsc'];
+export const ALL_TARGETS: readonly TargetName[] = [...new Set<TargetName>([...HTTP_TARGETS, ...EVENT_TARGETS, ...TIER_TARGETS])];
 
 /** metric name (lower snake case with unit) → value */
 export type Metrics = Record<string, number>;
@@ -29,6 +32,8 @@ export interface Options {
   queueMessages: number;
   /** Messages of each paced latency run of queue_throughput. */
   latencyMessages: number;
+  /** Cold starts per target per round in tier_cold_start. */
+  tierSamples: number;
   cronDurationS: number;
   cronRestartDurationS: number;
   workDir: string;

@@ -25,12 +25,13 @@ export class Continuum {
   }
 
   /**
-   * Starts one node on SERVER_CPU with its data in `dataDir` (and `args` added to `continuum up`); resolves
+   * Starts one node on SERVER_CPU with its data in `dataDir` (`args` added to `continuum up`, `extraEnv` to its
+   * environment); resolves
    * when it prints `ready`.
    */
-  static async start(dataDir: string, logFile?: string, timeoutMs = 60000, args: string[] = []): Promise<Continuum> {
+  static async start(dataDir: string, logFile?: string, timeoutMs = 60000, args: string[] = [], extraEnv: Record<string, string> = {}): Promise<Continuum> {
     const port = await freePort();
-    const env = { ...process.env };
+    const env = { ...process.env, ...extraEnv };
     delete env.CONTINUUM_URL;
     delete env.CONTINUUM_TOKEN;
     delete env.PORT;
