@@ -219,6 +219,11 @@ export const PROCESS_TIER_DEFAULTS = {
   strayOutputBytes: 64 * 1024,
   /** Sandboxes started ahead of need; a cold start claims one (0: every instance spawns its own). */
   poolSize: 2,
+  /**
+   * A claimed sandbox is replaced this long after the claim: starting one forks the node (milliseconds of a
+   * blocked event loop), which must not land between a cold start and its first request.
+   */
+  poolRefillDelayMs: 25,
   /** How often the CPU time of an instance with invocations in flight is read (cpuMs enforcement). */
   cpuCheckMs: 20,
   startTimeoutMs: 10_000,

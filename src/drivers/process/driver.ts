@@ -332,8 +332,9 @@ export class ProcessDriver implements SandboxDriver {
     try {
       return await this.#create(spec, services);
     } finally {
-      // Refilled once this instance has loaded, so the refill does not compete with its cold start.
-      this.#refill();
+      // Refilled a little after this instance has loaded, so the refill's fork does not delay its first request.
+      const timer = setTimeout(() => this.#refill(), this.options.poolRefillDelayMs);
+      timer.unref();
     }
   }
 
