@@ -263,4 +263,6 @@ export const CONTAINER_TIER_DEFAULTS = {
   startTimeoutMs: 30_000,
   /** Network namespaces made ahead of need: a cold start then runs no `ip` (three runs, 10-150 ms by load). */
   spareNetworks: 2,
+  /** A taken spare network is replaced this long after: making one runs `ip` (forks of the node) that must not slow the start of the container that took it. */
+  spareNetworkRefillDelayMs: 500,
 } as const;

@@ -201,7 +201,7 @@ export class ContainerDriver implements SandboxDriver {
     mkdirSync(join(this.#dir, 'state'), { mode: 0o700 });
     this.#store = new ImageStore(this.options.imageDir ?? join(this.#dir, 'images'));
     this.#runtimeImage = await this.#store.import(Readable.from([await ociLayout([await runtimeLayer(this.options.nodePath)])]));
-    this.#hub = new NetworkHub({ ipPath: ip, prefix: this.#netPrefix, socketPath: hubSocket(this.#dir), spares: this.options.spareNetworks });
+    this.#hub = new NetworkHub({ ipPath: ip, prefix: this.#netPrefix, socketPath: hubSocket(this.#dir), spares: this.options.spareNetworks, refillDelayMs: CONTAINER_TIER_DEFAULTS.spareNetworkRefillDelayMs });
     await this.#hub.start(this.options.nodePath, nsenter);
     return this.options.runtime === 'runsc' ? this.#detectPlatform() : this.#tryRun(null);
   }

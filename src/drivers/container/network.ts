@@ -73,15 +73,17 @@ export class NetworkHub {
   readonly #prefix: string;
   /** Namespaces made ahead of need, so a cold start does not wait for `ip`. */
   readonly #spares: number;
+  readonly #refillDelayMs: number;
   #spare: Array<Promise<Attachment>> = [];
   #running = false;
 
-  constructor(init: { ipPath: string; prefix: string; socketPath: string; spares: number }) {
+  constructor(init: { ipPath: string; prefix: string; socketPath: string; spares: number; refillDelayMs: number }) {
     this.#ipPath = init.ipPath;
     this.#prefix = init.prefix;
     this.#name = `${init.prefix}-hub`;
     this.#socketPath = init.socketPath;
     this.#spares = init.spares;
+    this.#refillDelayMs = init.refillDelayMs;
   }
 
   /** Creates the hub namespace and starts the bridge in it. */
@@ -115,10 +117,10 @@ export class NetworkHub {
     }
   }
 
-  /** A namespace for one instance: a spare if one is ready (then another is made), else a new one. */
+  /** A namespace for one instance: a spare if one is ready (another is made a little later), else a new one. */
   async take(): Promise<Attachment> {
     const spare = this.#spare.shift();
-    this.#refill();
+    setTimeout(() => this.#refill(), this.#refillDelayMs).unref();
     if (spare) {
       try {
         return await spare;
