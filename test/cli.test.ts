@@ -25,7 +25,7 @@ let node: ChildProcess | undefined;
 let nodeInfo: { url: string; apiUrl: string; tokenPath: string; ready: boolean };
 
 function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, CONTINUUM_DATA: dataDir, CI: 'true', ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, CONTINUUM_DATA: dataDir, CI: 'true', CONTINUUM_CONTAINER_TIERS: '0', ...extra };
   if (!('CONTINUUM_URL' in extra)) delete env.CONTINUUM_URL;
   if (!('CONTINUUM_TOKEN' in extra)) delete env.CONTINUUM_TOKEN;
   delete env.PORT;

@@ -55,12 +55,45 @@ const imageSpec = (id: string): InstanceSpec => ({
 const fetchModule = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
 const HELLO = fetchModule(`import os from 'node:os';`, `return new Response(JSON.stringify({ greeting: env.GREETING, platform: os.platform(), path: new URL(request.url).pathname }));`);
 
+type NodeStatus = { tiers: Array<{ tier: string; available: boolean; reason: string }> };
+
+/** Waits until no tier of the node is still starting (the container tiers start in the background). */
+async function tiersStarted(node: TestNode): Promise<NodeStatus> {
+  for (;;) {
+    const status = (await node.api('GET', '/v1/status')).json as NodeStatus;
+    if (!status.tiers.some((t) => t.reason.startsWith('starting'))) return status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('container tiers start in the background', { skip: unavailable ? `container tier unavailable: ${unavailable}` : false }, () => {
+  test('the node is ready while they start; status says so; an instance asked for meanwhile waits for them', async () => {
+    const node = await startTestNode({ config: { containerTiers: true } });
+    try {
+      const early = (await node.api('GET', '/v1/status')).json as NodeStatus;
+      const container = early.tiers.find((t) => t.tier === 'container');
+      assert.equal(container?.available, false, JSON.stringify(early));
+      assert.match(container!.reason, /^starting: probing runc/);
+      const d = await node.deploy('early', HELLO, 'index.mjs', { tier: 'container', env: { GREETING: 'early' } });
+      assert.equal(d.status, 201, JSON.stringify(d.json));
+      const res = await node.fn('/fn/early/x');
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).greeting, 'early');
+      const later = await tiersStarted(node);
+      assert.equal(later.tiers.find((t) => t.tier === 'container')?.available, true);
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
 for (const tier of ['container', 'gvisor'] as const) {
 const p = tier === 'container' ? 'c' : 'g';
 describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailable: ${unavailableTier[tier]}` : false }, () => {
   let node: TestNode;
   before(async () => {
     node = await startTestNode({ config: { containerTiers: true } });
+    await tiersStarted(node);
     for (const name of [`${p}-hello`, `${p}-canary`]) {
       const r = await node.deploy(name, HELLO, 'index.mjs', { tier, env: { GREETING: 'hi' } });
       assert.equal(r.status, 201, JSON.stringify(r.json));

@@ -116,7 +116,13 @@ async function nodeColdStartMs(bundles: Bundles): Promise<number> {
 /** A node with one hello function per tier it can run; the others are noted with the node's reason. */
 async function startContinuum(bundles: Bundles, opts: Options, notes: string[], scenario: string): Promise<{ c: Continuum; tiers: Tier[]; platform: string | null }> {
   const c = await Continuum.start(join(opts.workDir, `continuum-${scenario}`), join(opts.workDir, `${scenario}-continuum.log`), 60_000, [], { CONTINUUM_CONTAINER_TIERS: '1' });
-  const status = await c.json<{ tiers?: Array<{ tier: string; available: boolean; reason?: string }> }>('GET', '/v1/status');
+  // The container tiers start in the background: wait until every tier has said whether it runs here.
+  type Status = { tiers?: Array<{ tier: string; available: boolean; reason?: string }> };
+  let status = await c.json<Status>('GET', '/v1/status');
+  for (let i = 0; i < 600 && status.tiers?.some((t) => t.reason?.startsWith('starting')); i++) {
+    await sleep(200);
+    status = await c.json<Status>('GET', '/v1/status');
+  }
   const tiers: Tier[] = [];
   let platform: string | null = null;
   for (const tier of TIERS) {

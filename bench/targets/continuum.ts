@@ -31,7 +31,8 @@ export class Continuum {
    */
   static async start(dataDir: string, logFile?: string, timeoutMs = 60000, args: string[] = [], extraEnv: Record<string, string> = {}): Promise<Continuum> {
     const port = await freePort();
-    const env = { ...process.env, ...extraEnv };
+    // The container tiers only where a scenario asks for them: their background start-up would skew the others.
+    const env: NodeJS.ProcessEnv = { ...process.env, CONTINUUM_CONTAINER_TIERS: '0', ...extraEnv };
     delete env.CONTINUUM_URL;
     delete env.CONTINUUM_TOKEN;
     delete env.PORT;

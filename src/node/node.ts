@@ -66,8 +66,10 @@ export interface NodeConfig {
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
   /**
-   * Start the container (runc) and gvisor (runsc) tiers. Off by default: their start-up imports the
-   * runtime image into `<dataDir>/images` and probes the runtimes (gVisor's platforms), seconds of CPU.
+   * Run the container (runc) and gvisor (runsc) tiers. Their start-up imports the runtime image into
+   * `<dataDir>/images` and probes the runtimes (gVisor's platforms), seconds of CPU: it runs in the
+   * background (the node is ready before; instances asked for meanwhile wait). `continuum up` turns them on;
+   * off here by default, for nodes that never need them (tests).
    */
   containerTiers?: boolean;
 }
@@ -103,13 +105,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const containerTiers = config.containerTiers
     ? (['runc', 'runsc'] as const).map((runtime) => new ContainerDriver({ runtime, imageDir: join(config.dataDir, 'images', runtime), onDiagnostic: (m) => log(`${runtime}: ${m}`) }))
     : [];
-  await Promise.all(
-    containerTiers.map(async (d) => {
-      drivers.set(d.tier, d);
-      await d.start();
-      log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`);
-    }),
-  );
+  for (const d of containerTiers) {
+    drivers.set(d.tier, d);
+    void d.start().then(() => log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`));
+  }
 
   // Metrics and the console's time series are fed from records in the sink's batches, off the request path;
   // their gauges read the scheduler and the queue store when scraped.

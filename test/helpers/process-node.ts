@@ -53,6 +53,8 @@ export class ProcessNode {
   async start(): Promise<void> {
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('CONTINUUM_')) delete env[k];
+    // The container tiers' background start-up (image import, runtime probes) is for tests that ask for it.
+    env.CONTINUUM_CONTAINER_TIERS = '0';
     Object.assign(env, this.env);
     const child = spawn(process.execPath, [BIN, 'up', '--port', String(this.port), '--data-dir', this.dataDir, ...this.extraArgs], {
       env,

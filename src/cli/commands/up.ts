@@ -90,8 +90,8 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       ...(nats !== undefined ? { nats } : {}),
       ...(otlp !== undefined ? { otlp } : {}),
       ...(failpoints?.length ? { failpoints } : {}),
-      // Opt-in while their start-up costs seconds of CPU (runtime image import, gVisor platform probe).
-      containerTiers: ctx.env.CONTINUUM_CONTAINER_TIERS === '1',
+      // On unless CONTINUUM_CONTAINER_TIERS=0; their start-up (runtime image import, gVisor platform probe) runs in the background.
+      containerTiers: ctx.env.CONTINUUM_CONTAINER_TIERS !== '0',
       records: { ...(opts.recordsMaxAge !== undefined ? { maxAgeMs: opts.recordsMaxAge } : {}), ...(opts.recordsMaxSize !== undefined ? { maxBytes: opts.recordsMaxSize } : {}) },
     });
   } catch (err) {

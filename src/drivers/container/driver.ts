@@ -109,6 +109,9 @@ export class ContainerDriver implements SandboxDriver {
   #running = false;
   #unavailable: string | null = 'driver not started';
   #platform: string | null = null;
+  #startup: Promise<void> | null = null;
+  /** The start-up has ended (running, or unavailable with the reason). */
+  #started = false;
   #tools: Tools | null = null;
   #layout: CgroupLayout | null = null;
   #dir = '';
@@ -151,8 +154,16 @@ export class ContainerDriver implements SandboxDriver {
   }
 
   /** Probes the host once; on failure the tier stays unavailable with the reason and never throws. */
-  async start(): Promise<void> {
-    if (this.#running) return;
+  /**
+   * Probes the host and imports the runtime image (seconds of CPU): a node starts it in the background, so
+   * instances asked for meanwhile wait for it, and status() says it is starting.
+   */
+  start(): Promise<void> {
+    this.#startup ??= this.#start().finally(() => (this.#started = true));
+    return this.#startup;
+  }
+
+  async #start(): Promise<void> {
     try {
       this.#unavailable = await this.#probe();
     } catch (err) {
@@ -281,6 +292,7 @@ export class ContainerDriver implements SandboxDriver {
   }
 
   async stop(): Promise<void> {
+    await this.#startup;
     this.#running = false;
     await Promise.all([...this.#instances].map((i) => i.stop()));
     await Promise.all([...this.#teardowns]);
@@ -289,9 +301,11 @@ export class ContainerDriver implements SandboxDriver {
 
   status(): DriverStatus {
     const status: DriverStatus = { tier: this.tier, available: this.#running && this.#unavailable === null, instances: this.#instances.size };
-    status.reason =
-      this.#unavailable ??
-      (this.options.runtime === 'runc' ? `runc containers, cgroup v${this.#layout?.version}` : `runsc (gVisor) containers, platform ${this.#platform}, cgroup v${this.#layout?.version}`);
+    const starting = this.#startup !== null && !this.#started;
+    status.reason = starting
+      ? `starting: probing ${this.options.runtime} and importing the runtime image`
+      : (this.#unavailable ??
+      (this.options.runtime === 'runc' ? `runc containers, cgroup v${this.#layout?.version}` : `runsc (gVisor) containers, platform ${this.#platform}, cgroup v${this.#layout?.version}`));
     return status;
   }
 
@@ -313,6 +327,7 @@ export class ContainerDriver implements SandboxDriver {
   }
 
   async createInstance(spec: InstanceSpec): Promise<Instance> {
+    await this.#startup;
     if (!this.#running) throw new ContinuumError('unavailable', `the ${this.tier} tier is not available: ${this.#unavailable ?? 'driver stopped'}`);
     const image = spec.image === undefined ? this.#runtimeImage! : await this.#store!.get(spec.image);
     if (!image) throw new ContinuumError('not_found', 'no such image');
