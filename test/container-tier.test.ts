@@ -376,6 +376,51 @@ describe('images built by continuum image build', { skip: unavailable ? `contain
     });
   }
 
+  test('an uploaded image deploys as a version of a container-tier function and answers; on another tier it is refused, nothing stored', async () => {
+    const node = await startTestNode({ config: { containerTiers: true } });
+    const deploy = (name: string, type: string, config: Record<string, unknown>) =>
+      fetch(`${node.url}/v1/functions/${name}/deploy`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${node.token}`, 'content-type': type, 'continuum-config': JSON.stringify(config) },
+        body: image,
+      });
+    try {
+      const refused = await deploy('img-iso', 'application/x-tar', { tier: 'isolate' });
+      assert.equal(refused.status, 400);
+      const body = (await refused.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'bad_bundle');
+      assert.match(body.error.message, /container or gvisor tier/);
+      assert.equal((await node.api('GET', '/v1/functions/img-iso')).status, 404, 'nothing stored');
+      const ok = await deploy('img-fn', 'application/vnd.oci.image.layout.v1+tar', { tier: 'container', env: { GREETING: 'hi' } });
+      const deployed = (await ok.json()) as { version: { id: string; image?: string; bundleDigest: string } };
+      assert.equal(ok.status, 201, JSON.stringify(deployed));
+      assert.match(deployed.version.image ?? '', /^sha256:[0-9a-f]{64}$/);
+      assert.equal(deployed.version.bundleDigest, deployed.version.image!.slice(7));
+      const res = await node.fn('/fn/img-fn/hello');
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'image says hi at /hello');
+      assert.equal(res.headers.get('x-from'), 'image');
+      // A config change makes a new version of the same image.
+      const updated = await node.api('PATCH', '/v1/functions/img-fn', { config: { env: { GREETING: 'yo' } } });
+      assert.equal(updated.status, 200, JSON.stringify(updated.json));
+      assert.equal(await (await node.fn('/fn/img-fn/hello')).text(), 'image says yo at /hello');
+      // The CLI deploys an image file the same way.
+      const dir = mkdtempSync(join(tmpdir(), 'continuum-image-cli-'));
+      try {
+        writeFileSync(join(dir, 'fn.tar'), image);
+        const cli = await run(process.execPath, [new URL('../bin/continuum.mjs', import.meta.url).pathname, 'deploy', join(dir, 'fn.tar'), '--name', 'img-cli', '--tier', 'container', '--json'], {
+          env: { ...process.env, CONTINUUM_URL: node.url, CONTINUUM_TOKEN: node.token, CI: 'true' },
+        });
+        assert.match(JSON.parse(cli.stdout).version.image, /^sha256:/);
+        assert.equal(await (await node.fn('/fn/img-cli/hello')).text(), 'image says nothing at /hello');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+
   test('the image runs under a bare `runc run` and answers the same', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'continuum-bare-runc-'));
     const driver = new ContainerDriver({ runtime: 'runc', imageDir: join(dir, 'store') });

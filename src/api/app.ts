@@ -58,9 +58,11 @@ const UPLOAD_TYPES = [
   'application/zip',
   'application/gzip',
   'application/x-gzip',
-  'application/x-tar',
   'application/octet-stream',
 ];
+/** An OCI image layout or `docker save` tarball: a deploy to the container or gvisor tier. */
+const IMAGE_TYPES = ['application/vnd.oci.image.layout.v1+tar', 'application/x-tar'];
+const isImageType = (contentType: string | undefined): boolean => IMAGE_TYPES.includes((contentType ?? '').toLowerCase().split(';')[0]!.trim());
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const httpLimits = { ...NODE_DEFAULTS.http, ...opts.http };
@@ -223,12 +225,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(async (scope) => {
     scope.addContentTypeParser(UPLOAD_TYPES, { parseAs: 'buffer', bodyLimit: opts.maxUploadBytes ?? BUILD_DEFAULTS.maxUploadBytes }, (_req, body, done) => done(null, body));
+    // Images stream into the image store, which applies its own caps (IMAGE_DEFAULTS), instead of the buffer.
+    scope.addContentTypeParser(IMAGE_TYPES, (_req, payload, done) => done(null, payload));
     scope.post<{ Params: { name: string }; Querystring: { filename?: string }; Body: Buffer }>(
       '/v1/functions/:name/deploy',
       {
         schema: {
-          summary: 'Deploy code: a .js/.ts file, a .zip or .tgz of a directory with package.json',
-          description: 'Body is the raw upload. Optional header Continuum-Config carries a FunctionConfigInput as JSON. Creates the function if missing.',
+          summary: 'Deploy code (a .js/.ts file, a .zip or .tgz of a directory with package.json) or, to the container tiers, an OCI image',
+          description: 'Body is the raw upload. An OCI image layout or `docker save` tarball is sent as application/vnd.oci.image.layout.v1+tar or application/x-tar to a function on tier container or gvisor. Optional header Continuum-Config carries a FunctionConfigInput as JSON. Creates the function if missing.',
           params: S.NameParams,
           querystring: S.DeployQuery,
           response: { 201: { type: 'object', properties: { function: S.FunctionView, version: S.VersionView } }, ...errors },
@@ -240,6 +244,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         if (header !== undefined) {
           if (typeof header !== 'string') throw new ContinuumError('bad_request', 'Continuum-Config must be given once');
           config = validate(FunctionConfigInputSchema, parseJsonBounded(header, NODE_DEFAULTS.maxJsonDepth), 'Continuum-Config');
+        }
+        if (isImageType(req.headers['content-type'])) {
+          return reply.code(201).send(await service.deployImage(req.params.name, req.body as unknown as AsyncIterable<Uint8Array>, config));
         }
         if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new ContinuumError('bad_bundle', 'the upload is empty');
         const result = await service.deploy(

@@ -127,6 +127,7 @@ export const VersionView = Type.Object({
   config: FunctionConfigView,
   dependencies: Type.Array(Type.Object({ name: Type.String(), version: Type.String(), license: Type.String() })),
   files: Type.Optional(Type.Array(Type.Object({ path: Type.String(), digest: Type.String(), bytes: Type.Integer() }))),
+  image: Type.Optional(Type.String()),
   createdAt: Type.String(),
 });
 

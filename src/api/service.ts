@@ -4,6 +4,7 @@
  * version (proves the module loads) → store the bundle durably → record version and function → route.
  */
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { ContinuumError } from '../core/errors.ts';
 import { assertName } from '../core/names.ts';
 import { resolveFunctionConfig, type FunctionConfig, type FunctionConfigInput } from '../core/config.ts';
@@ -39,6 +40,11 @@ export interface ServiceDeps {
   checkConfig?: (config: FunctionConfig) => Promise<void>;
   /** Called after any change that affects routing, with every function. */
   onFunctionsChanged: (functions: FunctionRecord[]) => void | Promise<void>;
+  /**
+   * Imports an uploaded OCI image into the image store of a container tier; resolves with its id
+   * (`sha256:<hex>`) and the upload's size. Absent: image deploys are refused as unavailable.
+   */
+  importImage?: (tier: 'container' | 'gvisor', upload: AsyncIterable<Uint8Array>) => Promise<{ id: string; bytes: number }>;
 }
 
 export class FunctionService {
@@ -100,7 +106,7 @@ export class FunctionService {
       if (config.tier !== current.config.tier) {
         throw new ContinuumError('bad_request', `the tier of ${name} cannot change from ${current.config.tier} to ${config.tier} without a build: deploy its code again with tier: ${config.tier}`);
       }
-      const code = await this.deps.artifacts.get(current.bundleDigest);
+      const code = current.image ? new Uint8Array(0) : await this.deps.artifacts.get(current.bundleDigest);
       if (!code) throw new ContinuumError('internal', `bundle of ${fn.activeVersion} is missing from the artifact store`);
       const { function: updated } = await this.deployBuilt(name, fn, config, {
         code: new TextDecoder().decode(code),
@@ -110,6 +116,7 @@ export class FunctionService {
         exportName: config.handler.export ?? current.exportName,
         dependencies: current.dependencies,
         files: current.files ?? [],
+        ...(current.image ? { image: current.image } : {}),
       });
       return updated;
     });
@@ -122,10 +129,11 @@ export class FunctionService {
     onProgress?: BuildInput['onProgress'],
   ): Promise<{ function: FunctionView; version: VersionRecord }> {
     assertName(name, 'function name');
+    const kind = detectUploadKind(upload.bytes, upload.filename, upload.contentType);
+    if (kind === 'image') return this.deployImage(name, Readable.from([upload.bytes]), input);
     return this.locked(name, async () => {
       const existing = await this.deps.state.getFunction(name);
       const config = await this.resolve(input ?? {}, existing?.config);
-      const kind = detectUploadKind(upload.bytes, upload.filename, upload.contentType);
       const built = await build({
         bytes: upload.bytes,
         kind,
@@ -150,6 +158,30 @@ export class FunctionService {
         await Promise.all(added.map((d) => this.deps.artifacts.delete(d).catch(() => false)));
         throw err;
       }
+    });
+  }
+
+  /** Deploy an OCI image layout or `docker save` tarball as a version of a container-tier function. */
+  deployImage(name: string, upload: AsyncIterable<Uint8Array>, input: FunctionConfigInput | undefined): Promise<{ function: FunctionView; version: VersionRecord }> {
+    assertName(name, 'function name');
+    return this.locked(name, async () => {
+      const existing = await this.deps.state.getFunction(name);
+      const config = await this.resolve(input ?? {}, existing?.config);
+      if (config.tier !== 'container' && config.tier !== 'gvisor') {
+        throw new ContinuumError('bad_bundle', `an OCI image runs on the container or gvisor tier, not ${config.tier}: deploy it with Continuum-Config {"tier":"container"}`);
+      }
+      if (!this.deps.importImage) throw new ContinuumError('unavailable', 'image deploys are not available on this node');
+      const image = await this.deps.importImage(config.tier, upload);
+      return this.deployBuilt(name, existing, config, {
+        code: '',
+        bundleDigest: image.id.replace(/^sha256:/, ''),
+        bundleBytes: image.bytes,
+        format: 'fetch',
+        exportName: 'default',
+        dependencies: [],
+        files: [],
+        image: image.id,
+      });
     });
   }
 
@@ -204,7 +236,7 @@ export class FunctionService {
     name: string,
     existing: FunctionRecord | null,
     config: FunctionConfig,
-    built: Pick<VersionRecord, 'bundleDigest' | 'bundleBytes' | 'format' | 'exportName' | 'dependencies'> & { code: string; files: VersionFile[] },
+    built: Pick<VersionRecord, 'bundleDigest' | 'bundleBytes' | 'format' | 'exportName' | 'dependencies' | 'image'> & { code: string; files: VersionFile[] },
   ): Promise<{ function: FunctionView; version: VersionRecord }> {
     const id = versionId(built.bundleDigest, config);
     const version: VersionRecord = (await this.deps.state.getVersion(name, id)) ?? {
@@ -217,13 +249,17 @@ export class FunctionService {
       config,
       dependencies: built.dependencies,
       ...(built.files.length > 0 ? { files: built.files } : {}),
+      ...(built.image ? { image: built.image } : {}),
       createdAt: new Date().toISOString(),
     };
-    // Prove the module loads before anything is stored; the instance stays warm for the first request.
-    this.deps.scheduler.stageCode(built.bundleDigest, built.code);
+    // Prove the module loads (an image: that it serves on $PORT) before anything is stored; the instance
+    // stays warm for the first request.
+    if (!built.image) this.deps.scheduler.stageCode(built.bundleDigest, built.code);
     await this.deps.scheduler.prewarm(version);
-    const digest = await this.deps.artifacts.put(new TextEncoder().encode(built.code));
-    if (digest !== built.bundleDigest) throw new ContinuumError('internal', 'bundle digest mismatch after storing');
+    if (!built.image) {
+      const digest = await this.deps.artifacts.put(new TextEncoder().encode(built.code));
+      if (digest !== built.bundleDigest) throw new ContinuumError('internal', 'bundle digest mismatch after storing');
+    }
     if (!existing) {
       const now = new Date().toISOString();
       await this.deps.state.createFunction({ name, config, activeVersion: null, createdAt: now, updatedAt: now });

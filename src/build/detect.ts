@@ -3,20 +3,23 @@ import * as path from 'node:path';
 import { ContinuumError } from '../core/errors.ts';
 import type { HandlerFormat } from '../core/types.ts';
 
-export type UploadKind = 'source' | 'zip' | 'tgz' | 'directory';
+/** `image`: an OCI image layout or `docker save` tarball (an uncompressed tar), for the container tiers. */
+export type UploadKind = 'source' | 'zip' | 'tgz' | 'directory' | 'image';
 
 /** Upload kind from magic bytes first, then the file name, then the content type; plain text is `source`. */
 export function detectUploadKind(bytes: Uint8Array, filename?: string, contentType?: string): UploadKind {
   if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 0x03 || bytes[2] === 0x05) && (bytes[3] === 0x04 || bytes[3] === 0x06)) return 'zip';
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) return 'tgz';
+  // POSIX tar: "ustar" at offset 257 of the first header.
+  if (bytes.length >= 512 && Buffer.from(bytes.buffer, bytes.byteOffset + 257, 5).toString('latin1') === 'ustar') return 'image';
   const name = (filename ?? '').toLowerCase();
   const type = (contentType ?? '').toLowerCase().split(';')[0]!.trim();
   const claimsArchive = /\.(zip|tgz|tar\.gz|tar|gz)$/.test(name) || /zip|gzip|x-tar|octet-stream/.test(type);
   if (claimsArchive && !/\.(m|c)?[jt]s$/.test(name)) {
-    throw new ContinuumError('bad_bundle', `upload ${name ? `"${path.basename(name)}" ` : ''}claims to be an archive but its magic bytes match neither zip nor gzip`);
+    throw new ContinuumError('bad_bundle', `upload ${name ? `"${path.basename(name)}" ` : ''}claims to be an archive but its magic bytes match neither zip, gzip nor tar`);
   }
   for (let i = 0; i < Math.min(bytes.length, 8192); i++) {
-    if (bytes[i] === 0) throw new ContinuumError('bad_bundle', 'upload is binary but neither a zip nor a gzip archive (wrong magic bytes)');
+    if (bytes[i] === 0) throw new ContinuumError('bad_bundle', 'upload is binary but neither a zip, a gzip nor a tar archive (wrong magic bytes)');
   }
   return 'source';
 }

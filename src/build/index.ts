@@ -74,6 +74,7 @@ export async function build(input: BuildInput): Promise<BuildOutput> {
     let root: string;
     let entry: string;
     const nativeAllowed = input.tier !== 'isolate';
+    if (input.kind === 'image') throw bad('an OCI image is not built: deploy it to a function on the container or gvisor tier');
     if (input.kind === 'directory') {
       if (!input.directory) throw bad('a directory build needs a directory path');
       root = await fsp.realpath(input.directory).catch(() => {

@@ -15,7 +15,7 @@ import { formatBytes } from './output.ts';
 
 export { formatBytes };
 
-export type UploadContentType = 'application/javascript' | 'application/typescript' | 'application/zip' | 'application/gzip';
+export type UploadContentType = 'application/javascript' | 'application/typescript' | 'application/zip' | 'application/gzip' | 'application/x-tar';
 
 export interface Upload {
   body: Buffer;
@@ -31,6 +31,8 @@ const FILE_TYPES: [RegExp, UploadContentType][] = [
   [/\.(?:ts|mts|cts)$/i, 'application/typescript'],
   [/\.zip$/i, 'application/zip'],
   [/\.(?:tgz|tar\.gz)$/i, 'application/gzip'],
+  // An OCI image layout or `docker save` tarball, for the container tiers.
+  [/\.tar$/i, 'application/x-tar'],
 ];
 
 /** Content type for a single file, by extension; undefined when it is not something deploy accepts. */
@@ -154,9 +156,10 @@ export async function prepareUpload(target: string, limits: PackLimits = DEFAULT
   if (!st.isFile()) throw userError(`${target} is not a file or directory`);
   const contentType = contentTypeFor(target);
   if (!contentType) {
-    throw userError(`cannot deploy ${path.basename(target)}: expected a .js/.mjs/.cjs/.ts/.mts file, a directory, a .zip/.tgz archive or a continuum.yaml`);
+    throw userError(`cannot deploy ${path.basename(target)}: expected a .js/.mjs/.cjs/.ts/.mts file, a directory, a .zip/.tgz archive, an image .tar or a continuum.yaml`);
   }
-  if (st.size > limits.maxUploadBytes) {
+  // An image goes to the node's image store, which applies its own caps.
+  if (contentType !== 'application/x-tar' && st.size > limits.maxUploadBytes) {
     throw userError(`${target} is ${formatBytes(st.size)}, over the ${formatBytes(limits.maxUploadBytes)} upload limit`, { limit: limits.maxUploadBytes });
   }
   return { body: await readFile(target), contentType, filename: path.basename(target) };

@@ -30,6 +30,11 @@ export interface VersionRecord {
   dependencies: Dependency[];
   /** Files beside the bundle (native addons), each an artifact of its own; absent when there are none. */
   files?: VersionFile[];
+  /**
+   * Container tiers: the uploaded OCI image (`sha256:<hex>` of its config) the version runs instead of a
+   * bundle; `bundleDigest` is then that hex, and the image lives in the tier's image store.
+   */
+  image?: string;
   createdAt: string;
 }
 

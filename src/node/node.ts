@@ -179,6 +179,21 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     scheduler,
     sink,
     checkConfig: (config) => eventsService.checkConfig(config),
+    importImage: async (tier, upload) => {
+      const driver = containerTiers.find((d) => d.tier === tier);
+      if (!driver) throw new ContinuumError('unavailable', `the ${tier} tier is not running on this node`);
+      await driver.start();
+      if (!driver.status().available) throw new ContinuumError('unavailable', `the ${tier} tier is not available: ${driver.status().reason}`);
+      let bytes = 0;
+      const counted = (async function* () {
+        for await (const chunk of upload) {
+          bytes += chunk.byteLength;
+          yield chunk;
+        }
+      })();
+      const stored = await driver.images.import(counted);
+      return { id: stored.id, bytes };
+    },
     onFunctionsChanged: (functions) => {
       routes = new RoutingTable(functions.map((f) => ({ name: f.name, routes: f.config.routes, requestBodyBytes: f.config.limits.requestBodyBytes })));
       return eventsService.sync(functions.map((f) => ({ name: f.name, config: f.config, format: scheduler.activeFormat(f.name) })));

@@ -191,7 +191,9 @@ export class Scheduler {
       spec: async () => ({
         functionName: version.functionName,
         versionId: version.id,
-        code: await this.code(version.bundleDigest),
+        // An image version has no bundle: the container runs the image.
+        code: version.image ? '' : await this.code(version.bundleDigest),
+        ...(version.image ? { image: version.image } : {}),
         files: await Promise.all((version.files ?? []).map(async (f) => ({ path: f.path, bytes: await this.opts.loadArtifact(f.digest) }))),
         format: version.format,
         exportName: version.exportName,

@@ -120,6 +120,22 @@ export function runStateStoreContract(name: string, open: Opener<'state', StateS
         assert.deepEqual(await s.listVersions('gone'), []);
       }));
 
+    test('versions keep the files beside their bundle and the image they run; malformed ones are refused', () =>
+      withStore(async (s) => {
+        await s.createFunction(fnRecord('extras'));
+        const addon = createHash('sha256').update('addon').digest('hex');
+        const withFiles = versionRecord('extras', 1, { files: [{ path: `addons/${addon}.node`, digest: addon, bytes: 4096 }] });
+        const image = versionRecord('extras', 2, { image: `sha256:${createHash('sha256').update('image').digest('hex')}` });
+        await s.putVersion(withFiles);
+        await s.putVersion(image);
+        assert.deepEqual(await s.getVersion('extras', withFiles.id), withFiles);
+        assert.deepEqual(await s.getVersion('extras', image.id), image);
+        assert.deepEqual(await s.listVersions('extras'), [image, withFiles]);
+        await rejectsWith(s.putVersion(versionRecord('extras', 3, { image: 'latest' })), 'bad_request');
+        await rejectsWith(s.putVersion(versionRecord('extras', 4, { files: [{ path: 'x.node', digest: 'nope', bytes: 1 }] })), 'bad_request');
+        assert.equal((await s.listVersions('extras')).length, 2, 'nothing of a refused version is stored');
+      }));
+
     test('versions: idempotent put, newest first, scoped by function', () =>
       withStore(async (s) => {
         await s.createFunction(fnRecord('ver'));

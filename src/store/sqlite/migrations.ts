@@ -40,6 +40,14 @@ export const STATE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX versions_by_function_time ON versions(function_name, created_at);
     `,
   },
+  {
+    version: 3,
+    name: 'version files and images',
+    up: `
+      ALTER TABLE versions ADD COLUMN files TEXT;
+      ALTER TABLE versions ADD COLUMN image TEXT;
+    `,
+  },
 ];
 
 export const RECORDS_MIGRATIONS: readonly Migration[] = [

@@ -6,7 +6,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { FunctionConfig } from '../../core/config.ts';
 import { ContinuumError } from '../../core/errors.ts';
 import { assertName } from '../../core/names.ts';
-import type { FunctionRecord, VersionRecord } from '../../core/types.ts';
+import type { FunctionRecord, VersionFile, VersionRecord } from '../../core/types.ts';
 import type { StateStore } from '../contract.ts';
 import { openDatabase, transaction } from './db.ts';
 import { STATE_MIGRATIONS } from './migrations.ts';
@@ -33,6 +33,9 @@ interface VersionRow {
   config: string;
   dependencies: string;
   created_at: string;
+  /** JSON array of VersionFile, or null when the version has none. */
+  files: string | null;
+  image: string | null;
 }
 
 function toFunction(row: FunctionRow): FunctionRecord {
@@ -55,8 +58,19 @@ function toVersion(row: VersionRow): VersionRecord {
     exportName: row.export_name,
     config: JSON.parse(row.config) as FunctionConfig,
     dependencies: JSON.parse(row.dependencies) as VersionRecord['dependencies'],
+    ...(row.files ? { files: JSON.parse(row.files) as VersionFile[] } : {}),
+    ...(row.image ? { image: row.image } : {}),
     createdAt: row.created_at,
   };
+}
+
+const IMAGE_RE = /^sha256:[0-9a-f]{64}$/;
+
+function assertVersionFile(f: VersionFile): VersionFile {
+  if (typeof f?.path !== 'string' || f.path === '' || typeof f.digest !== 'string' || !DIGEST_RE.test(f.digest) || !Number.isSafeInteger(f.bytes) || f.bytes < 0) {
+    throw new ContinuumError('bad_request', 'a version file needs a path, a sha256 digest and a size');
+  }
+  return { path: f.path, digest: f.digest, bytes: f.bytes };
 }
 
 function assertVersionId(id: unknown): string {
@@ -103,8 +117,8 @@ export class SqliteStateStore implements StateStore {
       updateFunction: db.prepare('UPDATE functions SET config = ?, active_version = ?, updated_at = ? WHERE name = ?'),
       deleteFunction: db.prepare('DELETE FROM functions WHERE name = ?'),
       insertVersion: db.prepare(
-        `INSERT INTO versions (function_name, id, bundle_digest, bundle_bytes, format, export_name, config, dependencies, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(function_name, id) DO NOTHING`,
+        `INSERT INTO versions (function_name, id, bundle_digest, bundle_bytes, format, export_name, config, dependencies, created_at, files, image)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(function_name, id) DO NOTHING`,
       ),
       getVersion: db.prepare('SELECT * FROM versions WHERE function_name = ? AND id = ?'),
       listVersions: db.prepare('SELECT * FROM versions WHERE function_name = ? ORDER BY created_at DESC, rowid DESC'),
@@ -171,11 +185,13 @@ export class SqliteStateStore implements StateStore {
     if (!Number.isSafeInteger(v.bundleBytes) || v.bundleBytes < 0) throw new ContinuumError('bad_request', 'bundleBytes must be a non-negative integer');
     const config = assertConfig(v.config);
     const createdAt = assertTimestamp(v.createdAt, 'createdAt');
+    const files = v.files === undefined || v.files.length === 0 ? null : JSON.stringify(v.files.map(assertVersionFile));
+    if (v.image !== undefined && (typeof v.image !== 'string' || !IMAGE_RE.test(v.image))) throw new ContinuumError('bad_request', 'image must be sha256:<64 lowercase hex>');
     transaction(this.#db, () => {
       if (!this.#s.getFunction.get(functionName)) throw new ContinuumError('not_found', `function ${functionName} not found`);
       const res = this.#s.insertVersion.run(
         functionName, id, v.bundleDigest, v.bundleBytes, String(v.format), String(v.exportName),
-        JSON.stringify(config), JSON.stringify(v.dependencies ?? []), createdAt,
+        JSON.stringify(config), JSON.stringify(v.dependencies ?? []), createdAt, files, v.image ?? null,
       );
       if (res.changes > 0) return;
       // Same id again: a no-op, unless it names different content (ids are content hashes, so that is a bug upstream).
