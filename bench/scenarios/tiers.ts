@@ -114,7 +114,7 @@ async function nodeColdStartMs(bundles: Bundles): Promise<number> {
 }
 
 /** A node with one hello function per tier it can run; the others are noted with the node's reason. */
-async function startContinuum(bundles: Bundles, opts: Options, notes: string[], scenario: string): Promise<{ c: Continuum; tiers: Tier[]; platform: string | null }> {
+async function startContinuum(bundles: Bundles, opts: Options, notes: string[], scenario: string, scale: Record<string, number>): Promise<{ c: Continuum; tiers: Tier[]; platform: string | null }> {
   const c = await Continuum.start(join(opts.workDir, `continuum-${scenario}`), join(opts.workDir, `${scenario}-continuum.log`), 60_000, [], { CONTINUUM_CONTAINER_TIERS: '1' });
   // The container tiers start in the background: wait until every tier has said whether it runs here.
   type Status = { tiers?: Array<{ tier: string; available: boolean; reason?: string }> };
@@ -133,7 +133,7 @@ async function startContinuum(bundles: Bundles, opts: Options, notes: string[], 
     }
     if (tier === 'gvisor') platform = /platform (\w+)/.exec(s.reason ?? '')?.[1] ?? null;
     try {
-      await c.deploy(fnName(tier), bundles.code.hello, { filename: 'hello.js', config: { tier, scale: { maxInstances: 1 } } });
+      await c.deploy(fnName(tier), bundles.code.hello, { filename: 'hello.js', config: { tier, scale } });
       await c.firstOk(fnName(tier), '', 120_000);
       tiers.push(tier);
     } catch (err) {
@@ -150,7 +150,8 @@ export async function tierColdScenario(bundles: Bundles, opts: Options, notes: s
     errors.set(target, (errors.get(target) ?? 0) + 1);
     notes.push(`tier_cold_start/${target}: ${errorMessage(err)}`);
   };
-  const { c, tiers, platform } = await startContinuum(bundles, opts, notes, 'tier_cold_start');
+  // One instance each: scale to zero then has one instance to stop, and the next request is a cold start.
+  const { c, tiers, platform } = await startContinuum(bundles, opts, notes, 'tier_cold_start', { maxInstances: 1 });
   const bare = new Map<'runc' | 'runsc', BareRuntime>();
   try {
     for (const runtime of ['runc', 'runsc'] as const) {
@@ -216,7 +217,9 @@ export async function tierColdScenario(bundles: Bundles, opts: Options, notes: s
 
 export async function tierWarmScenario(bundles: Bundles, opts: Options, notes: string[], targets: TierTarget[]): Promise<ScenarioReport> {
   const samples = new Samples();
-  const { c, tiers } = await startContinuum(bundles, opts, notes, 'tier_warm');
+  // The tiers' own scaling defaults: with 32 connections, one instance of a tier with a low per-instance
+  // concurrency would answer part of the load with `overloaded`.
+  const { c, tiers } = await startContinuum(bundles, opts, notes, 'tier_warm', {});
   const chosen = tiers.filter((t) => targets.includes(`continuum-${t}` as TierTarget));
   try {
     for (const tier of chosen) {

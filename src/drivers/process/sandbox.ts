@@ -76,6 +76,9 @@ export function nodeFlags(): string[] {
     '--allow-worker',
     '--allow-addons',
     '--disable-warning=SecurityWarning',
+    // V8 sizes its young generation for the host's memory (up to 16 MB per semi-space): under load that
+    // alone took a 128 MB sandbox over its cgroup limit. A small one costs more scavenges, not a kill.
+    '--max-semi-space-size=2',
   ];
 }
 
