@@ -1,6 +1,6 @@
 /**
  * The container tier (runc) through a real node: deploy with `tier: container`, and the abuse catalogue
- * (reliability tests 7, 8, 9, 11, 13, 15, 17, 18, 19), each while a canary function on another
+ * (reliability tests 7, 8, 9, 11, 13, 15, 17, 18, 19, 21), each while a canary function on another
  * container keeps answering; 16 on a driver with a small pids.max. Then images: one built by `continuum image build` (image-build.ts) runs from
  * the store on the container and gvisor tiers and under a bare `runc run`, answering the same; catalogue
  * 10 (cwd through /proc/self/fd) is refused at import (image.test.ts) and checked from inside here.
@@ -281,6 +281,34 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
     assert.ok(rec, 'no invocation record');
     assert.equal(rec.logsTruncated, true, JSON.stringify(rec));
     assert.ok((rec.logBytes ?? 0) <= 64 * 1024, JSON.stringify(rec));
+  });
+
+  test('catalogue 21: an outbound flood reaches nothing beyond the container\'s link to the hub, while the canary answers', async () => {
+    // The container's one interface is a /30 link to the node's private hub: no route beyond it. 50,000
+    // connects and a UDP flood to the outside fail inside the container; connects to the hub's end of the
+    // link are refused (nothing listens there).
+    await deploy(`${p}-netflood`, fetchModule(`import net from 'node:net'; import dgram from 'node:dgram'; import os from 'node:os';`, `
+      const errors = {}; const count = (e) => { errors[e.code] = (errors[e.code] ?? 0) + 1; };
+      const own = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
+      const parts = own.address.split('.').map(Number); parts[3] -= 1; const hub = parts.join('.');
+      let tried = 0, connected = 0, sent = 0, hubConnected = 0;
+      const attempt = (host, onConnect) => new Promise((done) => {
+        const s = net.connect({ host, port: 80 });
+        s.once('connect', () => { onConnect(); s.destroy(); done(); });
+        s.once('error', (e) => { count(e); done(); });
+      });
+      await Promise.all(Array.from({ length: 50 }, async () => { while (tried < 50000) { tried++; await attempt('198.51.100.7', () => connected++); } }));
+      for (let k = 0; k < 200; k++) await attempt(hub, () => hubConnected++);
+      const udp = dgram.createSocket('udp4'); const payload = new Uint8Array(1200);
+      for (let k = 0; k < 20000; k++) await new Promise((done) => udp.send(payload, 53, '198.51.100.7', (e) => { if (e) count(e); else sent++; done(); }));
+      udp.close();
+      return Response.json({ tried, connected, sent, hubConnected, errors });`), { limits: { timeoutMs: 120_000, cpuMs: 120_000, memoryMb: 512 } });
+    const res = await withCanary(() => node.fn(`/fn/${p}-netflood/`));
+    const out = (await res.json()) as { tried: number; connected: number; sent: number; hubConnected: number; errors: Record<string, number> };
+    assert.equal(res.status, 200, JSON.stringify(out));
+    assert.equal(out.tried, 50_000);
+    assert.deepEqual([out.connected, out.sent, out.hubConnected], [0, 0, 0], JSON.stringify(out.errors));
+    assert.equal(Object.values(out.errors).reduce((a, b) => a + b, 0), 50_000 + 200 + 20_000, JSON.stringify(out.errors));
   });
 });
 }
