@@ -109,7 +109,8 @@ export async function ociLayout(layers: Buffer[], labels: Record<string, string>
       architecture: 'amd64',
       os: 'linux',
       config: {
-        Entrypoint: [RUNTIME_NODE, RUNTIME_SERVER],
+        // A young generation sized for a function's memory, not the host's (see the process tier's sandbox).
+        Entrypoint: [RUNTIME_NODE, '--max-semi-space-size=2', RUNTIME_SERVER],
         Env: [`PORT=${IMAGE_PORT}`, 'PATH=/runtime'],
         User: `${IMAGE_USER}:${IMAGE_USER}`,
         WorkingDir: '/',
