@@ -24,7 +24,7 @@ import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.t
 import { FUNCTION_DEFAULTS } from '../../core/defaults.ts';
 import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import type { HandlerFormat, LogLevel } from '../../core/types.ts';
-import type { HostBridges, WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
+import { dispatchLine, type HostBridges, type WireLoadOptions, type WireRequestHead } from '../../runtime/isolate/protocol.ts';
 import { loadPrelude } from './prelude-build.ts';
 import { checkQueueSend, INVALID_HEAD, parseResponseHead, serviceRequest } from './bindings.ts';
 import { Deadlines } from './deadlines.ts';
@@ -102,8 +102,8 @@ const WARMUP = `(function () {
     } } };
   }, JSON.stringify({ format: 'auto', exportName: null, env: {} }));
   const head = (method) => JSON.stringify({ method, url: 'http://warm.up/a?b=1', headers: [['host', 'warm.up'], ['accept', '*/*'], ['user-agent', 'w']] });
-  for (let i = 0; i < 4; i++) dispatch('w' + i, head('GET'), false, null);
-  dispatch('p', head('POST'), true, null);
+  for (let i = 0; i < 4; i++) dispatch('w' + i + '\\n0\\n\\n' + head('GET'));
+  dispatch('p\\n1\\n\\n' + head('POST'));
   push('p', new TextEncoder().encode('x').buffer);
   push('p', null);
 })();`;
@@ -481,16 +481,19 @@ export class Sandbox {
   }
 
   /** Start an invocation. Throws ContinuumError('instance_crashed') when the sandbox is gone. */
-  /** `head` may arrive already serialised (the worker passes the driver's JSON through untouched). */
-  dispatch(invocationId: string, head: WireRequestHead | string, hasBody: boolean, traceparent: string | null): void {
+  dispatch(invocationId: string, head: WireRequestHead, hasBody: boolean, traceparent: string | null): void {
+    this.dispatchLine(invocationId, dispatchLine(invocationId, hasBody, traceparent, JSON.stringify(head)));
+  }
+
+  /** dispatch() with the invocation already as a dispatch line (the worker passes the driver's frame on untouched). */
+  dispatchLine(invocationId: string, line: string): void {
     if (this.disposed) throw new ContinuumError('instance_crashed', 'the sandbox was disposed');
     if (this.#invocations.has(invocationId)) throw new ContinuumError('internal', `invocation ${invocationId} is already running`);
     const inv: HostInvocation = { cpuMs: 0, responseBytes: 0, subrequests: 0, responded: false, deadline: this.#timeoutMs > 0 ? Deadlines.after(this.#timeoutMs) : Infinity };
     this.#invocations.set(invocationId, inv);
     if (this.#timeoutMs > 0) this.#deadlines.added();
-    const headJson = typeof head === 'string' ? head : JSON.stringify(head);
     this.#enter(invocationId, (timeout) => {
-      const whole = this.#refs.dispatch.applySync(undefined, [invocationId, headJson, hasBody, traceparent], { timeout });
+      const whole = this.#refs.dispatch.applySync(undefined, [line], { timeout });
       if (typeof whole === 'string') this.#whole(invocationId, whole);
     });
   }

@@ -24,6 +24,7 @@ import { Deadlines } from './deadlines.ts';
 import { F, LOG_LEVELS } from './frames.ts';
 import type { FrameSink, WorkerProcess } from './worker-process.ts';
 import type { FinishPayload } from './worker-loop.ts';
+import { dispatchLine } from '../../runtime/isolate/protocol.ts';
 
 /** Request-body frames are split to at most this size. */
 const PUSH_SPLIT = 256 * 1024;
@@ -182,9 +183,9 @@ export class IsolateInstance implements Instance, FrameSink {
     this.#deadlines.added();
     const result = new Promise<InvokeResult>((resolve) => (inv.resolveResult = resolve));
     const hasBody = request.body !== null;
-    // `id \n hasBody \n traceparent \n headJson`: the head's JSON goes to the isolate as it is, unparsed.
+    // A dispatch line: the head's JSON goes to the isolate as it is, unparsed.
     const traceparent = request.traceparent && !request.traceparent.includes('\n') ? request.traceparent : '';
-    this.#worker.out.text(F.dispatch, this.#num, num, `${request.invocationId}\n${hasBody ? 1 : 0}\n${traceparent}\n${JSON.stringify(request.request)}`);
+    this.#worker.out.text(F.dispatch, this.#num, num, dispatchLine(request.invocationId, hasBody, traceparent, JSON.stringify(request.request)));
     if (request.body) void this.#pump(inv, request.body);
     return result;
   }

@@ -11,6 +11,7 @@ import type { BindingMessage, InvokeRequest, InvokeResult } from '../../core/dri
 import { IsolateDriver } from './driver.ts';
 import { testSpec } from './testing.ts';
 import { runWorker, type WorkerEngine, type WorkerSandbox, type WorkerSandboxCallbacks } from './worker-loop.ts';
+import { parseDispatchLine } from '../../runtime/isolate/protocol.ts';
 
 // ---------------------------------------------------------------- stand-in worker (child process only)
 interface StandinIo {
@@ -39,7 +40,9 @@ function standinEngine(): WorkerEngine {
         get disposed() {
           return disposed;
         },
-        dispatch(id, head, hasBody) {
+        dispatchLine(id, line) {
+          const { hasBody, headJson } = parseDispatchLine(line);
+          const head = JSON.parse(headJson);
           const b = { chunks: [] as Uint8Array[], done: !hasBody, waiters: [] as Array<() => void> };
           bodies.set(id, b);
           const enc = new TextEncoder();
@@ -54,7 +57,7 @@ function standinEngine(): WorkerEngine {
             queueSend: (binding, list) => callbacks.onQueueSend(id, binding, list.map((t) => ({ body: enc.encode(t), contentType: 'text/plain' }))),
             body: () => (b.done ? Promise.resolve(b.chunks) : new Promise((r) => b.waiters.push(() => r(b.chunks)))),
           };
-          handler(typeof head === 'string' ? JSON.parse(head) : head, io);
+          handler(head, io);
         },
         push(id, chunk) {
           const b = bodies.get(id);

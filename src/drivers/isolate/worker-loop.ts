@@ -11,7 +11,7 @@ import { decodeServiceResponse, encodeQueueSend, encodeServiceFetch } from './bi
 import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.ts';
 import type { LogLevel } from '../../core/types.ts';
-import type { WireLoadOptions, WireRequestHead } from '../../runtime/isolate/protocol.ts';
+import type { WireLoadOptions } from '../../runtime/isolate/protocol.ts';
 
 /** What the worker needs from the engine (engine.ts provides it). */
 export interface WorkerSandboxCallbacks {
@@ -32,7 +32,8 @@ export interface WorkerSandbox {
   readonly format: string;
   readonly exportName: string;
   readonly disposed: boolean;
-  dispatch(invocationId: string, head: WireRequestHead | string, hasBody: boolean, traceparent: string | null): void;
+  /** Start an invocation given as a dispatch line (runtime/isolate/protocol.ts). */
+  dispatchLine(invocationId: string, line: string): void;
   push(invocationId: string, chunk: Uint8Array | null): void;
   abort(invocationId: string, reason: string): void;
   cpuTimeMs(): number;
@@ -344,15 +345,12 @@ export function runWorker(createEngine: EngineFactory): void {
         }
         const text = payload.toString('utf8');
         const i1 = text.indexOf('\n');
-        const i2 = text.indexOf('\n', i1 + 1);
-        const i3 = text.indexOf('\n', i2 + 1);
-        const traceparent = text.slice(i2 + 1, i3);
         slot.sampleCpu();
         const inv: Inv = { num: b, id: text.slice(0, i1), cpuStart: slot.cpuAcc, logBytes: 0, truncated: false };
         slot.byId.set(inv.id, inv);
         slot.byNum.set(b, inv);
         try {
-          slot.sandbox.dispatch(inv.id, text.slice(i3 + 1), text.slice(i1 + 1, i2) === '1', traceparent || null);
+          slot.sandbox.dispatchLine(inv.id, text);
         } catch (err) {
           if (slot.byNum.get(b) === inv) finish(slot, inv, toWireError(err, 'internal'));
         }

@@ -152,12 +152,13 @@ export interface RuntimeEntryPoints {
    */
   __continuum_load(factory: unknown, optionsJson: string): string;
   /**
-   * Start an invocation. When hasBody, the host follows with `__continuum_push` calls. When the
-   * handler answered with a fixed string body (or none) before this returns, the return value is the
-   * whole, successful response: `headJson` or `headJson + "\0" + body` (JSON never holds a raw NUL);
-   * no respond/chunk/finish call is made for it. Otherwise undefined.
+   * Start an invocation, given as one dispatch line (see dispatchLine). When hasBody, the host follows
+   * with `__continuum_push` calls. When the handler answered with a fixed string body (or none) before
+   * this returns, the return value is the whole, successful response: `headJson` or
+   * `headJson + "\0" + body` (JSON never holds a raw NUL); no respond/chunk/finish call is made for it.
+   * Otherwise undefined.
    */
-  __continuum_dispatch(invocationId: string, headJson: string, hasBody: boolean, traceparent: string | null): string | undefined;
+  __continuum_dispatch(line: string): string | undefined;
   /** Run synthetic requests through the fetch path before any module is loaded (prepays the first request). */
   __continuum_warm(): void;
   /** Push one request-body chunk; null ends the body. */
@@ -168,4 +169,21 @@ export interface RuntimeEntryPoints {
   __continuum_settle(callId: number, ok: boolean, json: string, buffers: ArrayBuffer[]): void;
   /** The client went away or a host limit hit: abort the invocation's signal. */
   __continuum_abort(invocationId: string, reason: string): void;
+}
+
+/**
+ * A dispatch as one string: `invocationId \n hasBody (0|1) \n traceparent (may be empty) \n headJson`.
+ * The driver frames it so, the worker hands the frame's text on untouched, and it crosses into the
+ * isolate as a single argument (each argument of an isolate call is copied separately).
+ */
+export function dispatchLine(invocationId: string, hasBody: boolean, traceparent: string | null, headJson: string): string {
+  return `${invocationId}\n${hasBody ? 1 : 0}\n${traceparent ?? ''}\n${headJson}`;
+}
+
+/** The parts of a dispatch line. */
+export function parseDispatchLine(line: string): { invocationId: string; hasBody: boolean; traceparent: string; headJson: string } {
+  const i1 = line.indexOf('\n');
+  const i2 = line.indexOf('\n', i1 + 1);
+  const i3 = line.indexOf('\n', i2 + 1);
+  return { invocationId: line.slice(0, i1), hasBody: line.charCodeAt(i1 + 1) === 49, traceparent: line.slice(i2 + 1, i3), headJson: line.slice(i3 + 1) };
 }

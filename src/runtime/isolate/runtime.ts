@@ -5,7 +5,7 @@
  * `__continuum_install` wires the host bridges after each restore and removes every `__continuum_*`
  * global before tenant code runs.
  */
-import type { HostBridges, WireRequestHead } from './protocol.ts';
+import { parseDispatchLine, type HostBridges, type WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
@@ -590,8 +590,9 @@ const entryPoints = {
     return JSON.stringify({ format: found.format, exportName: found.exportName });
   },
 
-  __continuum_dispatch(id: string, headJson: string, hasBody: boolean, _traceparent: string | null): string | undefined {
+  __continuum_dispatch(line: string): string | undefined {
     if (loaded === null) throw new Error('no module loaded');
+    const { invocationId: id, hasBody, headJson } = parseDispatchLine(line);
     const head = JSON.parse(headJson) as WireRequestHead;
     const inv: Invocation = {
       id, head, ac: null, bodyController: null, chunks: null, onBodyEnd: null,
@@ -634,7 +635,7 @@ const entryPoints = {
         memoryLimitMb: 128, timeoutMs: 30000, subrequests: 0, payload: '2.0',
         handler: () => new Response('warm', { headers: { 'content-type': 'text/plain; charset=utf-8' } }),
       };
-      entryPoints.__continuum_dispatch('warm', '{"method":"GET","url":"http://warm.up/","headers":[["host","warm.up"],["accept","*/*"]]}', false, null);
+      entryPoints.__continuum_dispatch('warm\n0\n\n{"method":"GET","url":"http://warm.up/","headers":[["host","warm.up"],["accept","*/*"]]}');
     } finally {
       loaded = null;
       bridges = real;

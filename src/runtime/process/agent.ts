@@ -11,7 +11,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { format as formatLog } from 'node:util';
-import type { WireLoadOptions, WireRequestHead } from '../isolate/protocol.ts';
+import { parseDispatchLine, type WireLoadOptions, type WireRequestHead } from '../isolate/protocol.ts';
 import type { PlainResponse } from '../isolate/adapters.ts';
 import { checkDelay, encodeQueueBody } from '../isolate/events.ts';
 import { detect, runBuffered, servesAsRequest, type LoadedModule } from '../handlers.ts';
@@ -259,8 +259,11 @@ export function createAgentEngine(options: { bundlePath?: string } = {}) {
         get disposed() {
           return disposed;
         },
-        dispatch(id: string, headIn: WireRequestHead | string, hasBody: boolean) {
-          const head = typeof headIn === 'string' ? (JSON.parse(headIn) as WireRequestHead) : headIn;
+        dispatchLine(id: string, line: string) {
+          const d = parseDispatchLine(line);
+          this.dispatch(id, JSON.parse(d.headJson) as WireRequestHead, d.hasBody);
+        },
+        dispatch(id: string, head: WireRequestHead, hasBody: boolean) {
           const inv: Invocation = { id, head, started: Date.now(), ac: new AbortController(), bodyController: null, chunks: null, onBodyEnd: null, ended: false };
           invocations.set(id, inv);
           current.run(inv, () => {
