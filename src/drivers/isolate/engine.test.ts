@@ -168,6 +168,8 @@ async function suite(): Promise<void> {
     assert.equal((await inv2()).body, 'streamed');
   });
 
+  const STATUS_CASES = "[200, 204.0, '201', 299.9, 65736, 2 ** 32 + 404, -0, 199, 600, NaN, Infinity].map((status) => illegal(() => new Response(null, { status })) === 'no error' ? new Response(null, { status }).status : illegal(() => new Response(null, { status })))";
+
   test('Web APIs inside the isolate match Node', async () => {
     const { invoke } = makeSandbox(fetchModule(`
       const out = {};
@@ -192,6 +194,9 @@ async function suite(): Promise<void> {
       const h = new Headers([['Set-Cookie', 'a=1'], ['set-cookie', 'b=2'], ['X', '1']]); out.cookies = h.getSetCookie();
       out.json = await Response.json({ a: 1 }).json();
       const ev = new EventTarget(); let fired = 0; ev.addEventListener('x', () => fired++); ev.dispatchEvent(new Event('x')); out.event = fired;
+      class Sub extends EventTarget {} const sub = new Sub(); sub.addEventListener('y', () => fired++); sub.dispatchEvent(new Event('y'));
+      out.eventBrand = [fired, illegal(() => EventTarget.prototype.addEventListener.call({}, 'x', () => {})), illegal(() => EventTarget.prototype.dispatchEvent.call(Object.create(EventTarget.prototype), new Event('x')))];
+      out.status = ${STATUS_CASES};
       out.uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(crypto.randomUUID());
       out.rand = crypto.getRandomValues(new Uint8Array(8)).length;
       out.timer = await new Promise((r) => { const id = setInterval(() => { clearInterval(id); r('tick'); }, 1); });
@@ -237,6 +242,9 @@ async function suite(): Promise<void> {
     assert.deepEqual(out.cookies, ['a=1', 'b=2']);
     assert.deepEqual(out.json, { a: 1 });
     assert.equal(out.event, 1);
+    assert.deepEqual(out.eventBrand, [2, 'TypeError', 'TypeError']);
+    // WebIDL's integer conversion of ResponseInit.status, fast path and the rest, as Node's undici does it.
+    assert.deepEqual(out.status, new Function('illegal', `return ${STATUS_CASES}`)((f: () => unknown) => { try { f(); return 'no error'; } catch (e) { return (e as Error).constructor.name; } }));
     assert.equal(out.uuid, true);
     assert.equal(out.rand, 8);
     assert.equal(out.timer, 'tick');
@@ -252,6 +260,14 @@ async function suite(): Promise<void> {
     assert.deepEqual(out.ecdsa, [true, 'P-256']);
     assert.deepEqual(out.ed, [true, false]);
     assert.equal(out.bad, 'NotSupportedError');
+  });
+
+  test('response headers leave as the Headers iterator yields them: lower-case, sorted, values combined, each set-cookie apart', async () => {
+    const init = "[['X-B', '2'], ['x-a', '1'], ['Set-Cookie', 'c=1'], ['X-A', '3'], ['set-cookie', 'd=2'], ['Content-Type', 'text/x']]";
+    const { invoke } = makeSandbox(fetchModule(`return new Response('x', { headers: ${init} });`));
+    const r = await invoke();
+    assert.equal(r.error, null, r.error?.message);
+    assert.deepEqual(r.headers, [...new Headers(new Function(`return ${init}`)())]);
   });
 
   test('a used spare is replaced once the engine is idle, not while the sandbox that took it waits for its first request', async () => {

@@ -342,12 +342,13 @@ function endedWhole(inv: Invocation): void {
 async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
   if (inv.ended) return;
   if (!(res instanceof Response)) throw new TypeError('The handler did not return a Response');
-  const headJson = JSON.stringify({ status: res.status, headers: [...res.headers] });
+  const state = getResponseState(res);
+  const headJson = JSON.stringify({ status: res.status, headers: headerPairs(state.headersList) });
   inv.responded = true;
   // Fast path: a body made from a string or bytes goes out whole, without a stream reader.
   // (A body whose stream nobody has touched yet is unused; asking `bodyUsed` would create the stream.)
   // A Response made with a null body (204, 304…) has no body state at all, not a null one.
-  const body0 = getResponseState(res).body as ReturnType<typeof getResponseState>['body'] | undefined;
+  const body0 = state.body as ReturnType<typeof getResponseState>['body'] | undefined;
   let source: string | Uint8Array | null | undefined; // undefined: stream the body
   if (body0 === null || body0 === undefined) source = null;
   else if (body0.lazyStreamPending === true || !res.bodyUsed) {
@@ -389,6 +390,20 @@ async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
     }
   }
   end(inv, null);
+}
+
+/**
+ * The response's headers as `[...response.headers]` yields them (lower-case names in order, values
+ * combined, each set-cookie apart), read from the header list without the iterator's machinery.
+ */
+function headerPairs(list: ReturnType<typeof getResponseState>['headersList']): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const [name, entry] of list.headersMap) {
+    if (name === 'set-cookie' && list.cookies !== null) for (const cookie of list.cookies) pairs.push([name, cookie]);
+    else pairs.push([name, entry.value]);
+  }
+  if (pairs.length > 1) pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return pairs;
 }
 
 function sendPlain(inv: Invocation, res: PlainResponse): void {

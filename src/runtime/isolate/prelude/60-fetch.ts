@@ -11,7 +11,10 @@ defineGlobal('Request', request.Request);
 defineGlobal('FormData', formdata.FormData);
 
 /** undici's inner response state; runtime.ts reads `body.source` to skip the stream for fixed bodies. */
-export const getResponseState: (response: unknown) => { body: { source: unknown; stream: ReadableStream | null; lazyStreamPending?: boolean } | null } = response.getResponseState;
+export const getResponseState: (response: unknown) => {
+  body: { source: unknown; stream: ReadableStream | null; lazyStreamPending?: boolean } | null;
+  headersList: { headersMap: Map<string, { name: string; value: string }>; cookies: string[] | null };
+} = response.getResponseState;
 
 /**
  * undici's inner request record and header list, for building an incoming Request from host data
