@@ -262,6 +262,36 @@ async function suite(): Promise<void> {
     assert.equal(out.bad, 'NotSupportedError');
   });
 
+  test('TextDecoder on inputs of 1 KB and more (decoded by the host) matches Node: multi-byte, BOM, fatal and loose, views, streaming, bodies', async () => {
+    const cases = `
+      const big = new TextEncoder().encode('é€😀a'.repeat(400));
+      const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...big]);
+      const bad = new Uint8Array(2048).fill(0x61); bad[1000] = 0xff; bad[1500] = 0xc3;
+      const out = [new TextDecoder().decode(big), new TextDecoder().decode(bom), new TextDecoder('utf-8', { ignoreBOM: true }).decode(bom), new TextDecoder().decode(bad)];
+      try { new TextDecoder('utf-8', { fatal: true }).decode(bad); out.push('no error'); } catch (e) { out.push(e.constructor.name); }
+      out.push(new TextDecoder().decode(big.subarray(3, 2003)), new TextDecoder().decode(new DataView(big.buffer, 5, 1500)));
+      const s = new TextDecoder(); out.push(s.decode(big.subarray(0, 1501), { stream: true }) + s.decode(big.subarray(1501), { stream: true }) + s.decode());
+      out.push(await new Response(bom).text(), JSON.stringify(await new Response(new TextEncoder().encode(JSON.stringify({ k: 'ü'.repeat(2000) }))).json()));
+      return out;`;
+    const { invoke } = makeSandbox(fetchModule(`${cases.replace(/return out;$/, 'return Response.json(out);')}`));
+    const r = await invoke();
+    assert.equal(r.error, null, r.error?.message);
+    const expected = await (new Function(`return (async () => { ${cases} })();`)() as Promise<string[]>);
+    const actual = JSON.parse(r.body) as string[];
+    assert.equal(actual.length, expected.length);
+    expected.forEach((e, i) => assert.ok(actual[i] === e, `case ${i}: ${JSON.stringify(actual[i]?.slice(0, 12))}…(${actual[i]?.length}) ≠ ${JSON.stringify(e.slice(0, 12))}…(${e.length})`));
+  });
+
+  test('streamed body chunks that are views of a larger buffer send just their bytes (also when slice() returns a view, as a Buffer does)', async () => {
+    const { invoke } = makeSandbox(fetchModule(`
+      class ViewSlicing extends Uint8Array { slice(a, b) { return this.subarray(a, b); } }
+      const all = new ViewSlicing(new TextEncoder().encode('--hello, world--').buffer);
+      return new Response(new ReadableStream({ start(c) { c.enqueue(all.subarray(2, 8)); c.enqueue(all.subarray(8, 14)); c.close(); } }));`));
+    const r = await invoke();
+    assert.equal(r.error, null, r.error?.message);
+    assert.equal(Buffer.concat(r.chunks).toString(), 'hello, world');
+  });
+
   test('response headers leave as the Headers iterator yields them: lower-case, sorted, values combined, each set-cookie apart', async () => {
     const init = "[['X-B', '2'], ['x-a', '1'], ['Set-Cookie', 'c=1'], ['X-A', '3'], ['set-cookie', 'd=2'], ['Content-Type', 'text/x']]";
     const { invoke } = makeSandbox(fetchModule(`return new Response('x', { headers: ${init} });`));

@@ -77,6 +77,8 @@ export interface EngineOptions {
 const LOG_LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error', 'log']);
 const SUBTLE_OPS = new Set(['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey', 'deriveKey', 'deriveBits', 'importKey', 'exportKey', 'wrapKey', 'unwrapKey']);
 const MAX_TIMERS = 10_000;
+const UTF8_FATAL = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const UTF8_LOOSE = new TextDecoder('utf-8', { ignoreBOM: true });
 const MAX_PENDING_CALLS = 1_000;
 const MAX_KEYS = 10_000;
 const MAX_MESSAGE = 64 * 1024;
@@ -93,7 +95,7 @@ const REFILL_QUIET_MS = 5;
  */
 const WARMUP = `(function () {
   const install = __continuum_install, load = __continuum_load, dispatch = __continuum_dispatch, push = __continuum_push;
-  install({ log() {}, timerSet() {}, timerClear() {}, random(n) { return new ArrayBuffer(n); }, domainToASCII(d) { return d; }, subtle() {}, fetch() {}, queueSend() {}, serviceFetch() {}, respond() { return true; }, chunk() { return true; }, finish() {} });
+  install({ log() {}, timerSet() {}, timerClear() {}, random(n) { return new ArrayBuffer(n); }, domainToASCII(d) { return d; }, utf8() { return null; }, subtle() {}, fetch() {}, queueSend() {}, serviceFetch() {}, respond() { return true; }, chunk() { return true; }, finish() {} });
   load(function (module) {
     module.exports = { default: { async fetch(request, env, ctx) {
       const url = new URL(request.url);
@@ -357,7 +359,7 @@ class Shell {
   }
 }
 
-const BRIDGE_NAMES: ReadonlyArray<keyof HostBridges> = ['log', 'timerSet', 'timerClear', 'random', 'domainToASCII', 'subtle', 'fetch', 'queueSend', 'serviceFetch', 'respond', 'chunk', 'finish'];
+const BRIDGE_NAMES: ReadonlyArray<keyof HostBridges> = ['log', 'timerSet', 'timerClear', 'random', 'domainToASCII', 'utf8', 'subtle', 'fetch', 'queueSend', 'serviceFetch', 'respond', 'chunk', 'finish'];
 
 interface HostInvocation {
   cpuMs: number;
@@ -370,6 +372,11 @@ interface HostInvocation {
 
 type Ref = ivm.Reference<(...args: unknown[]) => unknown>;
 
+
+/** The view's bytes as a whole ArrayBuffer: its own buffer when it spans it, else a copy of just the view (never Buffer#slice, a view). */
+function ownBuffer(v: Uint8Array): ArrayBuffer {
+  return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.buffer instanceof ArrayBuffer ? v.buffer : new Uint8Array(v).buffer;
+}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -518,7 +525,7 @@ export class Sandbox {
   /** One request-body chunk for an invocation; null ends the body. */
   push(invocationId: string, chunk: Uint8Array | null): void {
     if (this.disposed || !this.#invocations.has(invocationId)) return;
-    const arg = chunk === null ? null : new ivm.ExternalCopy(chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk.buffer : chunk.slice().buffer).copyInto({ release: true });
+    const arg = chunk === null ? null : new ivm.ExternalCopy(ownBuffer(chunk)).copyInto({ release: true });
     this.#enter(invocationId, (timeout) => this.#refs.push.applySync(undefined, [invocationId, arg], { timeout }));
   }
 
@@ -684,6 +691,14 @@ export class Sandbox {
         return new ivm.ExternalCopy(randomFillSync(new Uint8Array(n as number)).buffer).copyInto({ release: true });
       },
       domainToASCII: (domain: unknown) => (typeof domain === 'string' && domain.length <= 1024 ? domainToASCII(domain) : ''),
+      utf8: (bytes: unknown, fatal: unknown) => {
+        if (!(bytes instanceof ArrayBuffer)) throw new TypeError('utf8: bytes must be an ArrayBuffer');
+        try {
+          return (fatal === true ? UTF8_FATAL : UTF8_LOOSE).decode(new Uint8Array(bytes));
+        } catch {
+          return null;
+        }
+      },
       subtle: (callId: unknown, argsJson: unknown, buffers: unknown) => {
         const owner = this.#currentOwner();
         this.#startCall(callId, owner, () => this.#subtle(argsJson, buffers));
@@ -739,8 +754,7 @@ export class Sandbox {
             throw wireError(e.code, `fetch failed: ${e.code}: ${e.message}`);
           }
           const bytes = res.body;
-          const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
-          return [JSON.stringify({ status: res.status, headers: res.headers }), [buffer as ArrayBuffer]];
+          return [JSON.stringify({ status: res.status, headers: res.headers }), [ownBuffer(bytes)]];
         });
       },
       respond: (id: unknown, headJson: unknown, wholeBody?: unknown, complete?: unknown) => {

@@ -99,6 +99,8 @@ export interface HostBridges {
   random(n: number): ArrayBuffer;
   /** WHATWG domain-to-ASCII of a non-ASCII host name ('' on failure); replaces tr46's tables. */
   domainToASCII(domain: string): string;
+  /** UTF-8 bytes decoded natively (a leading BOM kept); null when `fatal` and they are not well-formed. */
+  utf8(bytes: ArrayBuffer, fatal: boolean): string | null;
   /**
    * Start a crypto.subtle operation on the host's WebCrypto. argsJson is `{"op", "args"}` where binary
    * arguments are `{"$buf": i}` (index into buffers) and keys `{"$key": handle}`. Returns at once; the

@@ -9,6 +9,7 @@ import { parseDispatchLine, type HostBridges, type WireRequestHead } from './pro
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
+import { setHostUtf8Decode } from './shims/host-utf8.js';
 import { fromInnerRequest, getResponseState, HeadersList, makeRequest } from './prelude/60-fetch.ts';
 import type { PlainResponse } from './adapters.ts';
 import { checkDelay, encodeQueueBody } from './events.ts';
@@ -329,7 +330,7 @@ function fail(inv: Invocation, err: unknown): void {
 
 function exactBuffer(bytes: Uint8Array): ArrayBuffer {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
-  return bytes.slice().buffer;
+  return new Uint8Array(bytes).buffer; // a copy of the view only: a Buffer's slice() is a view
 }
 
 /** Ends an invocation whose whole response went to the host in one piece (no finish call follows). */
@@ -362,7 +363,7 @@ async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
       endedWhole(inv);
       return;
     }
-    const bytes = source === null ? null : typeof source === 'string' ? encoder.encode(source) : source.slice();
+    const bytes = source === null ? null : typeof source === 'string' ? encoder.encode(source) : new Uint8Array(source);
     host().respond(inv.id, headJson, bytes === null ? null : bytes.buffer, true);
     endedWhole(inv);
     return;
@@ -572,6 +573,7 @@ const entryPoints = {
     bridges = b;
     timeOrigin = Date.now();
     setDomainToASCII((d: string) => b.domainToASCII(d));
+    setHostUtf8Decode((bytes: ArrayBuffer, fatal: boolean) => b.utf8(bytes, fatal));
     for (const name of Object.keys(entryPoints)) delete (globalThis as Record<string, unknown>)[name];
     delete (globalThis as Record<string, unknown>).SharedArrayBuffer;
     delete (globalThis as Record<string, unknown>).Atomics;
