@@ -12,7 +12,7 @@
  * namespace with `--network=host` (its netstack's own namespace check fails on recent kernels): the
  * sandbox's sockets are then host sockets of that private namespace, which holds nothing but the veth.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,7 @@ import { ImageStore, type StoredImage } from './image.ts';
 import { IMAGE_PORT, ociLayout, runtimeLayer, type FunctionLoad } from './image-build.ts';
 import { CONTAINER_CGROUP, ContainerInstance } from './instance.ts';
 import { hubSocket, NetworkHub, removeStaleNamespaces, type Attachment } from './network.ts';
+import { Launcher, type Launched } from './launcher.ts';
 import { runtimeSpec } from './spec.ts';
 
 const run = promisify(execFile);
@@ -110,6 +111,7 @@ export class ContainerDriver implements SandboxDriver {
   #unavailable: string | null = 'driver not started';
   #platform: string | null = null;
   #startup: Promise<void> | null = null;
+  #launcher: Launcher | null = null;
   /** The start-up has ended (running, or unavailable with the reason). */
   #started = false;
   #tools: Tools | null = null;
@@ -177,6 +179,8 @@ export class ContainerDriver implements SandboxDriver {
   }
 
   async #cleanupStart(): Promise<void> {
+    this.#launcher?.close();
+    this.#launcher = null;
     await this.#hub?.stop();
     this.#hub = null;
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
@@ -214,6 +218,7 @@ export class ContainerDriver implements SandboxDriver {
     this.#runtimeImage = await this.#store.import(Readable.from([await ociLayout([await runtimeLayer(this.options.nodePath)])]));
     this.#hub = new NetworkHub({ ipPath: ip, prefix: this.#netPrefix, socketPath: hubSocket(this.#dir), spares: this.options.spareNetworks, refillDelayMs: CONTAINER_TIER_DEFAULTS.spareNetworkRefillDelayMs });
     await this.#hub.start(this.options.nodePath, nsenter);
+    this.#launcher = new Launcher(this.options.nodePath);
     return this.options.runtime === 'runsc' ? this.#detectPlatform() : this.#tryRun(null);
   }
 
@@ -339,7 +344,7 @@ export class ContainerDriver implements SandboxDriver {
     const dir = join(this.#dir, 'i', name);
     let leaf: CgroupLeaf | null = null;
     let attachment: Attachment | null = null;
-    let child: ChildProcess | null = null;
+    let child: Launched | null = null;
     let tornDown: Promise<void> | null = null;
     const teardown = () => {
       tornDown ??= (async () => {
@@ -411,17 +416,14 @@ export class ContainerDriver implements SandboxDriver {
       );
       const runArgs = [...this.#runtimeArgs(null, 'host'), 'run', '--bundle', dir, name];
       child = gvisor
-        ? spawn(this.#tools!.nsenter, [`--net=${attachment.netnsPath}`, '--', this.#tools!.runtime, ...runArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn(this.#tools!.runtime, runArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+        ? this.#launcher!.run(this.#tools!.nsenter, [`--net=${attachment.netnsPath}`, '--', this.#tools!.runtime, ...runArgs])
+        : this.#launcher!.run(this.#tools!.runtime, runArgs);
       let output = '';
-      const collect = (d: Buffer) => {
-        const text = d.toString();
+      child.onOutput((text) => {
         output = (output + text).slice(-4000);
         this.options.onDiagnostic(`${name}: ${text.trimEnd().slice(0, 2000)}`);
-      };
-      child.stdout!.on('data', collect);
-      child.stderr!.on('data', collect);
-      const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
+      });
+      const exited = child.exited.then(() => undefined);
       let gone = false;
       void exited.then(() => (gone = true));
       const target = `${attachment.ip}:${IMAGE_PORT}`;
