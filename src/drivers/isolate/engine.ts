@@ -24,7 +24,7 @@ import { ContinuumError, isErrorCode, type ErrorCode } from '../../core/errors.t
 import { FUNCTION_DEFAULTS } from '../../core/defaults.ts';
 import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import type { HandlerFormat, LogLevel } from '../../core/types.ts';
-import { dispatchLine, type HostBridges, type WireLoadOptions, type WireRequestHead } from '../../runtime/isolate/protocol.ts';
+import { dispatchLine, ownBuffer, type HostBridges, type WireLoadOptions, type WireRequestHead } from '../../runtime/isolate/protocol.ts';
 import { loadPrelude } from './prelude-build.ts';
 import { checkQueueSend, INVALID_HEAD, parseResponseHead, serviceRequest } from './bindings.ts';
 import { Deadlines } from './deadlines.ts';
@@ -372,11 +372,6 @@ interface HostInvocation {
 
 type Ref = ivm.Reference<(...args: unknown[]) => unknown>;
 
-
-/** The view's bytes as a whole ArrayBuffer: its own buffer when it spans it, else a copy of just the view (never Buffer#slice, a view). */
-function ownBuffer(v: Uint8Array): ArrayBuffer {
-  return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.buffer instanceof ArrayBuffer ? v.buffer : new Uint8Array(v).buffer;
-}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

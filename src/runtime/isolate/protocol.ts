@@ -189,3 +189,11 @@ export function parseDispatchLine(line: string): { invocationId: string; hasBody
   const i3 = line.indexOf('\n', i2 + 1);
   return { invocationId: line.slice(0, i1), hasBody: line.charCodeAt(i1 + 1) === 49, traceparent: line.slice(i2 + 1, i3), headJson: line.slice(i3 + 1) };
 }
+
+/**
+ * The view's bytes as a whole ArrayBuffer (what crosses the isolate boundary): its own buffer when it spans
+ * it, else a copy of just the view — never `slice()`, which on a Buffer is a view of the whole backing buffer.
+ */
+export function ownBuffer(v: Uint8Array): ArrayBuffer {
+  return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.buffer instanceof ArrayBuffer ? v.buffer : new Uint8Array(v).buffer;
+}

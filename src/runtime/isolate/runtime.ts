@@ -5,7 +5,7 @@
  * `__continuum_install` wires the host bridges after each restore and removes every `__continuum_*`
  * global before tenant code runs.
  */
-import { parseDispatchLine, type HostBridges, type WireRequestHead } from './protocol.ts';
+import { ownBuffer, parseDispatchLine, type HostBridges, type WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
@@ -215,7 +215,7 @@ async function queueSend(name: string, messages: OutgoingMessage[]): Promise<{ i
   const inv = invocations.get(current);
   if (inv) countSubrequest(inv, 'queue send failed');
   const meta = JSON.stringify(messages.map(({ contentType, delaySeconds }) => ({ contentType, delaySeconds })));
-  const buffers = messages.map((m) => exactBuffer(m.bytes));
+  const buffers = messages.map((m) => ownBuffer(m.bytes));
   const [json] = await withCode(hostCall((id) => host().queueSend(id, current, name, meta, buffers)));
   const ids = (JSON.parse(json) as { ids?: unknown }).ids;
   return { ids: Array.isArray(ids) ? ids.map(String) : [] };
@@ -328,11 +328,6 @@ function fail(inv: Invocation, err: unknown): void {
   end(inv, { code: codeOf(err), message: describe(err) });
 }
 
-function exactBuffer(bytes: Uint8Array): ArrayBuffer {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
-  return new Uint8Array(bytes).buffer; // a copy of the view only: a Buffer's slice() is a view
-}
-
 /** Ends an invocation whose whole response went to the host in one piece (no finish call follows). */
 function endedWhole(inv: Invocation): void {
   inv.ended = true;
@@ -381,7 +376,7 @@ async function sendResponse(inv: Invocation, res: unknown): Promise<void> {
       }
       if (!(value instanceof Uint8Array)) throw new TypeError('Response body chunks must be Uint8Array');
       if (value.byteLength === 0) continue;
-      if (!host().chunk(inv.id, exactBuffer(value))) {
+      if (!host().chunk(inv.id, ownBuffer(value))) {
         inv.ended = true;
         invocations.delete(inv.id);
         clearInvocationTimers(inv);
@@ -410,7 +405,7 @@ function headerPairs(list: ReturnType<typeof getResponseState>['headersList']): 
 function sendPlain(inv: Invocation, res: PlainResponse): void {
   if (inv.ended) return;
   inv.responded = true;
-  host().respond(inv.id, JSON.stringify({ status: res.status, headers: res.headers }), exactBuffer(res.body), true);
+  host().respond(inv.id, JSON.stringify({ status: res.status, headers: res.headers }), ownBuffer(res.body), true);
   endedWhole(inv);
 }
 

@@ -3,6 +3,8 @@
 // fastest way there), the host's native decoder a small fraction of that plus one copy each way. Small
 // inputs stay in the isolate (the crossing costs more); huge ones too, so that the host never holds a
 // tenant's multi-megabyte string.
+import { ownBuffer } from '../protocol.ts';
+
 const MIN_BYTES = 1024;
 const MAX_BYTES = 4 * 1024 * 1024;
 let host = null;
@@ -14,7 +16,5 @@ export function setHostUtf8Decode(fn) {
 /** The decoded string; null when `loose` is false and the input is not well-formed; undefined: decode here. */
 export function hostUtf8Decode(arr, loose) {
   if (host === null || arr.length < MIN_BYTES || arr.length > MAX_BYTES) return undefined;
-  const whole = arr.byteOffset === 0 && arr.byteLength === arr.buffer.byteLength && arr.buffer instanceof ArrayBuffer;
-  // A copy of just the view (not arr.slice(): a Buffer's slice is a view of the whole buffer).
-  return host(whole ? arr.buffer : new Uint8Array(arr).buffer, !loose);
+  return host(ownBuffer(arr), !loose);
 }
