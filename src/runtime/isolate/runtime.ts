@@ -5,7 +5,7 @@
  * `__continuum_install` wires the host bridges after each restore and removes every `__continuum_*`
  * global before tenant code runs.
  */
-import { ownBuffer, parseDispatchLine, type HostBridges, type WireRequestHead } from './protocol.ts';
+import { dispatchLine, ownBuffer, parseDispatchLine, type HostBridges, type WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
@@ -647,7 +647,7 @@ const entryPoints = {
         memoryLimitMb: 128, timeoutMs: 30000, subrequests: 0, payload: '2.0',
         handler: () => new Response('warm', { headers: { 'content-type': 'text/plain; charset=utf-8' } }),
       };
-      entryPoints.__continuum_dispatch('warm\n0\n\n{"method":"GET","url":"http://warm.up/","headers":[["host","warm.up"],["accept","*/*"]]}');
+      entryPoints.__continuum_dispatch(dispatchLine('warm', false, null, '{"method":"GET","url":"http://warm.up/","headers":[["host","warm.up"],["accept","*/*"]]}'));
     } finally {
       loaded = null;
       bridges = real;
