@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
 import type { LeasedMessage, QueueStore } from '../contract.ts';
 import { runQueueStoreContract } from '../queue-contract-suite.ts';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { contentDigest } from '../queue-rules.ts';
 import { openNatsQueueStore } from './queues.ts';
 import { natsSkipReason, NatsTestServer } from './testing.ts';
 
@@ -84,6 +89,61 @@ if (skip) {
         assert.ok(st.oldestAgeMs < Date.now() - youngAt + 750, `oldest age ${st.oldestAgeMs} ms is the young message's, not an acked one's`);
         const [m] = await store.receive('jobs', 10, 30_000);
         assert.equal(m?.id, young[0]?.id);
+      } finally {
+        await store?.close();
+        await own.close();
+      }
+    });
+
+    test('a keyed send that crashed before its key was final is stored once by its retry: consumed copy, restarted server, or never stored', async () => {
+      const own = await NatsTestServer.start();
+      const body = (t: string) => new TextEncoder().encode(t);
+      // What a sender killed between its reservation and making it final leaves behind.
+      const leavePending = async (key: string, id: string, text: string) => {
+        const nc = await connect({ servers: own.url });
+        try {
+          const idem = await new Kvm(jetstream(nc)).open('crashk-idem');
+          await idem.put(`jobs.${createHash('sha256').update(key).digest('hex')}`, JSON.stringify({ id, digest: contentDigest({ body: body(text) }), p: 1 }));
+        } finally {
+          await nc.close();
+        }
+      };
+      const open = () => openNatsQueueStore({ servers: own.url, prefix: 'crashk' });
+      let store: QueueStore | undefined;
+      try {
+        store = await open();
+        await store.createQueue('jobs');
+        const [first] = await store.send('jobs', [{ body: body('a'), idempotencyKey: 'K' }]);
+        assert.equal(first?.duplicate, false);
+        await store.close();
+        await leavePending('K', first!.id, 'a');
+
+        // Another process consumes the copy: it must make the key final before the copy leaves the stream.
+        store = await open();
+        const [m] = await store.receive('jobs', 1, 30_000);
+        assert.equal(m?.id, first!.id);
+        assert.deepEqual(await store.settle('jobs', [{ id: m!.id, leaseToken: m!.leaseToken, action: 'ack' }]), [true]);
+        await store.close();
+        // The restarted server rebuilds its dedupe window from stored copies only: it no longer knows "k.K".
+        await sleep(1500);
+        await own.restart();
+
+        store = await open();
+        assert.deepEqual(await store.send('jobs', [{ body: body('a'), idempotencyKey: 'K' }]), [{ id: first!.id, duplicate: true }]);
+        assert.equal((await store.stats('jobs')).depth, 0, 'the retry stored no second copy');
+
+        // Reserved, never stored: the retry stores it, under the reserved id.
+        const reservedId = '01890a5d-ac96-774b-bcce-b302099a8057';
+        await leavePending('L', reservedId, 'b');
+        assert.deepEqual(await store.send('jobs', [{ body: body('b'), idempotencyKey: 'L' }]), [{ id: reservedId, duplicate: false }]);
+        assert.deepEqual(await store.send('jobs', [{ body: body('b'), idempotencyKey: 'L' }]), [{ id: reservedId, duplicate: true }]);
+        const got = await store.receive('jobs', 10, 30_000);
+        assert.deepEqual(got.map((g) => [g.id, new TextDecoder().decode(g.body)]), [[reservedId, 'b']]);
+
+        // A batch refused for a clash withdraws the reservations it made: that key is free afterwards.
+        await assert.rejects(store.send('jobs', [{ body: body('c'), idempotencyKey: 'M' }, { body: body('other'), idempotencyKey: 'L' }]), { code: 'conflict' });
+        const [m2] = await store.send('jobs', [{ body: body('c2'), idempotencyKey: 'M' }]);
+        assert.equal(m2?.duplicate, false);
       } finally {
         await store?.close();
         await own.close();

@@ -6,7 +6,7 @@
  *                           work-queue retention; consumer `ready` on .r, consumer `delay` on .d.>
  *   stream  <P>_dl_<queue>  dead letters, one subject per message id: <p>.dl.<queue>.<id>
  *   KV <p>-meta             q.<queue> registry, e.<queue> redelivery epoch, c.<key> cursors
- *   KV <p>-idem (TTL)       <queue>.<sha256(key)> → first message id and content digest
+ *   KV <p>-idem (TTL)       <queue>.<sha256(key)> → first message id and content digest (pending until stored)
  *   KV <p>-track (TTL)      s.<id> status, o.<id> outcome (first wins), m.<queue>.<id>.<seq> redelivery markers
  *
  * A stored message is one copy on a subject: a retry publishes a new copy (with the attempt count and errors
@@ -48,6 +48,11 @@ export interface NatsQueueStoreOptions {
 }
 
 const READY = 'ready';
+/** The visible subject of a queue: `<p>.q.<queue>` + this. */
+const READY_SUFFIX = '.r';
+/** See #pullReady: how long after storing a visible copy an empty pull is asked again, and how long that waits. */
+const RECENT_STORE_MS = 1_000;
+const SIGNAL_WAIT_MS = 20;
 const DELAY = 'delay';
 /**
  * The consumers' ack wait: the lease event consumers take. A receive with exactly this lease needs no NAK
@@ -65,6 +70,8 @@ const PURGE_BATCH = 256;
 /** The stream dedupe window (Nats-Msg-Id) covers retries of one send; the idempotency KV covers the rest. */
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
 const LEASE_CACHE_SWEEP = 10_000;
+/** Keys this process made final (see #keyFinalBeforeRemoval); cleared when it grows past this. */
+const CONFIRMED_CACHE = 100_000;
 /** Acked leftovers removed per queue load (see #inspect); a crash leaves about 100 ms worth. */
 const LEFTOVER_SCAN = 10_000;
 const META_HEADER = 'Continuum-Meta';
@@ -88,6 +95,24 @@ interface Meta {
   errs?: string[];
   /** Not visible before (delayed copies); on a visible copy moved ahead of its time (#moveDue): when it is due. */
   nb?: number;
+}
+
+/** An idempotency key's record: the id its message has; `p` while the copy may not be stored yet (see send). */
+interface IdemRecord {
+  id: string;
+  digest: string;
+  p?: 1;
+}
+
+interface Reservation {
+  id: string;
+  digest: string;
+  /** Made by this send (not found). */
+  fresh: boolean;
+  /** The copy may not be stored yet: this send stores it (again) under the reserved id. */
+  pending: boolean;
+  /** Found, for a different message. */
+  clash: boolean;
 }
 
 interface DeadInfo {
@@ -165,6 +190,9 @@ export class NatsQueueStore implements QueueStore {
   /** Tokens being settled right now: a second settlement with the same token must lose. */
   readonly #settling = new Set<string>();
   readonly #serial = new Map<string, Promise<unknown>>();
+  readonly #confirmed = new Set<string>();
+  /** Per visible subject: when this process last stored a copy there (see #pullReady). */
+  readonly #readyStoredAt = new Map<string, number>();
 
   static async open(options: NatsQueueStoreOptions): Promise<NatsQueueStore> {
     const prefix = options.prefix ?? 'continuum';
@@ -236,12 +264,12 @@ export class NatsQueueStore implements QueueStore {
         await this.#removeData(name);
         const stream = { retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: this.#replicas, duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS), allow_direct: true };
         await Promise.all([
-          this.#jsm.streams.add({ name: n.stream, subjects: [`${n.subject}.r`, `${n.subject}.d.*`], ...stream }),
+          this.#jsm.streams.add({ name: n.stream, subjects: [`${n.subject}${READY_SUFFIX}`, `${n.subject}.d.*`], ...stream }),
           this.#jsm.streams.add({ name: n.dlq, subjects: [`${n.dlSubject}.*`], ...stream, retention: RetentionPolicy.Limits }),
         ]);
         const consumer = { ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: nanos(ACK_WAIT_MS), max_ack_pending: -1, max_deliver: -1 };
         await Promise.all([
-          this.#jsm.consumers.add(n.stream, { durable_name: READY, filter_subject: `${n.subject}.r`, ...consumer }),
+          this.#jsm.consumers.add(n.stream, { durable_name: READY, filter_subject: `${n.subject}${READY_SUFFIX}`, ...consumer }),
           this.#jsm.consumers.add(n.stream, { durable_name: DELAY, filter_subject: `${n.subject}.d.*`, ...consumer }),
         ]);
         // A fresh epoch newer than any token of an earlier queue of this name.
@@ -331,7 +359,7 @@ export class NatsQueueStore implements QueueStore {
       this.#jsm.consumers.info(q.stream, DELAY),
     ]);
     q.ackWaitMs = Math.round((ready.config.ack_wait ?? 0) / 1e6);
-    for (const [filter, floor] of [[`${q.subject}.r`, ready.ack_floor.stream_seq], [`${q.subject}.d.*`, delay.ack_floor.stream_seq]] as const) {
+    for (const [filter, floor] of [[`${q.subject}${READY_SUFFIX}`, ready.ack_floor.stream_seq], [`${q.subject}.d.*`, delay.ack_floor.stream_seq]] as const) {
       const stale: number[] = [];
       for (let seq = si.state.first_seq; seq <= floor && stale.length < LEFTOVER_SCAN; ) {
         const m = await this.#jsm.direct.getMessage(q.stream, { next_by_subj: filter, seq });
@@ -436,85 +464,135 @@ export class NatsQueueStore implements QueueStore {
 
   // ------------------------------------------------------------------ send
 
+  /**
+   * Keyed sends reserve their key before the copy is stored: a record `{ id, digest, p: 1 }` (pending)
+   * names the id the message gets, and becomes final (no `p`) once the copy is stored — by the sender after
+   * its PubAck, or by whoever removes the copy from the stream first (see #confirmKey). A retry that finds
+   * a pending record stores the message again under the same id and Nats-Msg-Id: the stream drops it while
+   * the first copy is there (or in its dedupe window); if the first copy was never stored, this one is it.
+   * Recording the key only after the PubAck (as before) left a hole: a crash between the two, with the
+   * copy consumed meanwhile and the server restarted (its dedupe window is rebuilt from stored copies
+   * only), let the retry store and run the message a second time.
+   */
   async send(queue: string, messages: NewMessage[]): Promise<SentMessage[]> {
     assertQueueName(queue);
     checkSendBatch(messages);
     return this.#with(queue, async (q) => {
       const now = Date.now();
-      // Refuse the whole batch before storing anything: earlier sends, and earlier messages of this batch.
-      const keys = messages.map((m) => (m.idempotencyKey === undefined ? null : `${q.name}.${sha256(m.idempotencyKey)}`));
-      const known = new Map<string, { id: string; digest: string }>();
-      await Promise.all(
-        [...new Set(keys.filter((k): k is string => k !== null))].map(async (k) => {
-          const e = await this.#idem.get(k);
-          if (isLive(e)) known.set(k, e.json());
-        }),
-      );
-      type Plan = { dup: string } | { meta: Meta; body: Uint8Array; subject: string; msgID: string; key: string | null; digest: string | null; track: boolean };
+      const keys = messages.map((m) => (m.idempotencyKey === undefined ? null : this.#idemKey(q, m.idempotencyKey)));
+      const digests = messages.map((m, i) => (keys[i] === null ? null : contentDigest(m)));
+      // One reservation per distinct key; a key repeated in the batch must carry the same message.
+      const reserved = new Map<string, Reservation>();
+      for (let i = 0; i < messages.length; i++) {
+        const k = keys[i];
+        if (k === null || k === undefined) continue;
+        const earlier = reserved.get(k);
+        if (earlier && earlier.digest !== digests[i]) throw new ContinuumError('conflict', 'idempotency key used twice in one batch with different messages');
+        if (!earlier) reserved.set(k, { id: uuidv7(now), digest: digests[i]!, fresh: true, pending: true, clash: false });
+      }
+      await Promise.all([...reserved].map(([k, r]) => this.#reserve(k, r)));
+      const withdraw = () => Promise.all([...reserved].filter(([, r]) => r.fresh).map(([k]) => this.#idem.delete(k).catch(() => {})));
+      // Refuse the whole batch before storing anything; reservations this call made are withdrawn.
+      const clash = [...reserved.values()].find((r) => r.clash);
+      if (clash) {
+        await withdraw();
+        throw new ContinuumError('conflict', `idempotency key reused with a different message (first id ${clash.id})`);
+      }
+      type Plan = { dup: string } | { meta: Meta; body: Uint8Array; key: string | null; reservation: { fresh: boolean } | null; track: boolean };
+      const planned = new Set<string>();
       const plans: Plan[] = messages.map((m, i) => {
         const key = keys[i] ?? null;
-        const digest = key === null ? null : contentDigest(m);
-        if (key !== null) {
-          const earlier = known.get(key);
-          if (earlier) {
-            if (earlier.digest !== digest) throw new ContinuumError('conflict', `idempotency key reused with a different message (first id ${earlier.id})`);
-            return { dup: earlier.id };
-          }
-        }
-        const id = uuidv7(now);
-        if (key !== null && digest !== null) known.set(key, { id, digest });
-        const meta: Meta = { id, enq: now, att: 0 };
+        const r = key === null ? undefined : reserved.get(key);
+        // Final records, and a key's later messages in this batch, answer with the first id.
+        if (r && key !== null && (!r.pending || planned.has(key))) return { dup: r.id };
+        if (key !== null) planned.add(key);
+        const meta: Meta = { id: r?.id ?? uuidv7(now), enq: now, att: 0 };
         if (m.contentType !== undefined) meta.ct = m.contentType;
         if (m.attributes && Object.keys(m.attributes).length > 0) meta.attrs = { ...m.attributes };
         if (m.idempotencyKey !== undefined) meta.key = m.idempotencyKey;
         if (m.track) meta.track = true;
         const delay = m.delayMs ?? 0;
         if (delay > 0) meta.nb = now + delay;
-        return { meta, body: m.body, subject: this.#subjectFor(q, meta), msgID: key === null ? id : `k.${key}`, key, digest, track: m.track === true };
+        return { meta, body: m.body, key, reservation: r ?? null, track: m.track === true };
       });
-      const acks = await Promise.all(
-        plans.map((p) => ('dup' in p ? null : this.#publish(p.subject, p.body, p.msgID, metaHeaders(p.meta)))),
-      );
+      let acks: Array<PubAck | null>;
+      try {
+        acks = await Promise.all(
+          plans.map((p) => ('dup' in p ? null : this.#publish(this.#subjectFor(q, p.meta), p.body, p.key === null ? p.meta.id : `k.${p.key}`, metaHeaders(p.meta)))),
+        );
+      } catch (err) {
+        await withdraw();
+        throw err;
+      }
       const out: SentMessage[] = [];
       const after: Promise<unknown>[] = [];
       for (let i = 0; i < plans.length; i++) {
         const p = plans[i]!;
-        const ack = acks[i];
         if ('dup' in p) {
           out.push({ id: p.dup, duplicate: true });
           continue;
         }
-        if (ack?.duplicate) {
-          // The stream saw this key's message id within its dedupe window: a concurrent send of the key, or
-          // one that crashed before recording the key. The first message's id is in the key record or the copy.
-          const first = await this.#firstOfKey(q, p.key, ack.seq);
-          if (first && first.digest !== p.digest) throw new ContinuumError('conflict', `idempotency key reused with a different message (first id ${first.id})`);
-          const id = first?.id ?? p.meta.id;
-          if (p.key !== null) after.push(this.#idem.create(p.key, JSON.stringify({ id, digest: p.digest })).catch(() => {}));
-          out.push({ id, duplicate: true });
-          continue;
-        }
-        if (p.key !== null) after.push(this.#idem.create(p.key, JSON.stringify({ id: p.meta.id, digest: p.digest })).catch(() => {}));
-        if (p.track) after.push(this.#putStatus(q, p.meta, p.meta.nb !== undefined ? 'delayed' : 'ready', 0));
-        out.push({ id: p.meta.id, duplicate: false });
+        const ack = acks[i]!;
+        // The stream already had the key's copy (or its Nats-Msg-Id): a retry of a send that crashed before
+        // its reservation was final, or a concurrent send of the key. Either way the message is stored once.
+        const id = ack.duplicate && p.reservation?.fresh ? await this.#storedId(q, ack.seq, p.meta.id) : p.meta.id;
+        if (p.key !== null) after.push(this.#confirmKey(p.key, id, digests[i]!));
+        if (p.track && !ack.duplicate) after.push(this.#putStatus(q, p.meta, p.meta.nb !== undefined ? 'delayed' : 'ready', 0));
+        out.push({ id, duplicate: ack.duplicate === true });
       }
       await Promise.all(after);
       return out;
     });
   }
 
-  async #firstOfKey(q: Queue, key: string | null, seq: number): Promise<{ id: string; digest: string } | null> {
-    const recorded = key === null ? null : await this.#idem.get(key);
-    if (isLive(recorded)) return recorded.json();
+  /** Reserve `k` for `r`, or learn the reservation already there (then `r` takes its id). */
+  async #reserve(k: string, r: Reservation): Promise<void> {
+    try {
+      await this.#idem.create(k, JSON.stringify({ id: r.id, digest: r.digest, p: 1 } satisfies IdemRecord));
+      return;
+    } catch (err) {
+      const e = await this.#idem.get(k);
+      if (!isLive(e)) throw err;
+      const rec = e.json<IdemRecord>();
+      r.id = rec.id;
+      r.fresh = false;
+      r.pending = rec.p === 1;
+      r.clash = rec.digest !== r.digest;
+    }
+  }
+
+  /** The id of the stored copy at `seq` (the first copy of a key), or `fallback` when it is gone. */
+  async #storedId(q: Queue, seq: number, fallback: string): Promise<string> {
     const stored = await this.#jsm.direct.getMessage(q.stream, { seq });
-    const meta = stored ? readMeta(stored.header) : null;
-    if (!stored || !meta) return null;
-    const digest = contentDigest({ body: stored.data, ...(meta.ct !== undefined ? { contentType: meta.ct } : {}), ...(meta.attrs ? { attributes: meta.attrs } : {}) });
-    return { id: meta.id, digest };
+    return (stored && readMeta(stored.header)?.id) ?? fallback;
+  }
+
+  #idemKey(q: Queue, key: string): string {
+    return `${q.name}.${sha256(key)}`;
+  }
+
+  /** Make a key's reservation final: its copy is stored (see send). */
+  async #confirmKey(k: string, id: string, digest: string): Promise<void> {
+    await this.#idem.put(k, JSON.stringify({ id, digest } satisfies IdemRecord));
+    this.#confirmed.add(k);
+    if (this.#confirmed.size > CONFIRMED_CACHE) this.#confirmed.clear();
+  }
+
+  /**
+   * Before a copy of a keyed message leaves the stream (acked, retried, dead-lettered, moved), its key's
+   * reservation must be final: once the copy is gone, a retry of a send that crashed could not tell it was
+   * ever stored. Keys this process confirmed need no write.
+   */
+  async #keyFinalBeforeRemoval(q: Queue, meta: Meta, body: Uint8Array): Promise<void> {
+    if (meta.key === undefined) return;
+    const k = this.#idemKey(q, meta.key);
+    if (this.#confirmed.has(k)) return;
+    const digest = contentDigest({ body, ...(meta.ct !== undefined ? { contentType: meta.ct } : {}), ...(meta.attrs ? { attributes: meta.attrs } : {}) });
+    await this.#confirmKey(k, meta.id, digest);
   }
 
   #subjectFor(q: Queue, meta: Meta): string {
-    return meta.nb === undefined ? `${q.subject}.r` : `${q.subject}.d.${Math.floor(meta.nb / BUCKET_MS)}`;
+    return meta.nb === undefined ? `${q.subject}${READY_SUFFIX}` : `${q.subject}.d.${Math.floor(meta.nb / BUCKET_MS)}`;
   }
 
   // ------------------------------------------------------------------ receive
@@ -525,8 +603,8 @@ export class NatsQueueStore implements QueueStore {
       this.#serialize(q, async () => {
         // The epoch before the pull: a token may only claim "not redelivered since" from a point before its delivery.
         const epoch = q.epoch;
-        const [moved, first] = await Promise.all([this.#moveDue(q, aheadMs), this.#pull(q.stream, READY, max)]);
-        const msgs = moved > 0 && first.length < max ? first.concat(await this.#pull(q.stream, READY, max - first.length)) : first;
+        const [moved, first] = await Promise.all([this.#moveDue(q, aheadMs), this.#pullReady(q, max)]);
+        const msgs = moved > 0 && first.length < max ? first.concat(await this.#pullReady(q, max - first.length)) : first;
         const now = Date.now();
         // Told apart by their delivery sequence already; the random part keeps tokens of another server or
         // another queue of the same name from ever matching.
@@ -599,7 +677,8 @@ export class NatsQueueStore implements QueueStore {
       due.map(async ({ m, meta, seq }) => {
         const { nb, ...rest } = meta;
         const visible: Meta = nb !== undefined && nb > now ? meta : rest;
-        await this.#publish(`${q.subject}.r`, m.data, `${meta.id}.m${seq}`, metaHeaders(visible));
+        await this.#publish(`${q.subject}${READY_SUFFIX}`, m.data, `${meta.id}.m${seq}`, metaHeaders(visible));
+        await this.#keyFinalBeforeRemoval(q, meta, m.data);
         await this.#ackSync(m.reply!);
       }),
     );
@@ -611,10 +690,25 @@ export class NatsQueueStore implements QueueStore {
     return this.#r.pull(stream, consumer, batch, PULL_GUARD_MS);
   }
 
+  /**
+   * The visible copies up to `max`. nats-server acknowledges a publish before it tells the consumers
+   * (a separate goroutine does), so a no-wait pull right after a publish can answer "no messages" although
+   * the copy is stored — seen about once in 700 receives on a loaded host. When this process stored a
+   * visible copy of the queue lately and the pull found nothing, one more pull waits briefly: the server
+   * ends it as soon as anything is there (or after SIGNAL_WAIT_MS).
+   */
+  async #pullReady(q: Queue, max: number): Promise<Msg[]> {
+    const first = await this.#pull(q.stream, READY, max);
+    if (first.length > 0 || Date.now() - (this.#readyStoredAt.get(`${q.subject}${READY_SUFFIX}`) ?? 0) > RECENT_STORE_MS) return first;
+    return this.#r.pull(q.stream, READY, max, PULL_GUARD_MS, SIGNAL_WAIT_MS);
+  }
+
   /** Store a copy; resolves once the stream has it. `msgID` makes a repeated publish (a retry) a no-op. */
-  #publish(subject: string, body: Uint8Array, msgID: string, h: MsgHdrs): Promise<PubAck> {
+  async #publish(subject: string, body: Uint8Array, msgID: string, h: MsgHdrs): Promise<PubAck> {
     h.set('Nats-Msg-Id', msgID);
-    return this.#r.publish(subject, body, h);
+    const ack = await this.#r.publish(subject, body, h);
+    if (subject.endsWith(READY_SUFFIX)) this.#readyStoredAt.set(subject, Date.now());
+    return ack;
   }
 
   // ------------------------------------------------------------------ fencing
@@ -640,7 +734,7 @@ export class NatsQueueStore implements QueueStore {
       const current = isLive(marker) ? marker.string() : null;
       if (current !== null ? current !== token : t.dc > 1) return null;
     }
-    if (!stored || stored.subject !== `${q.subject}.r`) return null;
+    if (!stored || stored.subject !== `${q.subject}${READY_SUFFIX}`) return null;
     const meta = readMeta(stored.header);
     if (!meta || meta.id !== id) return null;
     if (cached) return cached;
@@ -739,6 +833,7 @@ export class NatsQueueStore implements QueueStore {
     } else {
       throw new ContinuumError('bad_request', 'settle: action must be ack, retry or dead');
     }
+    await this.#keyFinalBeforeRemoval(q, meta, lease.body);
     await this.#ackSync(lease.reply);
   }
 
@@ -867,7 +962,7 @@ export class NatsQueueStore implements QueueStore {
         const meta: Meta = { ...old, att: 0 };
         delete meta.errs;
         delete meta.nb;
-        await this.#publish(`${q.subject}.r`, m.data, `${meta.id}.r${m.seq}`, metaHeaders(meta));
+        await this.#publish(`${q.subject}${READY_SUFFIX}`, m.data, `${meta.id}.r${m.seq}`, metaHeaders(meta));
         if (meta.track) {
           await this.#track.delete(`o.${meta.id}`);
           await this.#putStatus(q, meta, 'ready', 0);

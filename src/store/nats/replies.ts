@@ -93,10 +93,11 @@ export class Replies {
 
   /**
    * A JetStream no-wait pull: messages until `batch` arrived or a status message (404 none, 408 done) ends
-   * it. A 503 status (nobody serves the consumer) rejects; a server that never ends it yields what came.
+   * it. With `expiresMs` the server waits up to that long for a first message when none is there (then 408).
+   * A 503 status (nobody serves the consumer) rejects; a server that never ends it yields what came.
    * Pulled messages keep their own subject, so a pull needs an inbox subscription of its own.
    */
-  pull(stream: string, consumer: string, batch: number, guardMs: number): Promise<Msg[]> {
+  pull(stream: string, consumer: string, batch: number, guardMs: number, expiresMs = 0): Promise<Msg[]> {
     return new Promise((resolve, reject) => {
       const out: Msg[] = [];
       const inbox = createInbox();
@@ -117,7 +118,7 @@ export class Replies {
         },
       });
       const timer = setTimeout(() => finish(), guardMs);
-      this.#nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify({ batch, no_wait: true }), { reply: inbox });
+      this.#nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(expiresMs > 0 ? { batch, no_wait: true, expires: expiresMs * 1_000_000 } : { batch, no_wait: true }), { reply: inbox });
     });
   }
 
