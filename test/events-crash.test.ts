@@ -143,21 +143,21 @@ function runCrashSuite(backend: string, startNode: () => Promise<ProcessNode>, m
       const duplicates = ledger.length - executed.size;
       // SIGTERM drains: batches in flight finish and settle, so nothing runs twice.
       const inFlightBound = interrupt === 'kill' ? kills * BATCH * CONCURRENCY : 0;
+      // Where duplicates came from: the attempts each duplicated message ran with.
+      const attempts: Record<string, number> = {};
+      for (const entry of ledger) {
+        const cut = entry.lastIndexOf('|');
+        if ((executed.get(entry.slice(0, cut)) ?? 0) > 1) attempts[entry.slice(cut + 1)] = (attempts[entry.slice(cut + 1)] ?? 0) + 1;
+      }
       if (duplicates > inFlightBound) {
-        // Say where the extra ones came from: the attempts each duplicated message ran with, and the failed executions.
         const failed = (await node.api('GET', '/v1/invocations?function=consumer&outcome=error&limit=1000')).json.items as Array<{ errorCode: string }>;
         const codes: Record<string, number> = {};
         for (const f of failed) codes[f.errorCode] = (codes[f.errorCode] ?? 0) + 1;
-        const attempts: Record<string, number> = {};
-        for (const entry of ledger) {
-          const cut = entry.lastIndexOf('|');
-          if ((executed.get(entry.slice(0, cut)) ?? 0) > 1) attempts[entry.slice(cut + 1)] = (attempts[entry.slice(cut + 1)] ?? 0) + 1;
-        }
         assert.fail(`${duplicates} duplicate executions; at most ${inFlightBound} were in flight at ${kills} ${interrupt}s (ledger entries of duplicated messages by attempt: ${JSON.stringify(attempts)}; failed executions by code: ${JSON.stringify(codes)})`);
       }
       const unknown = [...executed.keys()].filter((b) => !acked.has(b));
       assert.deepEqual(unknown, [], 'the ledger holds only messages that were sent');
-      process.stderr.write(`[${backend}] ${interrupt}: ${TOTAL} acknowledged, ${executed.size} executed, ${duplicates} duplicates, ${deadBodies.size} dead-lettered, ${kills} interruptions\n`);
+      process.stderr.write(`[${backend}] ${interrupt}: ${TOTAL} acknowledged, ${executed.size} executed, ${duplicates} duplicates (ledger entries by attempt: ${JSON.stringify(attempts)}), ${deadBodies.size} dead-lettered, ${kills} interruptions\n`);
     };
 
     test('kill -9 during a 10,000-message run: every acknowledged message executed or dead-lettered; duplicates bounded by what was in flight', queueRun('kill'));
