@@ -12,12 +12,10 @@
  * namespace with `--network=host` (its netstack's own namespace check fails on recent kernels): the
  * sandbox's sockets are then host sockets of that private namespace, which holds nothing but the veth.
  */
-import { execFile } from 'node:child_process';
 import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import { CONTAINER_TIER_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
@@ -25,11 +23,12 @@ import { CgroupLeaf, detectCgroups, leftoverLeaves, type CgroupLayout } from '..
 import { ImageStore, type StoredImage } from './image.ts';
 import { IMAGE_PORT, ociLayout, runtimeLayer, type FunctionLoad } from './image-build.ts';
 import { CONTAINER_CGROUP, ContainerInstance } from './instance.ts';
-import { hubSocket, NetworkHub, removeStaleNamespaces, type Attachment } from './network.ts';
+import { hubSocket, NetworkHub, removeStaleNamespaces, type Attachment, type Exec } from './network.ts';
 import { Launcher, type Launched } from './launcher.ts';
 import { runtimeSpec } from './spec.ts';
 
-const run = promisify(execFile);
+/** Bound for a short command (runtime kill/delete, ip); none takes more than a fraction of a second when well. */
+const SHORT_COMMAND_TIMEOUT_MS = 10_000;
 
 export type OciRuntime = 'runc' | 'runsc';
 
@@ -179,10 +178,10 @@ export class ContainerDriver implements SandboxDriver {
   }
 
   async #cleanupStart(): Promise<void> {
-    this.#launcher?.close();
-    this.#launcher = null;
     await this.#hub?.stop();
     this.#hub = null;
+    this.#launcher?.close();
+    this.#launcher = null;
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
   }
 
@@ -208,17 +207,24 @@ export class ContainerDriver implements SandboxDriver {
       }
     }
     this.#tools = { runtime, ip, nsenter };
+    this.#launcher = new Launcher(this.options.nodePath);
     const prefix = this.tier === 'container' ? 'cn' : 'gn';
-    await removeStaleNamespaces(ip, prefix);
+    await removeStaleNamespaces(this.#exec, ip, prefix);
     this.#dir = mkdtempSync(join(tmpdir(), `continuum-${this.tier}-${process.pid}-`));
     chmodSync(this.#dir, 0o711);
     mkdirSync(join(this.#dir, 'i'), { mode: 0o711 });
     mkdirSync(join(this.#dir, 'state'), { mode: 0o700 });
     this.#store = new ImageStore(this.options.imageDir ?? join(this.#dir, 'images'));
     this.#runtimeImage = await this.#store.import(Readable.from([await ociLayout([await runtimeLayer(this.options.nodePath)])]));
-    this.#hub = new NetworkHub({ ipPath: ip, prefix: this.#netPrefix, socketPath: hubSocket(this.#dir), spares: this.options.spareNetworks, refillDelayMs: CONTAINER_TIER_DEFAULTS.spareNetworkRefillDelayMs });
+    this.#hub = new NetworkHub({
+      exec: this.#exec,
+      ipPath: ip,
+      prefix: this.#netPrefix,
+      socketPath: hubSocket(this.#dir),
+      spares: this.options.spareNetworks,
+      refillDelayMs: CONTAINER_TIER_DEFAULTS.spareNetworkRefillDelayMs,
+    });
     await this.#hub.start(this.options.nodePath, nsenter);
-    this.#launcher = new Launcher(this.options.nodePath);
     return this.options.runtime === 'runsc' ? this.#detectPlatform() : this.#tryRun(null);
   }
 
@@ -273,16 +279,22 @@ export class ContainerDriver implements SandboxDriver {
     try {
       const args = [...this.#runtimeArgs(platform, 'none'), 'run', '--bundle', dir, name];
       // A broken platform (kvm here) hangs rather than fails: a working one starts Node well within this.
-      await run(this.#tools!.runtime, args, { timeout: platform === 'kvm' ? 3_000 : 15_000 });
+      await this.#launcher!.exec(this.#tools!.runtime, args, { timeoutMs: platform === 'kvm' ? 3_000 : 15_000 });
       return null;
     } catch (err) {
-      const e = err as { stderr?: string; killed?: boolean; message: string };
-      return e.killed ? 'timed out' : (e.stderr?.trim().split('\n').at(-1) ?? e.message).slice(0, 300);
+      const e = err as { output?: string; timedOut?: boolean; message: string };
+      return e.timedOut ? 'timed out' : (e.output?.trim().split('\n').at(-1) || e.message).slice(0, 300);
     } finally {
       await this.#deleteContainer(name);
       rmSync(dir, { recursive: true, force: true });
     }
   }
+
+  /** Short commands (runtime kill/delete, ip) run from the launcher, never forked from the node (see launcher.ts). */
+  readonly #exec: Exec = (file, args, input) => {
+    if (!this.#launcher) return Promise.reject(new Error('the driver is stopped'));
+    return this.#launcher.exec(file, args, { ...(input !== undefined ? { input } : {}), timeoutMs: SHORT_COMMAND_TIMEOUT_MS });
+  };
 
   #runtimeArgs(platform: string | null, network: 'host' | 'none'): string[] {
     const root = ['--root', join(this.#dir, 'state')];
@@ -292,8 +304,8 @@ export class ContainerDriver implements SandboxDriver {
 
   async #deleteContainer(name: string): Promise<void> {
     const root = ['--root', join(this.#dir, 'state')];
-    await run(this.#tools!.runtime, [...root, 'kill', name, 'KILL'], { timeout: 10_000 }).catch(() => {});
-    await run(this.#tools!.runtime, [...root, 'delete', this.options.runtime === 'runc' ? '-f' : '-force', name], { timeout: 10_000 }).catch(() => {});
+    await this.#exec(this.#tools!.runtime, [...root, 'kill', name, 'KILL']).catch(() => {});
+    await this.#exec(this.#tools!.runtime, [...root, 'delete', this.options.runtime === 'runc' ? '-f' : '-force', name]).catch(() => {});
   }
 
   async stop(): Promise<void> {
@@ -457,6 +469,8 @@ export class ContainerDriver implements SandboxDriver {
     } catch (err) {
       await teardown();
       throw err instanceof ContinuumError ? err : new ContinuumError('unavailable', `the container could not start: ${(err as Error).message.slice(0, 300)}`);
+    } finally {
+      if (attachment) this.#hub?.replenish();
     }
   }
 }

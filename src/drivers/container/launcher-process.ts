@@ -1,7 +1,8 @@
 /**
  * The container tiers' process launcher, run by the driver with the pinned Node binary (see launcher.ts).
  * Reads one JSON command per line on stdin and answers with JSON lines on stdout:
- *   {"run": id, "file": "...", "args": [...]}  → {"out": id, "data": "..."}*, then {"exit": id, "code": n|null, "signal": s|null}
+ *   {"run": id, "file": "...", "args": [...], "input"?: "..."}  → {"out": id, "data": "..."}*, then {"exit": id, "code": n|null, "signal": s|null}
+ *                                       (with `input`, the process gets it on stdin; otherwise stdin is /dev/null)
  *   {"kill": id, "signal": "SIGKILL"}          → (the exit follows)
  * A command this process cannot start ends at once with {"exit": id, "code": null, "signal": null, "error": "..."}.
  */
@@ -12,7 +13,7 @@ const children = new Map<number, ChildProcess>();
 const send = (message: object) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  let cmd: { run?: number; kill?: number; file?: string; args?: string[]; signal?: NodeJS.Signals };
+  let cmd: { run?: number; kill?: number; file?: string; args?: string[]; input?: string; signal?: NodeJS.Signals };
   try {
     cmd = JSON.parse(line);
   } catch {
@@ -26,12 +27,16 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (typeof id !== 'number' || typeof cmd.file !== 'string' || !Array.isArray(cmd.args)) return;
   let child: ChildProcess;
   try {
-    child = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(cmd.file, cmd.args, { stdio: [typeof cmd.input === 'string' ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   } catch (err) {
     send({ exit: id, code: null, signal: null, error: (err as Error).message });
     return;
   }
   children.set(id, child);
+  if (typeof cmd.input === 'string') {
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(cmd.input);
+  }
   const out = (data: Buffer) => send({ out: id, data: data.toString('utf8') });
   child.stdout!.on('data', out);
   child.stderr!.on('data', out);

@@ -1,9 +1,10 @@
 /**
- * Starts the OCI runtime's long-running processes (`runc run`, `runsc run`) from a small helper process
- * (launcher-process.ts) instead of from the node. Spawning blocks the spawner until the child has exec'd,
- * and from a process of several hundred MB that took 10–15 ms here (the kernel copies, then tears down,
- * the large address space between fork and exec): on every container cold start, and on every request
- * the node was serving meanwhile. From the helper the same spawn costs about a millisecond, of its time.
+ * Starts the container tiers' processes — the OCI runtime's long-running ones (`runc run`, `runsc run`) and
+ * short commands (`runc kill`/`delete`, `ip`) — from a small helper process (launcher-process.ts) instead
+ * of from the node. Spawning blocks the spawner until the child has exec'd, and from a process of several
+ * hundred MB that took 10–15 ms here (the kernel copies, then tears down, the large address space between
+ * fork and exec): on every container cold start, and on every request the node was serving meanwhile.
+ * From the helper the same spawn costs about a millisecond, of its time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -32,12 +33,13 @@ export class Launcher {
     this.#nodePath = nodePath;
   }
 
-  run(file: string, args: string[]): Launched {
+  /** Start `file`; `input`, when given, is written to its stdin (otherwise stdin is /dev/null). */
+  run(file: string, args: string[], input?: string): Launched {
     const helper = this.#ensure();
     const id = ++this.#next;
     const output: Entry['output'] = [];
     const exited = new Promise<{ code: number | null; signal: string | null }>((done) => this.#entries.set(id, { helper, output, done }));
-    helper.stdin!.write(`${JSON.stringify({ run: id, file, args })}\n`);
+    helper.stdin!.write(`${JSON.stringify({ run: id, file, args, ...(input !== undefined ? { input } : {}) })}\n`);
     return {
       exited,
       onOutput: (fn) => void output.push(fn),
@@ -45,6 +47,27 @@ export class Launcher {
         if (this.#entries.has(id) && helper.stdin!.writable) helper.stdin!.write(`${JSON.stringify({ kill: id, signal })}\n`);
       },
     };
+  }
+
+  /**
+   * Run a short command to its end: resolves with its output (stdout and stderr as they came) when it exits
+   * with 0; rejects with the command and the end of its output otherwise, or when it runs past `timeoutMs`
+   * (then it is killed; the error's `timedOut` is true).
+   */
+  async exec(file: string, args: string[], options: { input?: string; timeoutMs: number }): Promise<string> {
+    const child = this.run(file, args, options.input);
+    let output = '';
+    child.onOutput((text) => (output = (output + text).slice(-8000)));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, options.timeoutMs);
+    const { code, signal } = await child.exited.finally(() => clearTimeout(timer));
+    if (code === 0) return output;
+    const what = `${file.split('/').at(-1)} ${args.join(' ')}`.slice(0, 200);
+    const why = timedOut ? 'timed out' : `${code !== null ? `exit ${code}` : `signal ${signal}`}: ${output.trim().slice(-300)}`;
+    throw Object.assign(new Error(`${what}: ${why}`), { timedOut, output });
   }
 
   /** Ends the helper; processes it started keep running (their owners remove them by name). */

@@ -12,12 +12,10 @@
  * gVisor's netstack (and, on this host, runsc's own check for the root namespace) needs an interface, and
  * a veth per instance with one shared bridge costs three `ip` runs at cold start instead of a Node process.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
-const run = promisify(execFile);
 
 export interface Attachment {
   /** `/run/netns/<name>`: the container's network namespace. */
@@ -27,23 +25,14 @@ export interface Attachment {
   release(): Promise<void>;
 }
 
-async function ip(ipPath: string, args: string[], batch?: string): Promise<void> {
-  const child = execFile(ipPath, args, { timeout: 10_000 });
-  const done = new Promise<void>((resolve, reject) => {
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ip ${args.join(' ')}: ${stderr.trim().slice(0, 300)}`))));
-  });
-  if (batch !== undefined) child.stdin?.end(batch);
-  return done;
-}
+/** Runs a short command to its end (the driver's launcher): resolves with its output, rejects on failure. */
+export type Exec = (file: string, args: string[], input?: string) => Promise<string>;
 
 /** Namespaces named `<prefix><pid>-…` of node processes that are gone (they die with their node otherwise never). */
-export async function removeStaleNamespaces(ipPath: string, prefix: string): Promise<void> {
+export async function removeStaleNamespaces(exec: Exec, ipPath: string, prefix: string): Promise<void> {
   let out = '';
   try {
-    out = (await run(ipPath, ['netns', 'list'], { timeout: 10_000 })).stdout;
+    out = await exec(ipPath, ['netns', 'list']);
   } catch {
     return;
   }
@@ -54,12 +43,13 @@ export async function removeStaleNamespaces(ipPath: string, prefix: string): Pro
     try {
       process.kill(Number(owner[1]), 0);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') await ip(ipPath, ['netns', 'del', name]).catch(() => {});
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') await exec(ipPath, ['netns', 'del', name]).catch(() => {});
     }
   }
 }
 
 export class NetworkHub {
+  readonly #exec: Exec;
   readonly #ipPath: string;
   readonly #name: string;
   readonly #socketPath: string;
@@ -77,7 +67,8 @@ export class NetworkHub {
   #spare: Array<Promise<Attachment>> = [];
   #running = false;
 
-  constructor(init: { ipPath: string; prefix: string; socketPath: string; spares: number; refillDelayMs: number }) {
+  constructor(init: { exec: Exec; ipPath: string; prefix: string; socketPath: string; spares: number; refillDelayMs: number }) {
+    this.#exec = init.exec;
     this.#ipPath = init.ipPath;
     this.#prefix = init.prefix;
     this.#name = `${init.prefix}-hub`;
@@ -88,9 +79,9 @@ export class NetworkHub {
 
   /** Creates the hub namespace and starts the bridge in it. */
   async start(nodePath: string, nsenterPath: string): Promise<void> {
-    await ip(this.#ipPath, ['netns', 'add', this.#name]);
+    await this.#ip(['netns', 'add', this.#name]);
     this.#created = true;
-    await ip(this.#ipPath, ['-n', this.#name, 'link', 'set', 'lo', 'up']);
+    await this.#ip(['-n', this.#name, 'link', 'set', 'lo', 'up']);
     const script = new URL('./bridge.ts', import.meta.url).pathname;
     const bridge = spawn(nsenterPath, [`--net=/run/netns/${this.#name}`, '--', nodePath, script, this.#socketPath], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.#bridge = bridge;
@@ -117,10 +108,12 @@ export class NetworkHub {
     }
   }
 
-  /** A namespace for one instance: a spare if one is ready (another is made a little later), else a new one. */
+  /**
+   * A namespace for one instance: a spare if one is ready, else a new one. The spare is replaced when the
+   * caller says its start is over (`replenish`): made meanwhile, the namespace would compete with that start.
+   */
   async take(): Promise<Attachment> {
     const spare = this.#spare.shift();
-    setTimeout(() => this.#refill(), this.#refillDelayMs).unref();
     if (spare) {
       try {
         return await spare;
@@ -131,6 +124,11 @@ export class NetworkHub {
     return this.#attach();
   }
 
+  /** Make up for spares taken, a little later (see take). */
+  replenish(): void {
+    setTimeout(() => this.#refill(), this.#refillDelayMs).unref();
+  }
+
   async stop(): Promise<void> {
     this.#running = false;
     const spares = this.#spare.splice(0);
@@ -138,7 +136,7 @@ export class NetworkHub {
     this.#bridge?.stdin?.end();
     this.#bridge?.kill('SIGKILL');
     this.#bridge = null;
-    if (this.#created) await ip(this.#ipPath, ['netns', 'del', this.#name]).catch(() => {});
+    if (this.#created) await this.#ip(['netns', 'del', this.#name]).catch(() => {});
     this.#created = false;
   }
 
@@ -151,13 +149,13 @@ export class NetworkHub {
     const addr = (n: number) => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
     const hubIf = `${this.#name.slice(0, 6)}x${k}`.slice(0, 15);
     try {
-      await ip(this.#ipPath, ['-batch', '-'], `netns add ${name}\nlink add eth0 netns ${name} type veth peer name ${hubIf} netns ${this.#name}\n`);
+      await this.#ip(['-batch', '-'], `netns add ${name}\nlink add eth0 netns ${name} type veth peer name ${hubIf} netns ${this.#name}\n`);
       await Promise.all([
-        ip(this.#ipPath, ['-n', name, '-batch', '-'], `link set lo up\naddr add ${addr(base + 2)}/30 dev eth0\nlink set eth0 up\n`),
-        ip(this.#ipPath, ['-n', this.#name, '-batch', '-'], `addr add ${addr(base + 1)}/30 dev ${hubIf}\nlink set ${hubIf} up\n`),
+        this.#ip(['-n', name, '-batch', '-'], `link set lo up\naddr add ${addr(base + 2)}/30 dev eth0\nlink set eth0 up\n`),
+        this.#ip(['-n', this.#name, '-batch', '-'], `addr add ${addr(base + 1)}/30 dev ${hubIf}\nlink set ${hubIf} up\n`),
       ]);
     } catch (err) {
-      await ip(this.#ipPath, ['netns', 'del', name]).catch(() => {});
+      await this.#ip(['netns', 'del', name]).catch(() => {});
       this.#free.push(k);
       throw err;
     }
@@ -170,11 +168,15 @@ export class NetworkHub {
         released = true;
         // The veth first: a deleted namespace's interfaces go asynchronously, and the hub's end keeps its
         // name (reused with the address) until then.
-        await ip(this.#ipPath, ['-n', this.#name, 'link', 'del', hubIf]).catch(() => {});
-        await ip(this.#ipPath, ['netns', 'del', name]).catch(() => {});
+        await this.#ip(['-n', this.#name, 'link', 'del', hubIf]).catch(() => {});
+        await this.#ip(['netns', 'del', name]).catch(() => {});
         this.#free.push(k);
       },
     };
+  }
+
+  async #ip(args: string[], batch?: string): Promise<void> {
+    await this.#exec(this.#ipPath, args, batch);
   }
 
   /** A connection to `ip:port` through the bridge (bytes written before it connects are kept in order). */
