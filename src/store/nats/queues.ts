@@ -71,7 +71,7 @@ const PURGE_BATCH = 256;
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
 const LEASE_CACHE_SWEEP = 10_000;
 /** Keys this process made final (see #keyFinalBeforeRemoval); cleared when it grows past this. */
-const CONFIRMED_CACHE = 100_000;
+const CONFIRMED_CACHE = 10_000;
 /** Acked leftovers removed per queue load (see #inspect); a crash leaves about 100 ms worth. */
 const LEFTOVER_SCAN = 10_000;
 const META_HEADER = 'Continuum-Meta';
