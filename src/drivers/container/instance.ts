@@ -132,15 +132,18 @@ export class ContainerInstance implements Instance {
   }
 
   /**
-   * Which limit ended the container, if one did. cgroup v1 counts an OOM kill in the container's own
-   * cgroup, which runc removes as the container ends: a container that died with the leaf's peak at its
-   * limit was OOM-killed. (v2's memory.events on the leaf counts its children's kills already.)
+   * Which limit ended the container, if one did. cgroup v1 counts an OOM kill, and a fork refused at
+   * pids.max, in the container's own cgroup, which the runtime removes as the container ends: a container
+   * that died with the leaf's memory peak at its limit was OOM-killed, and one that died with the leaf's
+   * task peak at pids.max met the process limit (gVisor's sentry exits when it cannot start the host
+   * tasks a fork in the sandbox needs). v2's events on the leaf count its children's already.
    */
   #limitCode(before: CgroupUsage): ErrorCode | null {
     const now = this.#usage();
-    const atLimit = now.peakMemoryBytes >= this.#spec.limits.memoryMb * 1024 * 1024 - 1024 * 1024;
-    if (now.oomKills > before.oomKills || (this.#exited && atLimit)) return 'memory_limit';
-    if (now.pidsLimitHits > before.pidsLimitHits) return 'pids_limit';
+    const atMemoryLimit = now.peakMemoryBytes >= this.#spec.limits.memoryMb * 1024 * 1024 - 1024 * 1024;
+    if (now.oomKills > before.oomKills || (this.#exited && atMemoryLimit)) return 'memory_limit';
+    const atPidsLimit = now.pidsPeak >= this.#leaf.limits.pids && before.pidsPeak < this.#leaf.limits.pids;
+    if (now.pidsLimitHits > before.pidsLimitHits || (this.#exited && atPidsLimit)) return 'pids_limit';
     return null;
   }
 

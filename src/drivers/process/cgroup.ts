@@ -23,6 +23,8 @@ export interface CgroupUsage {
   oomKills: number;
   /** Times a fork/clone failed at pids.max. */
   pidsLimitHits: number;
+  /** Most tasks the leaf held at once (pids.peak; 0 where the kernel lacks it). */
+  pidsPeak: number;
 }
 
 export interface CgroupLayout {
@@ -79,6 +81,7 @@ export function detectCgroups(root = '/sys/fs/cgroup'): { layout: CgroupLayout }
 export class CgroupLeaf {
   readonly name: string;
   readonly layout: CgroupLayout;
+  readonly limits: CgroupLimits;
   /** One directory (v2) or one per hierarchy (v1). */
   readonly dirs: string[];
   #removed = false;
@@ -88,6 +91,7 @@ export class CgroupLeaf {
     if (!LEAF_NAME.test(name)) throw new RangeError('invalid cgroup leaf name');
     this.name = name;
     this.layout = layout;
+    this.limits = { ...limits };
     const quota = Math.max(1000, Math.round(limits.cpus * CFS_PERIOD_US));
     if (layout.version === 2) {
       const parent = join(layout.unified!, PARENT);
@@ -174,6 +178,7 @@ export class CgroupLeaf {
         peakMemoryBytes: peak,
         oomKills: keyed(readText(join(dir, 'memory.events')), 'oom_kill'),
         pidsLimitHits: keyed(readText(join(dir, 'pids.events')), 'max'),
+        pidsPeak: Number(readText(join(dir, 'pids.peak')) ?? 0),
       };
     }
     const mem = this.#dir('memory');
@@ -184,6 +189,7 @@ export class CgroupLeaf {
       // Kernels before 4.13 lack oom_kill; failcnt at the limit then stands in for it.
       oomKills: oomControl !== null && /^oom_kill /m.test(oomControl) ? keyed(oomControl, 'oom_kill') : Number(readText(join(mem, 'memory.failcnt')) ?? 0) > 0 ? 1 : 0,
       pidsLimitHits: keyed(readText(join(this.#dir('pids'), 'pids.events')), 'max'),
+      pidsPeak: Number(readText(join(this.#dir('pids'), 'pids.peak')) ?? 0),
     };
   }
 
