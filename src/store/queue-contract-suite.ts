@@ -278,6 +278,16 @@ export function runQueueStoreContract(name: string, open: QueueStoreOpener): voi
         assert.deepEqual(m?.errors, expected);
       }));
 
+    test('a settled batch is gone when settle resolves: stats right after count none of it', () =>
+      withStore(async (s) => {
+        await s.createQueue('gone');
+        await sendTexts(s, 'gone', Array.from({ length: 60 }, (_, i) => `m${i}`));
+        const got = await s.receive('gone', 60, LONG_LEASE_MS);
+        assert.equal(got.length, 60);
+        assert.ok((await s.settle('gone', got.map((m) => ack(m)))).every(Boolean));
+        assert.deepEqual(await s.stats('gone'), { depth: 0, ready: 0, delayed: 0, inFlight: 0, oldestAgeMs: 0, deadLetters: 0 });
+      }));
+
     test('delayed send, and stats at each stage', () =>
       withStore(async (s) => {
         await s.createQueue('st');
