@@ -787,28 +787,21 @@ export class NatsQueueStore implements QueueStore {
         }),
       );
       try {
-        const applied = await Promise.all(
+        return await Promise.all(
           settlements.map(async (s, i) => {
             const lease = leases[i];
             if (!lease) return false;
             await this.#apply(q, lease, s);
+            this.#leases.delete(lease.token);
             return true;
           }),
         );
-        // One acknowledged ack for the call: the server handles a connection's acks of a consumer in the
-        // order they came, so the answer to the last one means every ack before it was applied as well.
-        const done = leases.filter((l): l is Lease => l !== null);
-        for (const l of done.slice(0, -1)) this.#nc.publish(l.reply, '+ACK');
-        if (done.length > 0) await this.#ackSync(done.at(-1)!.reply);
-        for (const l of done) this.#leases.delete(l.token);
-        return applied;
       } finally {
         for (const l of leases) if (l) this.#settling.delete(l.token);
       }
     });
   }
 
-  /** Everything a settlement does before its copy is acked (settle acks them together). */
   async #apply(q: Queue, lease: Lease, s: Settlement): Promise<void> {
     const { meta } = lease;
     const now = Date.now();
@@ -841,6 +834,7 @@ export class NatsQueueStore implements QueueStore {
       throw new ContinuumError('bad_request', 'settle: action must be ack, retry or dead');
     }
     await this.#keyFinalBeforeRemoval(q, meta, lease.body);
+    await this.#ackSync(lease.reply);
   }
 
   /** Ack and wait for the server's confirmation: once this resolves the copy is gone from the stream. */
