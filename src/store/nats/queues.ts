@@ -467,7 +467,7 @@ export class NatsQueueStore implements QueueStore {
   /**
    * Keyed sends reserve their key before the copy is stored: a record `{ id, digest, p: 1 }` (pending)
    * names the id the message gets, and becomes final (no `p`) once the copy is stored — by the sender after
-   * its PubAck, or by whoever removes the copy from the stream first (see #confirmKey). A retry that finds
+   * its PubAck, or by whoever removes the copy from the stream first (see #keyFinalBeforeRemoval). A retry that finds
    * a pending record stores the message again under the same id and Nats-Msg-Id: the stream drops it while
    * the first copy is there (or in its dedupe window); if the first copy was never stored, this one is it.
    * Recording the key only after the PubAck (as before) left a hole: a crash between the two, with the
@@ -504,7 +504,7 @@ export class NatsQueueStore implements QueueStore {
         const key = keys[i] ?? null;
         const r = key === null ? undefined : reserved.get(key);
         // Final records, and a key's later messages in this batch, answer with the first id.
-        if (r && key !== null && (!r.pending || planned.has(key))) return { dup: r.id };
+        if (r && (!r.pending || planned.has(key!))) return { dup: r.id };
         if (key !== null) planned.add(key);
         const meta: Meta = { id: r?.id ?? uuidv7(now), enq: now, att: 0 };
         if (m.contentType !== undefined) meta.ct = m.contentType;
@@ -549,7 +549,6 @@ export class NatsQueueStore implements QueueStore {
   async #reserve(k: string, r: Reservation): Promise<void> {
     try {
       await this.#idem.create(k, JSON.stringify({ id: r.id, digest: r.digest, p: 1 } satisfies IdemRecord));
-      return;
     } catch (err) {
       const e = await this.#idem.get(k);
       if (!isLive(e)) throw err;
