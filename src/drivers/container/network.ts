@@ -16,7 +16,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 
-
 export interface Attachment {
   /** `/run/netns/<name>`: the container's network namespace. */
   netnsPath: string;
