@@ -17,6 +17,7 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManage
 import type { JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { flushOncePerTurn } from './flush.ts';
 import { NoRespondersError, Replies } from './replies.ts';
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError, toContinuumError } from '../../core/errors.ts';
@@ -204,6 +205,7 @@ export class NatsQueueStore implements QueueStore {
     } catch (err) {
       throw new ContinuumError('unavailable', 'cannot connect to NATS for the queue store', undefined, { cause: err });
     }
+    flushOncePerTurn(nc);
     try {
       const js = jetstream(nc, { timeout: REQUEST_TIMEOUT_MS });
       const jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT_MS });
@@ -1160,3 +1162,4 @@ function fromStoredOutcome(s: StoredOutcome): MessageOutcome {
   if (s.error) o.error = { code: s.error.code, message: s.error.message };
   return o;
 }
+
