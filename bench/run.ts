@@ -7,7 +7,7 @@
 //                     [--rounds 5] [--duration 10] [--connections 32] [--quick] [--json FILE]
 //                     [--generator wrk|node] [--cold-samples 20] [--deploy-samples 3]
 //                     [--density-n 200] [--density-node-n 20] [--queue-messages 20000]
-//                     [--latency-messages 1000] [--cron-duration 30] [--cron-restart-duration 600] [--tier-samples 10] [--keep]
+//                     [--queue-runs b10_1kb,…] [--latency-messages 1000] [--cron-duration 30] [--cron-restart-duration 600] [--tier-samples 10] [--keep]
 //
 // The HTTP scenarios run the targets continuum, workerd and node; queue_throughput and cron_jitter run
 // continuum-sqlite and continuum-nats; tier_cold_start and tier_warm run Continuum on each tier and the bare
@@ -54,6 +54,7 @@ const { values: args } = parseArgs({
     'density-n': { type: 'string' },
     'density-node-n': { type: 'string' },
     'queue-messages': { type: 'string' },
+    'queue-runs': { type: 'string' },
     'latency-messages': { type: 'string' },
     'cron-duration': { type: 'string' },
     'cron-restart-duration': { type: 'string' },
@@ -138,6 +139,7 @@ const opts: Options = {
   densityN: num(args['density-n'], quick ? 20 : 200),
   densityNodeN: num(args['density-node-n'], quick ? 3 : 20),
   queueMessages: num(args['queue-messages'], quick ? 2000 : 20000),
+  ...(args['queue-runs'] ? { queueRuns: args['queue-runs'].split(',').map((r) => r.trim()) } : {}),
   latencyMessages: num(args['latency-messages'], quick ? 200 : 1000),
   cronDurationS: num(args['cron-duration'], quick ? 10 : 30),
   cronRestartDurationS: num(args['cron-restart-duration'], quick ? 60 : 600),

@@ -1,7 +1,8 @@
 /**
  * The container tier (runc) through a real node: deploy with `tier: container`, and the abuse catalogue
  * (reliability tests 7, 8, 9, 11, 13, 15, 17, 18, 19, 21), each while a canary function on another
- * container keeps answering; 16 on a driver with a small pids.max. Then images: one built by `continuum image build` (image-build.ts) runs from
+ * container keeps answering; 16 on a driver with a small pids.max; queue and service bindings through the
+ * instance's host channel. Then images: one built by `continuum image build` (image-build.ts) runs from
  * the store on the container and gvisor tiers and under a bare `runc run`, answering the same; catalogue
  * 10 (cwd through /proc/self/fd) is refused at import (image.test.ts) and checked from inside here.
  * Skips, with the reason, where the host cannot run the tier.
@@ -281,6 +282,54 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
     assert.ok(rec, 'no invocation record');
     assert.equal(rec.logsTruncated, true, JSON.stringify(rec));
     assert.ok((rec.logBytes ?? 0) <= 64 * 1024, JSON.stringify(rec));
+  });
+
+  test('bindings: env.OUT.send/sendBatch and env.HELLO.fetch reach the node through the instance\'s host channel, which answers only for what was granted', async () => {
+    await node.api('POST', '/v1/queues', { name: `${p}-out` });
+    // The function also speaks to the channel directly, as any image could: a binding it was not granted,
+    // a malformed body and an oversized message are refused with their codes, and nothing is enqueued.
+    await deploy(`${p}-producer`, fetchModule(`import http from 'node:http';`, `
+      const raw = (path, body) => new Promise((resolve, reject) => {
+        const req = http.request({ socketPath: process.env.CONTINUUM_HOST_SOCKET, method: 'POST', path, headers: { 'content-type': 'application/json' } }, (res) => {
+          let text = ''; res.on('data', (c) => (text += c)); res.on('end', () => resolve([res.statusCode, JSON.parse(text).error?.code]));
+        });
+        req.on('error', reject); req.end(body);
+      });
+      const sent = await env.OUT.send({ hello: 'world' });
+      const batch = await env.OUT.sendBatch([{ body: 'a' }, { body: 'b', delaySeconds: 30 }]);
+      const hello = await (await env.HELLO.fetch('http://hello/from-a-container')).json();
+      let tooBig = null;
+      try { await env.OUT.send('x'.repeat(300 * 1024)); } catch (e) { tooBig = e.code; }
+      const refused = [
+        await raw('/v1/queues/OTHER', JSON.stringify({ messages: [{ body: 'eA==', contentType: 'text/plain' }] })),
+        await raw('/v1/queues/OUT', '{"messages": [{ "body": "not base64!", "contentType": "text/plain" }]}'),
+        await raw('/v1/queues/OUT', 'not json'),
+        await raw('/v1/services/OUT', JSON.stringify({ method: 'GET', url: 'http://x/', headers: [], body: null })),
+      ];
+      return Response.json({ keys: Object.keys(env).sort(), ids: [sent.ids.length, batch.ids.length], hello, tooBig, refused });`), {
+      bindings: { OUT: { queue: `${p}-out` }, HELLO: { function: `${p}-hello` } },
+    });
+    const res = await node.fn(`/fn/${p}-producer/`);
+    const out = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(out));
+    assert.deepEqual(out, {
+      keys: ['HELLO', 'OUT'],
+      ids: [1, 2],
+      hello: { greeting: 'hi', platform: 'linux', path: '/from-a-container' },
+      tooBig: 'payload_too_large',
+      refused: [[403, 'forbidden'], [400, 'bad_request'], [400, 'bad_request'], [403, 'forbidden']],
+    });
+    const stats = (await node.api('GET', `/v1/queues/${p}-out`)).json.stats;
+    assert.deepEqual([stats.depth, stats.delayed], [3, 1]);
+    // The callee's record names the calling invocation (the channel's x-continuum-invocation): the service map.
+    const parent = res.headers.get('x-continuum-invocation-id');
+    let callee: { callerFunction?: string; parentInvocationId?: string | null } | undefined;
+    for (let i = 0; i < 100 && !callee; i++) {
+      const items = (await node.api('GET', `/v1/invocations?function=${p}-hello&limit=50`)).json.items as Array<{ callerFunction?: string; parentInvocationId?: string | null }>;
+      callee = items.find((r) => r.callerFunction === `${p}-producer`);
+      if (!callee) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(callee?.parentInvocationId, parent);
   });
 
   test('catalogue 21: an outbound flood reaches nothing beyond the container\'s link to the hub, while the canary answers', async () => {

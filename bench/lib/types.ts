@@ -30,6 +30,8 @@ export interface Options {
   densityNodeN: number;
   /** Messages per queue_throughput run (one backend, message size and batch size). */
   queueMessages: number;
+  /** Only these queue_throughput runs (`b<batch>_<size>`, e.g. b10_1kb), without the latency runs; all when absent. */
+  queueRuns?: string[];
   /** Messages of each paced latency run of queue_throughput. */
   latencyMessages: number;
   /** Cold starts per target per round in tier_cold_start. */

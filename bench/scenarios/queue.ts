@@ -235,9 +235,11 @@ export async function queueScenario(opts: Options, notes: string[], targets: Eve
         } else fail(target, 'start', err);
       }
     }
+    const chosen = (batch: number, sizeName: string) => !opts.queueRuns || opts.queueRuns.includes(`b${batch}_${sizeName}`);
     for (const r of running) {
       for (const batch of BATCH_SIZES) {
         for (const [size, sizeName] of MESSAGE_SIZES) {
+          if (!chosen(batch, sizeName)) continue;
           await throughputRun(r, batch, size, sizeName, Math.min(WARMUP_MESSAGES, opts.queueMessages)).catch((err: unknown) => fail(r.target, `warm-up b${batch} ${sizeName}`, err));
         }
       }
@@ -246,6 +248,7 @@ export async function queueScenario(opts: Options, notes: string[], targets: Eve
       for (const r of running) {
         for (const batch of BATCH_SIZES) {
           for (const [size, sizeName] of MESSAGE_SIZES) {
+            if (!chosen(batch, sizeName)) continue;
             const key = `b${batch}_${sizeName}`;
             try {
               const res = await throughputRun(r, batch, size, sizeName, opts.queueMessages);
@@ -260,7 +263,7 @@ export async function queueScenario(opts: Options, notes: string[], targets: Eve
             }
           }
         }
-        for (const batch of LATENCY_BATCH_SIZES) {
+        for (const batch of opts.queueRuns ? [] : LATENCY_BATCH_SIZES) {
           try {
             const res = await latencyRun(r, batch, opts.latencyMessages);
             for (const l of res.latencies) samples.add(r.target, `latency_b${batch}`, l);

@@ -18,10 +18,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CONTAINER_TIER_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
-import type { DriverStatus, Instance, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
+import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
+import { HOST_ENV, HOST_SOCKET } from '../../runtime/container/host-channel.ts';
+import { bindingNames } from '../isolate/bindings.ts';
 import { CgroupLeaf, detectCgroups, leftoverLeaves, type CgroupLayout } from '../process/cgroup.ts';
 import { ImageStore, type StoredImage } from './image.ts';
 import { IMAGE_PORT, ociLayout, runtimeLayer, type FunctionLoad } from './image-build.ts';
+import { HostChannel } from './host-channel.ts';
 import { CONTAINER_CGROUP, ContainerInstance } from './instance.ts';
 import { hubSocket, NetworkHub, removeStaleNamespaces, type Attachment, type Exec } from './network.ts';
 import { Launcher, type Launched } from './launcher.ts';
@@ -270,6 +273,7 @@ export class ContainerDriver implements SandboxDriver {
       tmpBytes: 1024 * 1024,
       nofile: 1024,
       bundleDir: null,
+      channelDir: null,
       gvisor: this.options.runtime === 'runsc',
     });
     // The probe keeps the host's network namespace out of it too.
@@ -343,7 +347,7 @@ export class ContainerDriver implements SandboxDriver {
     throw new ContinuumError('overloaded', 'no container uid is free');
   }
 
-  async createInstance(spec: InstanceSpec): Promise<Instance> {
+  async createInstance(spec: InstanceSpec, services?: InstanceServices): Promise<Instance> {
     await this.#startup;
     if (!this.#running) throw new ContinuumError('unavailable', `the ${this.tier} tier is not available: ${this.#unavailable ?? 'driver stopped'}`);
     const image = spec.image === undefined ? this.#runtimeImage! : await this.#store!.get(spec.image);
@@ -357,11 +361,14 @@ export class ContainerDriver implements SandboxDriver {
     let leaf: CgroupLeaf | null = null;
     let attachment: Attachment | null = null;
     let child: Launched | null = null;
+    let channel: HostChannel | null = null;
+    let instance: ContainerInstance | null = null;
     let tornDown: Promise<void> | null = null;
     const teardown = () => {
       tornDown ??= (async () => {
         child?.kill('SIGKILL');
         await this.#deleteContainer(name);
+        await channel?.close();
         if (leaf) await removeContainerCgroup(leaf);
         await leaf?.destroy();
         await attachment?.release();
@@ -406,6 +413,24 @@ export class ContainerDriver implements SandboxDriver {
       for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
       env.push(`CONTINUUM_ENV_KEYS=${Object.keys(spec.env).join(',')}`);
       const gvisor = this.options.runtime === 'runsc';
+      // Bindings reach the node through a socket of this instance's own (host-channel.ts).
+      let channelDir: string | null = null;
+      if (Object.keys(spec.bindings).length > 0) {
+        channelDir = join(dir, 'host');
+        mkdirSync(channelDir, { mode: 0o755 });
+        const unready = () => Promise.reject(new ContinuumError('unavailable', 'the instance is not ready'));
+        channel = await HostChannel.open(
+          join(channelDir, 'host.sock'),
+          uid,
+          {
+            sendToQueue: (inv, binding, messages) => instance?.sendFromContainer(inv, binding, messages) ?? unready(),
+            callService: (inv, binding, request) => instance?.callFromContainer(inv, binding, request) ?? unready(),
+          },
+          spec.limits.requestBodyBytes,
+        );
+        const names = bindingNames(spec.bindings);
+        env.push(`${HOST_ENV.socket}=${HOST_SOCKET}`, `${HOST_ENV.queues}=${names.bindings.join(',')}`, `${HOST_ENV.services}=${names.services.join(',')}`);
+      }
       writeFileSync(
         join(dir, 'config.json'),
         JSON.stringify(
@@ -422,11 +447,13 @@ export class ContainerDriver implements SandboxDriver {
             tmpBytes: this.options.tmpBytes,
             nofile: this.options.nofile,
             bundleDir,
+            channelDir,
             gvisor,
           }),
         ),
       );
-      const runArgs = [...this.#runtimeArgs(null, 'host'), 'run', '--bundle', dir, name];
+      // gVisor connects to a host socket only when told to (`open`: existing sockets, none made).
+      const runArgs = [...this.#runtimeArgs(null, 'host'), ...(gvisor && channel ? ['--host-uds=open'] : []), 'run', '--bundle', dir, name];
       child = gvisor
         ? this.#launcher!.run(this.#tools!.nsenter, [`--net=${attachment.netnsPath}`, '--', this.#tools!.runtime, ...runArgs])
         : this.#launcher!.run(this.#tools!.runtime, runArgs);
@@ -452,20 +479,22 @@ export class ContainerDriver implements SandboxDriver {
       }
       const readyMs = performance.now() - t0;
       const hub = this.#hub!;
-      const instance = new ContainerInstance({
+      const ready: ContainerInstance = new ContainerInstance({
         spec,
         tier: this.tier,
         initTiming: { sandboxMs: readyMs, runtimeMs: 0, moduleMs: 0 },
         leaf,
+        services,
         connect: () => hub.connect(target),
         exited,
         teardown: async () => {
-          this.#instances.delete(instance);
+          this.#instances.delete(ready);
           await teardown();
         },
       });
-      this.#instances.add(instance);
-      return instance;
+      instance = ready;
+      this.#instances.add(ready);
+      return ready;
     } catch (err) {
       await teardown();
       throw err instanceof ContinuumError ? err : new ContinuumError('unavailable', `the container could not start: ${(err as Error).message.slice(0, 300)}`);

@@ -15,8 +15,24 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { ContinuumError, type ErrorCode } from '../../core/errors.ts';
-import type { CapturedLog, Completion, InitTiming, Instance, InstanceSpec, InstanceState, InvokeRequest, InvokeResult } from '../../core/driver.ts';
+import type {
+  BindingMessage,
+  CallerContext,
+  CapturedLog,
+  Completion,
+  InitTiming,
+  Instance,
+  InstanceServices,
+  InstanceSpec,
+  InstanceState,
+  InvokeRequest,
+  InvokeResult,
+  ServiceRequest,
+  ServiceResponse,
+} from '../../core/driver.ts';
 import type { LogLevel, Tier } from '../../core/types.ts';
+import { INVOCATION_HEADER } from '../../runtime/container/host-channel.ts';
+import { callThroughBinding, sendThroughBinding } from '../isolate/bindings.ts';
 import type { CgroupLeaf, CgroupUsage } from '../process/cgroup.ts';
 
 /** The container's own cgroup, under the instance's leaf. */
@@ -36,6 +52,8 @@ export interface ContainerInstanceInit {
   tier: Tier;
   initTiming: InitTiming;
   leaf: CgroupLeaf;
+  /** What the container's bindings reach (through its host channel, driver.ts). */
+  services: InstanceServices | undefined;
   connect: () => Socket;
   /** Resolves when the container has exited (its runtime process ended). */
   exited: Promise<void>;
@@ -68,6 +86,11 @@ export class ContainerInstance implements Instance {
   #state: InstanceState = 'ready';
   #exited = false;
   #inflight = new Set<Inflight>();
+  /** The requests in flight by invocation id: who a binding call comes from. */
+  readonly #requests = new Map<string, InvokeRequest>();
+  readonly #services: InstanceServices | undefined;
+  /** The deepest caller seen: the depth of a service call made after its invocation ended. */
+  #maxDepth = 0;
   #listeners: Array<(r: ExitReason) => void> = [];
   #exitReason: ExitReason | null = null;
   #drainWaiters: Array<() => void> = [];
@@ -82,6 +105,7 @@ export class ContainerInstance implements Instance {
     this.initTiming = init.initTiming;
     this.#leaf = init.leaf;
     this.#teardown = init.teardown;
+    this.#services = init.services;
     this.#atStart = this.#read();
     this.#agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, init.spec.concurrency) });
     // Every connection goes through the bridge to this container.
@@ -91,6 +115,21 @@ export class ContainerInstance implements Instance {
       const code = this.#limitCode(this.#atStart) ?? 'instance_crashed';
       this.#end(code === 'instance_crashed' ? { code, message: 'the container exited' } : { code, message: this.#limitMessage(code) });
     });
+  }
+
+  /** A queue send from the container (its host channel); `invocationId` as the container named it. */
+  sendFromContainer(invocationId: string | null, binding: string, messages: BindingMessage[]): Promise<string[]> {
+    const traceparent = invocationId === null ? undefined : this.#requests.get(invocationId)?.traceparent;
+    return sendThroughBinding(this.#spec, this.#services, binding, messages, traceparent);
+  }
+
+  /** A service call from the container; an invocation not in flight here counts as ended (depth from #maxDepth). */
+  callFromContainer(invocationId: string | null, binding: string, request: ServiceRequest): Promise<ServiceResponse> {
+    const inv = invocationId === null ? undefined : this.#requests.get(invocationId);
+    const caller: CallerContext = inv
+      ? { functionName: this.#spec.functionName, invocationId: inv.invocationId, depth: inv.caller?.depth ?? 0, ...(inv.traceparent ? { traceparent: inv.traceparent } : {}) }
+      : { functionName: this.#spec.functionName, invocationId: null, depth: this.#maxDepth };
+    return callThroughBinding(this.#spec, this.#services, caller, binding, request);
   }
 
   get state(): InstanceState {
@@ -172,7 +211,7 @@ export class ContainerInstance implements Instance {
     const started = performance.now();
     const url = new URL(request.request.url);
     const headers: Array<[string, string]> = request.request.headers.filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()) && !k.toLowerCase().startsWith('x-continuum-') && k.toLowerCase() !== 'host');
-    headers.push(['host', url.host], ['x-continuum-url', url.href], ['x-continuum-invocation', request.invocationId]);
+    headers.push(['host', url.host], ['x-continuum-url', url.href], [INVOCATION_HEADER, request.invocationId]);
     if (request.request.event) headers.push(['x-continuum-event', JSON.stringify(request.request.event)]);
     if (request.traceparent) headers.push(['traceparent', request.traceparent]);
 
@@ -194,6 +233,7 @@ export class ContainerInstance implements Instance {
       if (limit) queueMicrotask(() => this.#retire(limit, this.#limitMessage(limit)));
       clearTimeout(timer);
       this.#inflight.delete(slot);
+      this.#requests.delete(request.invocationId);
       const now = this.#usage();
       const share = 1 + this.#inflight.size;
       const c: Completion = {
@@ -222,6 +262,8 @@ export class ContainerInstance implements Instance {
       if (code !== 'instance_crashed') this.#end({ code, message: this.#limitMessage(code) });
     };
     this.#inflight.add(slot);
+    this.#requests.set(request.invocationId, request);
+    if (request.caller && request.caller.depth > this.#maxDepth) this.#maxDepth = request.caller.depth;
     const timer = setTimeout(() => {
       slot.fail('timeout', `the invocation exceeded its timeout of ${limits.timeoutMs} ms`);
       this.#retire('timeout', 'retired after a timeout');

@@ -6,6 +6,7 @@
  * with one, runc would open the rootfs path as the mapped uid), an RLIMIT_NOFILE, and the cgroup leaf the
  * driver made (cgroup.ts) for memory, CPU and pids.
  */
+import { HOST_SOCKET_DIR } from '../../runtime/container/host-channel.ts';
 import { CLONE_NAMESPACE_FLAGS, DENIED_SYSCALLS, ENOSYS, EPERM } from '../process/seccomp.ts';
 
 export interface ContainerLaunch {
@@ -21,6 +22,8 @@ export interface ContainerLaunch {
   nofile: number;
   /** Read-only bind of the function's bundle at /fn (functions run from the runtime image). */
   bundleDir: string | null;
+  /** The instance's host-channel directory, bound read-only at HOST_SOCKET_DIR (functions with bindings). */
+  channelDir: string | null;
   gvisor: boolean;
 }
 
@@ -57,6 +60,8 @@ export function runtimeSpec(l: ContainerLaunch): object {
     { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${l.tmpBytes}`] },
   ];
   if (l.bundleDir !== null) mounts.push({ destination: '/fn', type: 'bind', source: l.bundleDir, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+  // Under /dev (a tmpfs of the container's own): the mount point is made there, never in the shared image.
+  if (l.channelDir !== null) mounts.push({ destination: HOST_SOCKET_DIR, type: 'bind', source: l.channelDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
   return {
     ociVersion: '1.0.2',
     process: {

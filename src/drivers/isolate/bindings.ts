@@ -5,7 +5,7 @@
  * driver checks again, because it does not trust the worker.
  */
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
-import type { BindingMessage, InstanceSpec, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
+import type { BindingMessage, CallerContext, InstanceServices, InstanceSpec, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import { ContinuumError } from '../../core/errors.ts';
 
 const MAX_CONTENT_TYPE = 255;
@@ -38,6 +38,38 @@ export function checkQueueSend(messages: BindingMessage[]): void {
       throw new ContinuumError('bad_request', `message ${i}: delaySeconds must be between 0 and ${maxDelayMs / 1000}`, { limit: maxDelayMs / 1000 });
     }
   });
+}
+
+/**
+ * A queue binding's send from a sandbox, after its messages were checked: the binding name is resolved
+ * through the instance's own spec, so a sandbox cannot reach a queue its function was not granted.
+ * Rejects with a ContinuumError (forbidden, unavailable, or the store's). Every tier's instance uses this.
+ */
+export function sendThroughBinding(
+  spec: Pick<InstanceSpec, 'functionName' | 'bindings'>,
+  services: InstanceServices | undefined,
+  binding: string,
+  messages: BindingMessage[],
+  traceparent: string | undefined,
+): Promise<string[]> {
+  const target = Object.hasOwn(spec.bindings, binding) ? spec.bindings[binding] : undefined;
+  if (target === undefined || !('queue' in target)) return Promise.reject(new ContinuumError('forbidden', `binding ${binding} is not granted to this function`));
+  if (!services) return Promise.reject(new ContinuumError('unavailable', 'queue bindings are not available on this node'));
+  return Promise.resolve().then(() => services.sendToQueue(spec.functionName, target.queue, messages, traceparent));
+}
+
+/** A service binding's call from a sandbox, resolved through the instance's own spec (see sendThroughBinding). */
+export function callThroughBinding(
+  spec: Pick<InstanceSpec, 'bindings'>,
+  services: InstanceServices | undefined,
+  caller: CallerContext,
+  binding: string,
+  request: ServiceRequest,
+): Promise<ServiceResponse> {
+  const target = Object.hasOwn(spec.bindings, binding) ? spec.bindings[binding] : undefined;
+  if (target === undefined || !('function' in target)) return Promise.reject(new ContinuumError('forbidden', `binding ${binding} is not granted to this function`));
+  if (!services?.callFunction) return Promise.reject(new ContinuumError('unavailable', 'service bindings are not available on this node'));
+  return Promise.resolve().then(() => services.callFunction!(caller, target.function, request));
 }
 
 interface FrameHead {

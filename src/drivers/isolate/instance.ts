@@ -18,7 +18,7 @@ import type {
   ServiceResponse,
 } from '../../core/driver.ts';
 import type { LogLevel } from '../../core/types.ts';
-import { checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse, INVALID_HEAD, parseResponseHead } from './bindings.ts';
+import { callThroughBinding, checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse, INVALID_HEAD, parseResponseHead, sendThroughBinding } from './bindings.ts';
 import { ByteQueue } from './body.ts';
 import { Deadlines } from './deadlines.ts';
 import { F, LOG_LEVELS } from './frames.ts';
@@ -316,9 +316,8 @@ export class IsolateInstance implements Instance, FrameSink {
   }
 
   /**
-   * A queue binding's send from the sandbox (call number `call`). The binding name is resolved through
-   * this instance's own spec, so a compromised worker cannot reach a queue its function was not granted.
-   * The send may outlive the invocation that made it (ctx.waitUntil), so it is not tied to one.
+   * A queue binding's send from the sandbox (call number `call`). The send may outlive the invocation
+   * that made it (ctx.waitUntil), so it is not tied to one.
    */
   #queueSend(call: number, payload: Buffer): void {
     const reply = (answer: { ids: string[] } | { error: { code: ErrorCode; message: string } }) => {
@@ -336,30 +335,14 @@ export class IsolateInstance implements Instance, FrameSink {
       refuse(err);
       return;
     }
-    const target = this.#granted(send.binding);
-    if (target === undefined || !('queue' in target)) {
-      refuse(new ContinuumError('forbidden', `binding ${send.binding} is not granted to this function`));
-      return;
-    }
-    const services = this.#services;
-    if (!services) {
-      refuse(new ContinuumError('unavailable', 'queue bindings are not available on this node'));
-      return;
-    }
     const traceparent = this.#inflight.get(send.inv)?.request.traceparent;
-    Promise.resolve()
-      .then(() => services.sendToQueue(this.functionName, target.queue, send.messages, traceparent))
-      .then((ids) => reply({ ids: ids.map(String) }), refuse);
-  }
-
-  #granted(binding: string) {
-    return Object.hasOwn(this.#spec.bindings, binding) ? this.#spec.bindings[binding] : undefined;
+    sendThroughBinding(this.#spec, this.#services, send.binding, send.messages, traceparent).then((ids) => reply({ ids: ids.map(String) }), refuse);
   }
 
   /**
-   * A service binding's call from the sandbox. The target comes from this instance's own spec; who calls
-   * (invocation, depth, trace context) from the invocation the worker names, which must be in flight
-   * here — otherwise the call counts as made after its invocation ended (depth from #maxDepth).
+   * A service binding's call from the sandbox. Who calls (invocation, depth, trace context) comes from the
+   * invocation the worker names, which must be in flight here — otherwise the call counts as made after
+   * its invocation ended (depth from #maxDepth).
    */
   #serviceFetch(call: number, payload: Buffer): void {
     const reply = (answer: ServiceResponse | { error: { code: ErrorCode; message: string } }) => {
@@ -376,23 +359,11 @@ export class IsolateInstance implements Instance, FrameSink {
       refuse(err);
       return;
     }
-    const target = this.#granted(fetch.binding);
-    if (target === undefined || !('function' in target)) {
-      refuse(new ContinuumError('forbidden', `binding ${fetch.binding} is not granted to this function`));
-      return;
-    }
-    const services = this.#services;
-    if (!services?.callFunction) {
-      refuse(new ContinuumError('unavailable', 'service bindings are not available on this node'));
-      return;
-    }
     const inv = this.#inflight.get(fetch.inv);
     const caller: CallerContext = inv
       ? { functionName: this.functionName, invocationId: inv.id, depth: inv.request.caller?.depth ?? 0, ...(inv.request.traceparent ? { traceparent: inv.request.traceparent } : {}) }
       : { functionName: this.functionName, invocationId: null, depth: this.#maxDepth };
-    Promise.resolve()
-      .then(() => services.callFunction!(caller, target.function, fetch.request))
-      .then(reply, refuse);
+    callThroughBinding(this.#spec, this.#services, caller, fetch.binding, fetch.request).then(reply, refuse);
   }
 
   #timeout(inv: Invocation): void {

@@ -12,12 +12,25 @@
  *   when the function failed before answering), `x-continuum-error` (code) and `x-continuum-logs`
  *   (base64 JSON of the invocation's console output, capped at logBytes). A failure before the response
  *   head is a 500 with `x-continuum-error`.
+ * - bindings (`env.ORDERS.send`, `env.USERS.fetch`) go to the node through its host channel
+ *   (host-channel.ts), when the node gave the container one.
  * Imports nothing from the host side.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { WireEventHead, WireLoadOptions, WireRequestHead } from '../isolate/protocol.ts';
 import { createAgentEngine, BUNDLE_DIR } from '../process/agent.ts';
+import {
+  HOST_ENV,
+  INVOCATION_HEADER,
+  queueSendPath,
+  serviceCallPath,
+  type WireChannelError,
+  type WireQueueSend,
+  type WireQueueSent,
+  type WireServiceAnswer,
+  type WireServiceCall,
+} from './host-channel.ts';
 
 interface ImageLoad extends WireLoadOptions {
   logBytes: number;
@@ -29,6 +42,40 @@ interface Pending {
   logBytes: number;
   truncated: boolean;
   headSent: boolean;
+  /** The node's id of this invocation (the channel names the caller by it). */
+  invocationId: string | null;
+}
+
+/** A POST of `body` to the node's host channel; resolves with the answer's JSON, rejects with `{ code }` errors. */
+function callHost<T>(socketPath: string | undefined, path: string, invocationId: string | null, body: object): Promise<T> {
+  if (!socketPath) return Promise.reject(Object.assign(new Error('bindings need the node: this container has no host channel'), { code: 'unavailable' }));
+  return new Promise<T>((resolve, reject) => {
+    const bytes = Buffer.from(JSON.stringify(body));
+    const req = httpRequest(
+      { socketPath, method: 'POST', path, headers: { 'content-type': 'application/json', 'content-length': bytes.length, ...(invocationId ? { [INVOCATION_HEADER]: invocationId } : {}) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            reject(Object.assign(new Error('the host channel answered something that is not JSON'), { code: 'internal' }));
+            return;
+          }
+          if (res.statusCode === 200) resolve(json as T);
+          else {
+            const e = (json as Partial<WireChannelError>).error;
+            reject(Object.assign(new Error(String(e?.message ?? `host channel status ${res.statusCode}`)), { code: String(e?.code ?? 'internal') }));
+          }
+        });
+      },
+    );
+    req.on('error', (err) => reject(Object.assign(new Error(`the host channel failed: ${err.message}`), { code: 'unavailable' })));
+    req.end(bytes);
+  });
 }
 
 const TRAILERS = 'x-continuum-error, x-continuum-logs';
@@ -40,6 +87,8 @@ function main(): void {
   const load = JSON.parse(readFileSync(`${BUNDLE_DIR}/continuum.json`, 'utf8')) as ImageLoad;
   const vars: Record<string, string> = {};
   for (const key of (env.CONTINUUM_ENV_KEYS ?? '').split(',')) if (key !== '' && env[key] !== undefined) vars[key] = env[key];
+  const names = (list: string | undefined) => (list ?? '').split(',').filter((n) => n !== '');
+  const hostSocket = env[HOST_ENV.socket];
   const pending = new Map<string, Pending>();
   let seq = 0;
 
@@ -47,7 +96,7 @@ function main(): void {
 
   const sandbox = createAgentEngine().createSandbox({
     code: '',
-    load: { ...load, env: vars, bindings: [] },
+    load: { ...load, env: vars, bindings: names(env[HOST_ENV.queues]), services: names(env[HOST_ENV.services]) },
     callbacks: {
       onRespond(id, head) {
         const p = pending.get(id);
@@ -87,8 +136,16 @@ function main(): void {
         p.logBytes += size;
         p.logs.push({ ts: Date.now(), level, message });
       },
-      onQueueSend() {
-        return Promise.reject(new Error('queue bindings are not available on this tier'));
+      async onQueueSend(id, binding, messages) {
+        const body: WireQueueSend = {
+          messages: messages.map((m) => ({ body: Buffer.from(m.body).toString('base64'), contentType: m.contentType, ...(m.delayMs !== undefined ? { delayMs: m.delayMs } : {}) })),
+        };
+        return (await callHost<WireQueueSent>(hostSocket, queueSendPath(binding), pending.get(id)?.invocationId ?? null, body)).ids;
+      },
+      async onServiceFetch(id, binding, request) {
+        const body: WireServiceCall = { method: request.method, url: request.url, headers: request.headers, body: request.body === null ? null : Buffer.from(request.body).toString('base64') };
+        const answer = await callHost<WireServiceAnswer>(hostSocket, serviceCallPath(binding), pending.get(id)?.invocationId ?? null, body);
+        return { status: answer.status, headers: answer.headers, body: new Uint8Array(Buffer.from(answer.body, 'base64')) };
       },
     },
   });
@@ -98,18 +155,20 @@ function main(): void {
     const headers: Array<[string, string]> = [];
     let url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
     let event: WireEventHead | undefined;
+    let invocationId: string | null = null;
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const name = req.rawHeaders[i]!;
       const value = req.rawHeaders[i + 1]!;
       const lower = name.toLowerCase();
       if (lower === 'x-continuum-url') url = value;
       else if (lower === 'x-continuum-event') event = JSON.parse(value) as WireEventHead;
+      else if (lower === INVOCATION_HEADER) invocationId = value;
       else headers.push([name, value]);
     }
     const head: WireRequestHead = { method: req.method ?? 'GET', url, headers, clientIp: req.socket.remoteAddress };
     if (event) head.event = event;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    pending.set(id, { res, logs: [], logBytes: 0, truncated: false, headSent: false });
+    pending.set(id, { res, logs: [], logBytes: 0, truncated: false, headSent: false, invocationId });
     res.on('close', () => {
       if (pending.delete(id)) sandbox.abort(id, 'the caller went away');
     });
