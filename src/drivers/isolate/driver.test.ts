@@ -135,12 +135,13 @@ test('for(;;){} ends with cpu_limit/timeout within +10 % while another function 
 });
 
 test('a handler awaiting a never-resolving promise → timeout', async () => {
-  const inst = await driver.createInstance(spec(fetchModule(`await new Promise(() => {});`), { timeoutMs: 400 }));
+  // The bar is relative (± 10 %); a one-second limit leaves a loaded machine's timer lateness room.
+  const inst = await driver.createInstance(spec(fetchModule(`await new Promise(() => {});`), { timeoutMs: 1000 }));
   const t0 = performance.now();
   const r = await inst.invoke(req());
   const ms = performance.now() - t0;
   assert.equal(errorCode(r), 'timeout');
-  assert.ok(ms >= 395 && ms < 440, `${ms} ms`);
+  assert.ok(ms >= 995 && ms < 1100, `${ms} ms`);
 });
 
 test('heap bomb → memory_limit, and the next instance works', async () => {

@@ -260,14 +260,15 @@ function suite(): void {
   });
 
   test('wall-clock timeout → timeout within +10 %, instance retires', async () => {
-    const inst = await driver.createInstance(spec(`module.exports = () => {};`, { timeoutMs: 300 }));
+    // The bar is relative (± 10 %); a one-second limit leaves a loaded machine's timer lateness room.
+    const inst = await driver.createInstance(spec(`module.exports = () => {};`, { timeoutMs: 1000 }));
     const exits: Array<string | null> = [];
     inst.onExit((r) => exits.push(r.code));
     const t0 = performance.now();
     const r = await inst.invoke(req());
     const ms = performance.now() - t0;
     assert.equal(r.kind === 'error' && r.completion.error?.code, 'timeout');
-    assert.ok(ms >= 295 && ms < 330, `${ms} ms`);
+    assert.ok(ms >= 995 && ms < 1100, `${ms} ms`);
     assert.equal(inst.state, 'stopped');
     assert.deepEqual(exits, ['timeout']);
   });
