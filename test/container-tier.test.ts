@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -496,6 +496,20 @@ describe('images built by continuum image build', { skip: unavailable ? `contain
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+      // Garbage collection: the image stays while a version uses it, and goes (record, rootfs, blobs)
+      // with the last function that does; the runtime image stays.
+      const store = join(node.dataDir, 'images', 'runc');
+      const hex = deployed.version.image!.slice(7);
+      assert.equal((await node.api('DELETE', '/v1/functions/img-cli')).status, 204);
+      assert.ok(existsSync(join(store, 'images', `${hex}.json`)), 'img-fn still uses the image');
+      assert.equal((await node.api('DELETE', '/v1/functions/img-fn')).status, 204);
+      assert.deepEqual([existsSync(join(store, 'images', `${hex}.json`)), existsSync(join(store, 'rootfs', hex))], [false, false]);
+      const left = readdirSync(join(store, 'images'));
+      assert.equal(left.length, 1, 'the runtime image stays');
+      const runtime = JSON.parse(readFileSync(join(store, 'images', left[0]!), 'utf8')) as { id: string; layers: string[] };
+      // Blobs the runtime image shares with the removed one (its Node layer) stay; none other.
+      assert.deepEqual(readdirSync(join(store, 'blobs', 'sha256')).sort(), [runtime.id, ...runtime.layers].map((d) => d.slice(7)).sort());
+      assert.match(node.logs.join('\n'), /container tier: removed 1 unused image\(s\): sha256:/);
     } finally {
       await node.stop();
     }

@@ -42,9 +42,12 @@ export interface ServiceDeps {
   onFunctionsChanged: (functions: FunctionRecord[]) => void | Promise<void>;
   /**
    * Imports an uploaded OCI image into the image store of a container tier; resolves with its id
-   * (`sha256:<hex>`) and the upload's size. Absent: image deploys are refused as unavailable.
+   * (`sha256:<hex>`), the upload's size, and `release`, which ends the hold that keeps the image from
+   * garbage collection until its version is stored. Absent: image deploys are refused as unavailable.
    */
-  importImage?: (tier: 'container' | 'gvisor', upload: AsyncIterable<Uint8Array>) => Promise<{ id: string; bytes: number }>;
+  importImage?: (tier: 'container' | 'gvisor', upload: AsyncIterable<Uint8Array>) => Promise<{ id: string; bytes: number; release: () => void }>;
+  /** Removes stored images no version refers to (after a delete, a refused image deploy); never throws. */
+  collectImages?: () => Promise<void>;
 }
 
 export class FunctionService {
@@ -172,16 +175,26 @@ export class FunctionService {
       }
       if (!this.deps.importImage) throw new ContinuumError('unavailable', 'image deploys are not available on this node');
       const image = await this.deps.importImage(config.tier, upload);
-      return this.deployBuilt(name, existing, config, {
-        code: '',
-        bundleDigest: image.id.replace(/^sha256:/, ''),
-        bundleBytes: image.bytes,
-        format: 'fetch',
-        exportName: 'default',
-        dependencies: [],
-        files: [],
-        image: image.id,
-      });
+      let deployed: Awaited<ReturnType<FunctionService['deployBuilt']>>;
+      try {
+        deployed = await this.deployBuilt(name, existing, config, {
+          code: '',
+          bundleDigest: image.id.replace(/^sha256:/, ''),
+          bundleBytes: image.bytes,
+          format: 'fetch',
+          exportName: 'default',
+          dependencies: [],
+          files: [],
+          image: image.id,
+        });
+      } catch (err) {
+        image.release();
+        // A refused deploy leaves nothing stored: its image goes unless another version uses it.
+        await this.deps.collectImages?.();
+        throw err;
+      }
+      image.release();
+      return deployed;
     });
   }
 
@@ -191,6 +204,7 @@ export class FunctionService {
       await this.deps.scheduler.deactivate(name);
       if (!(await this.deps.state.deleteFunction(name))) throw new ContinuumError('not_found', `function ${name} does not exist`);
       await this.changed();
+      await this.deps.collectImages?.();
     });
   }
 

@@ -105,9 +105,26 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const containerTiers = config.containerTiers
     ? (['runc', 'runsc'] as const).map((runtime) => new ContainerDriver({ runtime, imageDir: join(config.dataDir, 'images', runtime), onDiagnostic: (m) => log(`${runtime}: ${m}`) }))
     : [];
+  // Image garbage collection: what no stored version uses goes (at start, after a delete or a refused image deploy).
+  const collectImages = async (tiers: ContainerDriver[] = containerTiers): Promise<void> => {
+    try {
+      const referenced = new Set<string>();
+      for (const f of await stores.state.listFunctions()) for (const v of await stores.state.listVersions(f.name)) if (v.image) referenced.add(v.image);
+      for (const d of tiers) {
+        if (!d.status().available) continue;
+        const removed = await d.collectImages(referenced);
+        if (removed.length > 0) log(`${d.tier} tier: removed ${removed.length} unused image(s): ${removed.join(', ')}`);
+      }
+    } catch (err) {
+      log(`image collection failed: ${(err as Error).message}`);
+    }
+  };
   for (const d of containerTiers) {
     drivers.set(d.tier, d);
-    void d.start().then(() => log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`));
+    void d.start().then(async () => {
+      log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`);
+      await collectImages([d]);
+    });
   }
 
   // Metrics and the console's time series are fed from records in the sink's batches, off the request path;
@@ -179,6 +196,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     scheduler,
     sink,
     checkConfig: (config) => eventsService.checkConfig(config),
+    collectImages: () => collectImages(),
     importImage: async (tier, upload) => {
       const driver = containerTiers.find((d) => d.tier === tier);
       if (!driver) throw new ContinuumError('unavailable', `the ${tier} tier is not running on this node`);
@@ -191,8 +209,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
           yield chunk;
         }
       })();
-      const stored = await driver.images.import(counted);
-      return { id: stored.id, bytes };
+      const { image, release } = await driver.images.importLeased(counted);
+      return { id: image.id, bytes, release };
     },
     onFunctionsChanged: (functions) => {
       routes = new RoutingTable(functions.map((f) => ({ name: f.name, routes: f.config.routes, requestBodyBytes: f.config.limits.requestBodyBytes })));

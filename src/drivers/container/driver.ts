@@ -157,6 +157,20 @@ export class ContainerDriver implements SandboxDriver {
     return this.#store;
   }
 
+  /**
+   * Image garbage collection: removes the stored images that no stored version (`referenced`), running
+   * instance or the runtime image uses, and their unshared blobs; resolves with the ids removed. Images a
+   * deploy is holding (ImageStore.importLeased) stay.
+   */
+  async collectImages(referenced: Iterable<string>): Promise<string[]> {
+    await this.#startup;
+    if (!this.#store || !this.#running) return [];
+    const keep = new Set(referenced);
+    if (this.#runtimeImage) keep.add(this.#runtimeImage.id);
+    for (const instance of this.#instances) if (instance.image !== undefined) keep.add(instance.image);
+    return this.#store.prune(keep);
+  }
+
   /** Probes the host once; on failure the tier stays unavailable with the reason and never throws. */
   /**
    * Probes the host and imports the runtime image (seconds of CPU): a node starts it in the background, so

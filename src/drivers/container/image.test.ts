@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -175,5 +175,39 @@ test('caps: a gzip bomb stops at the unpacked cap; too many entries; a big uploa
     assert.deepEqual(readdirSync(join(dir, 'blobs/sha256')), []);
   } finally {
     cleanup();
+  }
+});
+
+test('prune: images neither kept nor leased go with their unshared blobs; a crash\'s leftovers go too', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'img-prune-'));
+  try {
+    const store = new ImageStore(dir);
+    const shared = await tarOf([{ name: 'bin/app', data: 'shared' }]);
+    const layerOf = (s: string) => tarOf([{ name: `etc/${s}`, data: s }]);
+    const kept = await store.import(Readable.from([await ociImage({ layers: [shared, await layerOf('kept')] })]));
+    const gone = await store.import(Readable.from([await ociImage({ layers: [shared, await layerOf('gone')] })]));
+    const held = await store.importLeased(Readable.from([await ociImage({ layers: [await layerOf('held')] })]));
+    // What a crash could leave: a rootfs without its record, an import's staging directory.
+    const orphan = join(dir, 'rootfs', 'f'.repeat(64));
+    const staging = join(dir, 'tmp', 'import-x');
+    for (const d of [orphan, staging]) mkdirSync(d, { recursive: true });
+
+    assert.deepEqual(await store.prune(new Set([kept.id])), [gone.id]);
+    assert.deepEqual([await store.get(gone.id), existsSync(gone.rootfs), existsSync(orphan), existsSync(staging)], [null, false, false, false]);
+    assert.ok(await store.get(kept.id));
+    assert.ok(await store.get(held.image.id), 'a leased image stays');
+    const blobs = new Set(readdirSync(join(dir, 'blobs', 'sha256')));
+    const hexes = (i: { id: string; layers: string[] }) => [i.id, ...i.layers].map((d) => d.slice(7));
+    assert.deepEqual(blobs, new Set([...hexes(kept), ...hexes(held.image)]), 'the shared layer stays with the kept image; the removed one\'s own blobs go');
+
+    held.release();
+    held.release(); // once only
+    assert.deepEqual(await store.prune(new Set([kept.id])), [held.image.id]);
+    // A pruned image imports again, whole.
+    const again = await store.import(Readable.from([await ociImage({ layers: [shared, await layerOf('gone')] })]));
+    assert.equal(again.id, gone.id);
+    assert.equal(readFileSync(join(again.rootfs, 'etc', 'gone'), 'utf8'), 'gone');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -270,6 +270,10 @@ interface Parsed {
 export class ImageStore {
   readonly dir: string;
   readonly limits: ImageLimits;
+  /** Imports and prunes run one at a time: a prune never sees an import's blobs without its record. */
+  #serial: Promise<unknown> = Promise.resolve();
+  /** Images a caller holds between import and storing what refers to them (a deploy): never pruned. */
+  readonly #leases = new Map<string, number>();
 
   constructor(dir: string, limits: Partial<ImageLimits> = {}) {
     this.dir = dir;
@@ -291,8 +295,39 @@ export class ImageStore {
     }
   }
 
-  /** Imports an uploaded tarball; resolves with the stored image (the same one if it was already stored). */
-  async import(upload: AsyncIterable<Uint8Array> | Readable): Promise<StoredImage> {
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn, fn);
+    this.#serial = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Imports an uploaded tarball; resolves with the stored image (the same one if it was already stored)
+   * and a lease on it: `prune` keeps it until `release` is called (a deploy releases once its version is
+   * stored, or refused).
+   */
+  async importLeased(upload: AsyncIterable<Uint8Array> | Readable): Promise<{ image: StoredImage; release: () => void }> {
+    return this.#exclusive(async () => {
+      const image = await this.#import(upload);
+      this.#leases.set(image.id, (this.#leases.get(image.id) ?? 0) + 1);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        const n = (this.#leases.get(image.id) ?? 1) - 1;
+        if (n > 0) this.#leases.set(image.id, n);
+        else this.#leases.delete(image.id);
+      };
+      return { image, release };
+    });
+  }
+
+  /** Imports an uploaded tarball without a lease (images the caller keeps by naming them to `prune`). */
+  import(upload: AsyncIterable<Uint8Array> | Readable): Promise<StoredImage> {
+    return this.#exclusive(() => this.#import(upload));
+  }
+
+  async #import(upload: AsyncIterable<Uint8Array> | Readable): Promise<StoredImage> {
     await this.#ensureDirs();
     const staging = await fsp.mkdtemp(path.join(this.dir, 'tmp', 'import-'));
     try {
@@ -479,14 +514,41 @@ export class ImageStore {
     return digests;
   }
 
-  /** Removes the rootfs and record of images that are not in `keep`; blobs stay (content-addressed). */
-  async prune(keep: Set<string>): Promise<void> {
-    for (const name of await fsp.readdir(path.join(this.dir, 'images')).catch(() => [] as string[])) {
-      const hex = name.replace(/\.json$/, '');
-      if (keep.has(`sha256:${hex}`)) continue;
-      await fsp.rm(path.join(this.dir, 'images', name), { force: true });
-      await fsp.rm(path.join(this.dir, 'rootfs', hex), { recursive: true, force: true });
-    }
+  /**
+   * Garbage collection: removes every image that is neither in `keep` nor leased — its record first (so it
+   * stops existing), then its rootfs — and then every blob no remaining image names. Resolves with the ids
+   * removed. The caller's `keep` must hold every image a stored version or a running instance uses.
+   */
+  prune(keep: Set<string>): Promise<string[]> {
+    return this.#exclusive(async () => {
+      const removed: string[] = [];
+      const kept: StoredImage[] = [];
+      for (const name of await fsp.readdir(path.join(this.dir, 'images')).catch(() => [] as string[])) {
+        const hex = name.replace(/\.json$/, '');
+        const id = `sha256:${hex}`;
+        if (keep.has(id) || this.#leases.has(id)) {
+          const image = await this.get(hex);
+          if (image) kept.push(image);
+          continue;
+        }
+        await fsp.rm(path.join(this.dir, 'images', name), { force: true });
+        await fsp.rm(path.join(this.dir, 'rootfs', hex), { recursive: true, force: true });
+        removed.push(id);
+      }
+      // What a crash left: a rootfs without its record, an import's staging directory.
+      const keptHex = new Set(kept.map((i) => i.id.slice(7)));
+      for (const hex of await fsp.readdir(path.join(this.dir, 'rootfs')).catch(() => [] as string[])) {
+        if (!keptHex.has(hex)) await fsp.rm(path.join(this.dir, 'rootfs', hex), { recursive: true, force: true });
+      }
+      for (const name of await fsp.readdir(path.join(this.dir, 'tmp')).catch(() => [] as string[])) {
+        if (name.startsWith('import-')) await fsp.rm(path.join(this.dir, 'tmp', name), { recursive: true, force: true });
+      }
+      const named = new Set(kept.flatMap((i) => [i.id, ...i.layers]).map((d) => d.replace(/^sha256:/, '')));
+      for (const hex of await fsp.readdir(path.join(this.dir, 'blobs/sha256')).catch(() => [] as string[])) {
+        if (!named.has(hex)) await fsp.rm(path.join(this.dir, 'blobs/sha256', hex), { force: true });
+      }
+      return removed;
+    });
   }
 
   /** A fresh private directory under the store (on the same filesystem), for callers building rootfs trees. */

@@ -132,6 +132,11 @@ export class ContainerInstance implements Instance {
     return callThroughBinding(this.#spec, this.#services, caller, binding, request);
   }
 
+  /** The stored image this instance runs (undefined: a function bundle on the runtime image). */
+  get image(): string | undefined {
+    return this.#spec.image;
+  }
+
   get state(): InstanceState {
     return this.#state;
   }
