@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startTestNode, type TestNode } from './helpers/node.ts';
 
 let node: TestNode;
@@ -77,6 +78,31 @@ describe('deploy and invoke', () => {
     }
     await node.api('DELETE', '/v1/functions/twin-a');
     assert.equal((await node.fn('/fn/twin-b/')).status, 200, 'deleting one twin leaves the other running');
+  });
+
+  test('a delete collects the artifacts no remaining version names; a shared bundle stays while a version uses it', async () => {
+    const blobs = async () => {
+      const root = join(node.dataDir, 'artifacts', 'sha256');
+      const out = new Set<string>();
+      for (const prefix of await readdir(root).catch(() => [] as string[])) for (const name of await readdir(join(root, prefix))) if (/^[0-9a-f]{64}$/.test(name)) out.add(name);
+      return out;
+    };
+    const shared = `export default { fetch() { return new Response('shared') } }`;
+    const own = `export default { fetch() { return new Response('own') } }`;
+    const [x, y, z] = [await node.deploy('gc-x', shared), await node.deploy('gc-y', shared), await node.deploy('gc-z', own)];
+    const sharedDigest = x.json.version.bundleDigest as string;
+    assert.equal(y.json.version.bundleDigest, sharedDigest);
+    // A second version of gc-z: the first one's bundle stays as long as the function (it can be rolled back to).
+    const z2 = await node.deploy('gc-z', own.replace("'own'", "'own 2'"));
+    const [zDigest, z2Digest] = [z.json.version.bundleDigest as string, z2.json.version.bundleDigest as string];
+    for (const d of [sharedDigest, zDigest, z2Digest]) assert.ok((await blobs()).has(d), d);
+    assert.equal((await node.api('DELETE', '/v1/functions/gc-x')).status, 204);
+    assert.ok((await blobs()).has(sharedDigest), 'gc-y still uses the shared bundle');
+    assert.equal(await (await node.fn('/fn/gc-y/')).text(), 'shared');
+    assert.equal((await node.api('DELETE', '/v1/functions/gc-y')).status, 204);
+    assert.equal((await node.api('DELETE', '/v1/functions/gc-z')).status, 204);
+    const left = await blobs();
+    for (const d of [sharedDigest, zDigest, z2Digest]) assert.ok(!left.has(d), `${d} left`);
   });
 
   test('sync invoke through the API and the invocation record with phases and logs', async () => {

@@ -54,6 +54,10 @@ export class FunctionService {
   private readonly deps: ServiceDeps;
   /** Serialises commands per function name so concurrent deploys cannot interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Artifacts in-flight deploys store or rely on (digest → holders): a collection keeps them. */
+  private readonly artifactLeases = new Map<string, number>();
+  /** The artifact collection running now: leases wait for it, so none is taken while it decides. */
+  private collecting: Promise<void> | null = null;
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
@@ -70,6 +74,7 @@ export class FunctionService {
       if (version) await this.deps.scheduler.activate(version);
     }
     await this.deps.onFunctionsChanged(functions);
+    await this.collectArtifacts();
   }
 
   async list(): Promise<FunctionView[]> {
@@ -109,19 +114,24 @@ export class FunctionService {
       if (config.tier !== current.config.tier) {
         throw new ContinuumError('bad_request', `the tier of ${name} cannot change from ${current.config.tier} to ${config.tier} without a build: deploy its code again with tier: ${config.tier}`);
       }
-      const code = current.image ? new Uint8Array(0) : await this.deps.artifacts.get(current.bundleDigest);
-      if (!code) throw new ContinuumError('internal', `bundle of ${fn.activeVersion} is missing from the artifact store`);
-      const { function: updated } = await this.deployBuilt(name, fn, config, {
-        code: new TextDecoder().decode(code),
-        bundleDigest: current.bundleDigest,
-        bundleBytes: current.bundleBytes,
-        format: config.handler.format === 'auto' || config.handler.format === current.format ? current.format : config.handler.format,
-        exportName: config.handler.export ?? current.exportName,
-        dependencies: current.dependencies,
-        files: current.files ?? [],
-        ...(current.image ? { image: current.image } : {}),
-      });
-      return updated;
+      const release = await this.leaseArtifacts(current.image ? [] : [current.bundleDigest, ...(current.files ?? []).map((f) => f.digest)]);
+      try {
+        const code = current.image ? new Uint8Array(0) : await this.deps.artifacts.get(current.bundleDigest);
+        if (!code) throw new ContinuumError('internal', `bundle of ${fn.activeVersion} is missing from the artifact store`);
+        const { function: updated } = await this.deployBuilt(name, fn, config, {
+          code: new TextDecoder().decode(code),
+          bundleDigest: current.bundleDigest,
+          bundleBytes: current.bundleBytes,
+          format: config.handler.format === 'auto' || config.handler.format === current.format ? current.format : config.handler.format,
+          exportName: config.handler.export ?? current.exportName,
+          dependencies: current.dependencies,
+          files: current.files ?? [],
+          ...(current.image ? { image: current.image } : {}),
+        });
+        return updated;
+      } finally {
+        release();
+      }
     });
   }
 
@@ -148,6 +158,7 @@ export class FunctionService {
       // Files beside the bundle are stored first (instances read them from the artifact store); a deploy
       // that fails afterwards removes those it added, so nothing of it stays stored.
       const added: string[] = [];
+      const release = await this.leaseArtifacts([built.bundleDigest, ...built.files.map((f) => sha256(f.bytes))]);
       try {
         const files: VersionFile[] = [];
         for (const f of built.files) {
@@ -160,6 +171,8 @@ export class FunctionService {
       } catch (err) {
         await Promise.all(added.map((d) => this.deps.artifacts.delete(d).catch(() => false)));
         throw err;
+      } finally {
+        release();
       }
     });
   }
@@ -204,6 +217,7 @@ export class FunctionService {
       await this.deps.scheduler.deactivate(name);
       if (!(await this.deps.state.deleteFunction(name))) throw new ContinuumError('not_found', `function ${name} does not exist`);
       await this.changed();
+      await this.collectArtifacts();
       await this.deps.collectImages?.();
     });
   }
@@ -311,6 +325,53 @@ export class FunctionService {
 
   private async changed(): Promise<void> {
     await this.deps.onFunctionsChanged(await this.deps.state.listFunctions());
+  }
+
+  /** Holds `digests` against collection until the returned release is called (after any collection running now). */
+  private async leaseArtifacts(digests: string[]): Promise<() => void> {
+    while (this.collecting) await this.collecting;
+    for (const d of digests) this.artifactLeases.set(d, (this.artifactLeases.get(d) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const d of digests) {
+        const n = (this.artifactLeases.get(d) ?? 1) - 1;
+        if (n > 0) this.artifactLeases.set(d, n);
+        else this.artifactLeases.delete(d);
+      }
+    };
+  }
+
+  /**
+   * Garbage collection of the artifact store: bundles and files that no stored version names and no
+   * deploy holds go (after a delete; at start, what a crash between storing files and the version left).
+   */
+  async collectArtifacts(): Promise<number> {
+    while (this.collecting) await this.collecting;
+    let removed = 0;
+    const run = (async () => {
+      const referenced = new Set<string>();
+      for (const f of await this.deps.state.listFunctions()) {
+        for (const v of await this.deps.state.listVersions(f.name)) {
+          if (!v.image) referenced.add(v.bundleDigest);
+          for (const file of v.files ?? []) referenced.add(file.digest);
+        }
+      }
+      for (const digest of await this.deps.artifacts.list()) {
+        if (!referenced.has(digest) && !this.artifactLeases.has(digest) && (await this.deps.artifacts.delete(digest))) removed++;
+      }
+    })();
+    this.collecting = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await run;
+    } finally {
+      this.collecting = null;
+    }
+    return removed;
   }
 
   private locked<T>(name: string, work: () => Promise<T>): Promise<T> {
