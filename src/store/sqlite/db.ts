@@ -4,7 +4,7 @@
  * and mirrors the latest step in `PRAGMA user_version`.
  */
 import { chmodSync } from 'node:fs';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { ContinuumError } from '../../core/errors.ts';
 
 export interface Migration {
@@ -105,19 +105,48 @@ export function mapSqliteError(err: unknown): unknown {
   return err;
 }
 
+/** The transaction-control statements of a database, prepared once: `exec` parses its SQL on every call. */
+export interface TransactionControl {
+  begin: StatementSync;
+  commit: StatementSync;
+  rollback: StatementSync;
+  savepoint: StatementSync;
+  release: StatementSync;
+  rollbackToSavepoint: StatementSync;
+}
+
+const controls = new WeakMap<DatabaseSync, TransactionControl>();
+
+export function transactionControl(db: DatabaseSync): TransactionControl {
+  let c = controls.get(db);
+  if (!c) {
+    c = {
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+      savepoint: db.prepare('SAVEPOINT w'),
+      release: db.prepare('RELEASE w'),
+      rollbackToSavepoint: db.prepare('ROLLBACK TO w'),
+    };
+    controls.set(db, c);
+  }
+  return c;
+}
+
 /** Run `fn` in a write transaction taken up front (no upgrade deadlocks between readers turned writers). */
 export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  const c = transactionControl(db);
   try {
-    db.exec('BEGIN IMMEDIATE');
+    c.begin.run();
   } catch (err) {
     throw mapSqliteError(err);
   }
   try {
     const result = fn();
-    db.exec('COMMIT');
+    c.commit.run();
     return result;
   } catch (err) {
-    if (db.isTransaction) db.exec('ROLLBACK');
+    if (db.isTransaction) c.rollback.run();
     throw mapSqliteError(err);
   }
 }

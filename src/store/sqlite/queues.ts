@@ -27,7 +27,7 @@ import type {
   Settlement,
 } from '../contract.ts';
 import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkReceive, checkSendBatch, contentDigest } from '../queue-rules.ts';
-import { mapSqliteError, openDatabase, transaction } from './db.ts';
+import { mapSqliteError, openDatabase, transaction, transactionControl } from './db.ts';
 import { QUEUE_MIGRATIONS } from './migrations.ts';
 
 export interface SqliteQueueStoreOptions {
@@ -184,19 +184,26 @@ export class SqliteQueueStore implements QueueStore {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     try {
       if (this.#synchronous !== sync) {
+        // exec, not a prepared statement: SQLite applies this pragma when it compiles it, not when it runs.
         this.#db.exec(`PRAGMA synchronous = ${sync}`);
         this.#synchronous = sync;
       }
+      const c = transactionControl(this.#db);
       transaction(this.#db, () => {
+        // A write alone needs no savepoint: if it throws, the transaction's rollback undoes it.
+        if (group.length === 1) {
+          outcomes.push({ ok: true, value: group[0]!.fn() });
+          return;
+        }
         for (const w of group) {
-          this.#db.exec('SAVEPOINT w');
+          c.savepoint.run();
           try {
             outcomes.push({ ok: true, value: w.fn() });
           } catch (error) {
-            this.#db.exec('ROLLBACK TO w');
+            c.rollbackToSavepoint.run();
             outcomes.push({ ok: false, error: mapSqliteError(error) });
           }
-          this.#db.exec('RELEASE w');
+          c.release.run();
         }
       });
     } catch (error) {
