@@ -1,16 +1,38 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
 import type { LeasedMessage, QueueStore } from '../contract.ts';
 import { runQueueStoreContract } from '../queue-contract-suite.ts';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { contentDigest } from '../queue-rules.ts';
+import { flushOncePerTurn } from './flush.ts';
 import { openNatsQueueStore } from './queues.ts';
 import { natsSkipReason, NatsTestServer } from './testing.ts';
+
+/** Counts the client's socket writes (every flush ends in `transport.send`). */
+function countWrites(nc: NatsConnection): { readonly n: number } {
+  const transport = (nc as unknown as { protocol: { transport: { send(frame: Uint8Array): void } } }).protocol.transport;
+  const send = transport.send.bind(transport);
+  const counter = { n: 0 };
+  transport.send = (frame) => {
+    counter.n++;
+    send(frame);
+  };
+  return counter;
+}
+
+/** Five publishes, each in its own microtask of one turn; resolves at the start of the next turn. */
+async function publishAcrossMicrotasks(nc: NatsConnection, subject: string): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    nc.publish(subject, `m${i}`);
+    await Promise.resolve();
+  }
+  await nextTurn();
+}
 
 const skip = natsSkipReason();
 if (skip) {
@@ -203,6 +225,39 @@ if (skip) {
       } finally {
         await store?.close();
         await own.close();
+      }
+    });
+  });
+
+  describe('the connection (flush.ts)', () => {
+    test('what one turn queues leaves in one write (the client alone writes once per microtask); requests and close still work', async () => {
+      const plain = await connect({ servers: server.url });
+      const patched = await connect({ servers: server.url });
+      try {
+        assert.equal(flushOncePerTurn(patched), true);
+        const received: string[] = [];
+        const sub = plain.subscribe('f.>', { callback: (_e, m) => { received.push(m.string()); } });
+        await plain.flush();
+
+        const plainWrites = countWrites(plain);
+        await publishAcrossMicrotasks(plain, 'f.plain');
+        assert.equal(plainWrites.n, 5, 'the client writes once per microtask (if it no longer does, this module may be unnecessary)');
+
+        const patchedWrites = countWrites(patched);
+        await publishAcrossMicrotasks(patched, 'f.patched');
+        assert.equal(patchedWrites.n, 1);
+
+        await patched.flush();
+        await plain.flush();
+        assert.deepEqual(received, [...['m0', 'm1', 'm2', 'm3', 'm4'], ...['m0', 'm1', 'm2', 'm3', 'm4']]);
+
+        plain.subscribe('echo', { callback: (_e, m) => { m.respond(`re:${m.string()}`); } });
+        await plain.flush();
+        assert.equal((await patched.request('echo', 'x', { timeout: 2000 })).string(), 're:x');
+        sub.unsubscribe();
+      } finally {
+        await patched.close();
+        await plain.close();
       }
     });
   });
