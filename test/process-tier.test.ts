@@ -155,6 +155,21 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
       await node.api('DELETE', '/v1/functions/p-addon/instances');
       assert.match(await (await node.fn('/fn/p-addon/')).text(), /^hello from C/);
 
+      // Garbage collection while a deploy is in flight: p-addon-2 carries the same addon (stored before its
+      // module loads, which takes 1.5 s here); p-addon is deleted meanwhile, and its collection finds the
+      // addon named by no stored version. The deploy's lease keeps it: p-addon-2's cold start reads it.
+      writeFileSync(join(app, 'index.js'), `const addon = require('./build/Release/hello.node'); const t0 = Date.now(); while (Date.now() - t0 < 1500) {}
+        exports.default = { async fetch() { return new Response(addon.hello()); } };`);
+      execFileSync('tar', ['czf', join(dir, 'app.tgz'), '-C', dir, 'app']);
+      const second = upload('p-addon-2', 'process');
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal((await node.api('DELETE', '/v1/functions/p-addon')).status, 204);
+      const deployed = await second;
+      assert.equal(deployed.status, 201, JSON.stringify(deployed.json));
+      assert.equal(deployed.json.version.files[0].digest, files[0].digest);
+      await node.api('DELETE', '/v1/functions/p-addon-2/instances');
+      assert.match(await (await node.fn('/fn/p-addon-2/')).text(), /^hello from C/);
+
       // A package that finds its addon by a computed path (as bindings and node-gyp-build do) is refused
       // with the reason; the failed deploy stores nothing beside its bundle.
       const pkg = join(app, 'node_modules', 'computed-addon');
