@@ -502,7 +502,15 @@ describe('images built by continuum image build', { skip: unavailable ? `contain
       const hex = deployed.version.image!.slice(7);
       assert.equal((await node.api('DELETE', '/v1/functions/img-cli')).status, 204);
       assert.ok(existsSync(join(store, 'images', `${hex}.json`)), 'img-fn still uses the image');
+      // A deploy of the same image in flight holds it: the collection after img-fn's delete (which finds
+      // no stored version naming it) keeps it, and img-late's cold start runs from it.
+      const late = deploy('img-late', 'application/vnd.oci.image.layout.v1+tar', { tier: 'container' });
+      await new Promise((r) => setTimeout(r, 100));
       assert.equal((await node.api('DELETE', '/v1/functions/img-fn')).status, 204);
+      assert.equal((await late).status, 201);
+      await node.api('DELETE', '/v1/functions/img-late/instances');
+      assert.equal(await (await node.fn('/fn/img-late/x')).text(), 'image says nothing at /x');
+      assert.equal((await node.api('DELETE', '/v1/functions/img-late')).status, 204);
       assert.deepEqual([existsSync(join(store, 'images', `${hex}.json`)), existsSync(join(store, 'rootfs', hex))], [false, false]);
       const left = readdirSync(join(store, 'images'));
       assert.equal(left.length, 1, 'the runtime image stays');
