@@ -46,8 +46,8 @@ export interface ServiceDeps {
    * garbage collection until its version is stored. Absent: image deploys are refused as unavailable.
    */
   importImage?: (tier: 'container' | 'gvisor', upload: AsyncIterable<Uint8Array>) => Promise<{ id: string; bytes: number; release: () => void }>;
-  /** Removes stored images no version refers to (after a delete, a refused image deploy); never throws. */
-  collectImages?: () => Promise<void>;
+  /** Removes stored images other than `referenced` (what stored versions name) and what runs; never throws. */
+  collectImages?: (referenced: Set<string>) => Promise<void>;
 }
 
 export class FunctionService {
@@ -74,7 +74,6 @@ export class FunctionService {
       if (version) await this.deps.scheduler.activate(version);
     }
     await this.deps.onFunctionsChanged(functions);
-    await this.collectArtifacts();
   }
 
   async list(): Promise<FunctionView[]> {
@@ -203,7 +202,7 @@ export class FunctionService {
       } catch (err) {
         image.release();
         // A refused deploy leaves nothing stored: its image goes unless another version uses it.
-        await this.deps.collectImages?.();
+        await this.collectGarbage();
         throw err;
       }
       image.release();
@@ -217,8 +216,7 @@ export class FunctionService {
       await this.deps.scheduler.deactivate(name);
       if (!(await this.deps.state.deleteFunction(name))) throw new ContinuumError('not_found', `function ${name} does not exist`);
       await this.changed();
-      await this.collectArtifacts();
-      await this.deps.collectImages?.();
+      await this.collectGarbage();
     });
   }
 
@@ -344,23 +342,28 @@ export class FunctionService {
   }
 
   /**
-   * Garbage collection of the artifact store: bundles and files that no stored version names and no
-   * deploy holds go (after a delete; at start, what a crash between storing files and the version left).
+   * Garbage collection of stored code: artifacts (bundles, files) that no stored version names and no
+   * deploy holds go, and then the container tiers' images no version names (`deps.collectImages`). Runs
+   * after a delete and a refused image deploy; the node runs it at start (what a crash between storing code
+   * and its version left) and when a container tier has started. Resolves with the artifacts removed.
    */
-  async collectArtifacts(): Promise<number> {
+  async collectGarbage(): Promise<number> {
     while (this.collecting) await this.collecting;
     let removed = 0;
     const run = (async () => {
-      const referenced = new Set<string>();
+      const artifacts = new Set<string>();
+      const images = new Set<string>();
       for (const f of await this.deps.state.listFunctions()) {
         for (const v of await this.deps.state.listVersions(f.name)) {
-          if (!v.image) referenced.add(v.bundleDigest);
-          for (const file of v.files ?? []) referenced.add(file.digest);
+          if (v.image) images.add(v.image);
+          else artifacts.add(v.bundleDigest);
+          for (const file of v.files ?? []) artifacts.add(file.digest);
         }
       }
       for (const digest of await this.deps.artifacts.list()) {
-        if (!referenced.has(digest) && !this.artifactLeases.has(digest) && (await this.deps.artifacts.delete(digest))) removed++;
+        if (!artifacts.has(digest) && !this.artifactLeases.has(digest) && (await this.deps.artifacts.delete(digest))) removed++;
       }
+      await this.deps.collectImages?.(images);
     })();
     this.collecting = run.then(
       () => undefined,

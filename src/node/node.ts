@@ -105,25 +105,25 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const containerTiers = config.containerTiers
     ? (['runc', 'runsc'] as const).map((runtime) => new ContainerDriver({ runtime, imageDir: join(config.dataDir, 'images', runtime), onDiagnostic: (m) => log(`${runtime}: ${m}`) }))
     : [];
-  // Image garbage collection: what no stored version uses goes (at start, after a delete or a refused image deploy).
-  const collectImages = async (tiers: ContainerDriver[] = containerTiers): Promise<void> => {
-    try {
-      const referenced = new Set<string>();
-      for (const f of await stores.state.listFunctions()) for (const v of await stores.state.listVersions(f.name)) if (v.image) referenced.add(v.image);
-      for (const d of tiers) {
-        if (!d.status().available) continue;
+  // Image garbage collection, driven by the function service (it knows which images stored versions name).
+  const collectImages = async (referenced: Set<string>): Promise<void> => {
+    for (const d of containerTiers) {
+      if (!d.status().available) continue;
+      try {
         const removed = await d.collectImages(referenced);
         if (removed.length > 0) log(`${d.tier} tier: removed ${removed.length} unused image(s): ${removed.join(', ')}`);
+      } catch (err) {
+        log(`${d.tier} tier: image collection failed: ${(err as Error).message}`);
       }
-    } catch (err) {
-      log(`image collection failed: ${(err as Error).message}`);
     }
   };
+  // A tier that starts after the node's first collection (below) gets one of its own.
+  let collectGarbage: (() => Promise<unknown>) | null = null;
   for (const d of containerTiers) {
     drivers.set(d.tier, d);
     void d.start().then(async () => {
       log(`${d.tier} tier: ${d.status().available ? '' : 'unavailable: '}${d.status().reason}`);
-      await collectImages([d]);
+      await collectGarbage?.().catch((err: unknown) => log(`garbage collection failed: ${(err as Error).message}`));
     });
   }
 
@@ -196,7 +196,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     scheduler,
     sink,
     checkConfig: (config) => eventsService.checkConfig(config),
-    collectImages: () => collectImages(),
+    collectImages,
     importImage: async (tier, upload) => {
       const driver = containerTiers.find((d) => d.tier === tier);
       if (!driver) throw new ContinuumError('unavailable', `the ${tier} tier is not running on this node`);
@@ -218,6 +218,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     },
   });
   await service.restore();
+  collectGarbage = () => service.collectGarbage();
+  // What a crash between storing code and its version left; a failure here is logged, not fatal.
+  await collectGarbage().catch((err: unknown) => log(`garbage collection failed: ${(err as Error).message}`));
 
   const app = await buildApp({
     service,

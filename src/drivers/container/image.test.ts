@@ -185,7 +185,9 @@ test('prune: images neither kept nor leased go with their unshared blobs; a cras
     const shared = await tarOf([{ name: 'bin/app', data: 'shared' }]);
     const layerOf = (s: string) => tarOf([{ name: `etc/${s}`, data: s }]);
     const kept = await store.import(Readable.from([await ociImage({ layers: [shared, await layerOf('kept')] })]));
-    const gone = await store.import(Readable.from([await ociImage({ layers: [shared, await layerOf('gone')] })]));
+    // The same bytes are imported again below (tar entries carry the time they were packed).
+    const goneTar = await ociImage({ layers: [shared, await layerOf('gone')] });
+    const gone = await store.import(Readable.from([goneTar]));
     const held = await store.importLeased(Readable.from([await ociImage({ layers: [await layerOf('held')] })]));
     // What a crash could leave: a rootfs without its record, an import's staging directory.
     const orphan = join(dir, 'rootfs', 'f'.repeat(64));
@@ -204,7 +206,7 @@ test('prune: images neither kept nor leased go with their unshared blobs; a cras
     held.release(); // once only
     assert.deepEqual(await store.prune(new Set([kept.id])), [held.image.id]);
     // A pruned image imports again, whole.
-    const again = await store.import(Readable.from([await ociImage({ layers: [shared, await layerOf('gone')] })]));
+    const again = await store.import(Readable.from([goneTar]));
     assert.equal(again.id, gone.id);
     assert.equal(readFileSync(join(again.rootfs, 'etc', 'gone'), 'utf8'), 'gone');
   } finally {
