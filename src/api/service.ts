@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ContinuumError } from '../core/errors.ts';
+import { Leases } from '../core/leases.ts';
 import { assertName } from '../core/names.ts';
 import { resolveFunctionConfig, type FunctionConfig, type FunctionConfigInput } from '../core/config.ts';
 import type { FunctionRecord, VersionFile, VersionRecord } from '../core/types.ts';
@@ -55,7 +56,7 @@ export class FunctionService {
   /** Serialises commands per function name so concurrent deploys cannot interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Artifacts in-flight deploys store or rely on (digest → holders): a collection keeps them. */
-  private readonly artifactLeases = new Map<string, number>();
+  private readonly artifactLeases = new Leases();
   /** The artifact collection running now: leases wait for it, so none is taken while it decides. */
   private collecting: Promise<void> | null = null;
 
@@ -328,17 +329,7 @@ export class FunctionService {
   /** Holds `digests` against collection until the returned release is called (after any collection running now). */
   private async leaseArtifacts(digests: string[]): Promise<() => void> {
     while (this.collecting) await this.collecting;
-    for (const d of digests) this.artifactLeases.set(d, (this.artifactLeases.get(d) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      for (const d of digests) {
-        const n = (this.artifactLeases.get(d) ?? 1) - 1;
-        if (n > 0) this.artifactLeases.set(d, n);
-        else this.artifactLeases.delete(d);
-      }
-    };
+    return this.artifactLeases.hold(digests);
   }
 
   /**

@@ -31,6 +31,7 @@ import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { IMAGE_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
+import { Leases } from '../../core/leases.ts';
 
 export interface ImageRunConfig {
   /** Entrypoint followed by Cmd, as the image declares them. */
@@ -273,7 +274,7 @@ export class ImageStore {
   /** Imports and prunes run one at a time: a prune never sees an import's blobs without its record. */
   #serial: Promise<unknown> = Promise.resolve();
   /** Images a caller holds between import and storing what refers to them (a deploy): never pruned. */
-  readonly #leases = new Map<string, number>();
+  readonly #leases = new Leases();
 
   constructor(dir: string, limits: Partial<ImageLimits> = {}) {
     this.dir = dir;
@@ -309,16 +310,7 @@ export class ImageStore {
   async importLeased(upload: AsyncIterable<Uint8Array> | Readable): Promise<{ image: StoredImage; release: () => void }> {
     return this.#exclusive(async () => {
       const image = await this.#import(upload);
-      this.#leases.set(image.id, (this.#leases.get(image.id) ?? 0) + 1);
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        const n = (this.#leases.get(image.id) ?? 1) - 1;
-        if (n > 0) this.#leases.set(image.id, n);
-        else this.#leases.delete(image.id);
-      };
-      return { image, release };
+      return { image, release: this.#leases.hold([image.id]) };
     });
   }
 
