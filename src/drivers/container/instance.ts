@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { ContinuumError, type ErrorCode } from '../../core/errors.ts';
 import type {
   BindingMessage,
-  CallerContext,
   CapturedLog,
   Completion,
   InitTiming,
@@ -32,7 +31,7 @@ import type {
 } from '../../core/driver.ts';
 import type { LogLevel, Tier } from '../../core/types.ts';
 import { INVOCATION_HEADER } from '../../runtime/container/host-channel.ts';
-import { callThroughBinding, sendThroughBinding } from '../isolate/bindings.ts';
+import { bindingCaller, callThroughBinding, sendThroughBinding } from '../isolate/bindings.ts';
 import type { CgroupLeaf, CgroupUsage } from '../process/cgroup.ts';
 
 /** The container's own cgroup, under the instance's leaf. */
@@ -125,10 +124,7 @@ export class ContainerInstance implements Instance {
 
   /** A service call from the container; an invocation not in flight here counts as ended (depth from #maxDepth). */
   callFromContainer(invocationId: string | null, binding: string, request: ServiceRequest): Promise<ServiceResponse> {
-    const inv = invocationId === null ? undefined : this.#requests.get(invocationId);
-    const caller: CallerContext = inv
-      ? { functionName: this.#spec.functionName, invocationId: inv.invocationId, depth: inv.caller?.depth ?? 0, ...(inv.traceparent ? { traceparent: inv.traceparent } : {}) }
-      : { functionName: this.#spec.functionName, invocationId: null, depth: this.#maxDepth };
+    const caller = bindingCaller(this.#spec.functionName, invocationId === null ? undefined : this.#requests.get(invocationId), this.#maxDepth);
     return callThroughBinding(this.#spec, this.#services, caller, binding, request);
   }
 

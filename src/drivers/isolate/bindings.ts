@@ -5,7 +5,7 @@
  * driver checks again, because it does not trust the worker.
  */
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
-import type { BindingMessage, CallerContext, InstanceServices, InstanceSpec, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
+import type { BindingMessage, CallerContext, InstanceServices, InstanceSpec, InvokeRequest, ServiceRequest, ServiceResponse } from '../../core/driver.ts';
 import { ContinuumError } from '../../core/errors.ts';
 
 const MAX_CONTENT_TYPE = 255;
@@ -56,6 +56,16 @@ export function sendThroughBinding(
   if (target === undefined || !('queue' in target)) return Promise.reject(new ContinuumError('forbidden', `binding ${binding} is not granted to this function`));
   if (!services) return Promise.reject(new ContinuumError('unavailable', 'queue bindings are not available on this node'));
   return Promise.resolve().then(() => services.sendToQueue(spec.functionName, target.queue, messages, traceparent));
+}
+
+/**
+ * Who makes a service call: the calling invocation's request when it is still in flight on the instance;
+ * otherwise the call counts as made after its invocation ended, at the deepest depth the instance has seen.
+ */
+export function bindingCaller(functionName: string, request: InvokeRequest | undefined, maxDepth: number): CallerContext {
+  return request
+    ? { functionName, invocationId: request.invocationId, depth: request.caller?.depth ?? 0, ...(request.traceparent ? { traceparent: request.traceparent } : {}) }
+    : { functionName, invocationId: null, depth: maxDepth };
 }
 
 /** A service binding's call from a sandbox, resolved through the instance's own spec (see sendThroughBinding). */

@@ -5,7 +5,6 @@
  */
 import { ContinuumError, type ErrorCode, isErrorCode } from '../../core/errors.ts';
 import type {
-  CallerContext,
   CapturedLog,
   Completion,
   InitTiming,
@@ -18,7 +17,7 @@ import type {
   ServiceResponse,
 } from '../../core/driver.ts';
 import type { LogLevel } from '../../core/types.ts';
-import { callThroughBinding, checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse, INVALID_HEAD, parseResponseHead, sendThroughBinding } from './bindings.ts';
+import { bindingCaller, callThroughBinding, checkQueueSend, decodeQueueSend, decodeServiceFetch, encodeServiceResponse, INVALID_HEAD, parseResponseHead, sendThroughBinding } from './bindings.ts';
 import { ByteQueue } from './body.ts';
 import { Deadlines } from './deadlines.ts';
 import { F, LOG_LEVELS } from './frames.ts';
@@ -359,10 +358,7 @@ export class IsolateInstance implements Instance, FrameSink {
       refuse(err);
       return;
     }
-    const inv = this.#inflight.get(fetch.inv);
-    const caller: CallerContext = inv
-      ? { functionName: this.functionName, invocationId: inv.id, depth: inv.request.caller?.depth ?? 0, ...(inv.request.traceparent ? { traceparent: inv.request.traceparent } : {}) }
-      : { functionName: this.functionName, invocationId: null, depth: this.#maxDepth };
+    const caller = bindingCaller(this.functionName, this.#inflight.get(fetch.inv)?.request, this.#maxDepth);
     callThroughBinding(this.#spec, this.#services, caller, fetch.binding, fetch.request).then(reply, refuse);
   }
 
