@@ -12,8 +12,6 @@ import type { BindingMessage, ServiceRequest, ServiceResponse } from '../../core
 import { ContinuumError, toContinuumError } from '../../core/errors.ts';
 import {
   INVOCATION_HEADER,
-  queueSendPath,
-  serviceCallPath,
   type WireChannelError,
   type WireQueueSent,
   type WireServiceAnswer,
@@ -123,12 +121,11 @@ export class HostChannel {
         throw new ContinuumError('not_found', `no such route: ${String(req.url).slice(0, 100)}`);
       }
       if (req.method !== 'POST') throw new ContinuumError('method_not_allowed', 'the channel takes POST');
-      if (kind === 'queues' && req.url === queueSendPath(binding)) {
+      if (kind === 'queues') {
         const ids = await handlers.sendToQueue(invocationId, binding, parseQueueSend(await readJson(req, QUEUE_SEND_BYTES)));
         answer(200, { ids });
         return;
       }
-      if (req.url !== serviceCallPath(binding)) throw new ContinuumError('not_found', 'no such route');
       const call = parseServiceCall(await readJson(req, Math.ceil((serviceBodyBytes * 4) / 3) + ENVELOPE_BYTES), serviceBodyBytes);
       const r = await handlers.callService(invocationId, binding, call);
       answer(200, { status: r.status, headers: r.headers, body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength).toString('base64') });
