@@ -1,6 +1,6 @@
 // density: memory of N idle functions, as PSS (/proc/<pid>/smaps_rollup summed over the process tree).
 //   continuum: fresh node → PSS baseline; deploy N functions, call each once (so each has an instance),
-//              let it settle, PSS again; per function = (loaded − baseline) / N.
+//              leave them idle (IDLE_MS), PSS again; per function = (loaded − baseline) / N.
 //   workerd:   a router-only config (baseline) vs the router plus N static workers, each called once.
 //   node:      one node:http process per function (the plain-Node way to keep functions apart):
 //              M processes (default 20, fewer than N to spare the machine), total PSS / M.
@@ -16,6 +16,12 @@ import { startNode, type NodeServer } from '../targets/node.ts';
 import { densityConfig, startWorkerd } from '../targets/workerd.ts';
 
 const SETTLE_MS = 1000;
+/**
+ * How long the functions have been idle when memory is read: a few seconds after their last request, as
+ * idle functions are (Continuum's isolates give their unused heap pages back 5 s after going quiet;
+ * the same wait for every target).
+ */
+const IDLE_MS = 8000;
 
 async function continuumRound(bundles: Bundles, opts: Options, round: number): Promise<Metrics> {
   const dataDir = join(opts.workDir, `continuum-density-${round}`);
@@ -32,7 +38,7 @@ async function continuumRound(bundles: Bundles, opts: Options, round: number): P
       const res = await request(c.fnUrl(`idle-${i}`)).catch(() => undefined);
       if (res?.status !== 200) errors++;
     }
-    await sleep(SETTLE_MS);
+    await sleep(IDLE_MS);
     const loaded = treePssMb(c.proc.pid);
     return { pss_mb_per_fn: (loaded - base) / opts.densityN, pss_mb_total: loaded, pss_mb_base: base, errors };
   } finally {
@@ -57,7 +63,7 @@ async function workerdRound(bundles: Bundles, opts: Options): Promise<Metrics> {
       const res = await request(`${s.url}w/${i}/`).catch(() => undefined);
       if (res?.status !== 200) errors++;
     }
-    await sleep(SETTLE_MS);
+    await sleep(IDLE_MS);
     const loaded = treePssMb(s.proc.pid);
     return { pss_mb_per_fn: (loaded - base) / opts.densityN, pss_mb_total: loaded, pss_mb_base: base, errors, startup_ms: s.startMs };
   } finally {
@@ -74,7 +80,7 @@ async function nodeRound(opts: Options): Promise<Metrics> {
       const res = await request(s.url).catch(() => undefined);
       if (res?.status !== 200) errors++;
     }
-    await sleep(SETTLE_MS);
+    await sleep(IDLE_MS);
     let total = 0;
     for (const s of servers) total += treePssMb(s.proc.pid);
     return { pss_mb_per_fn: total / servers.length, pss_mb_total: total, processes: servers.length, errors };

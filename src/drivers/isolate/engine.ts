@@ -28,6 +28,7 @@ import { dispatchLine, ownBuffer, type HostBridges, type WireLoadOptions, type W
 import { loadPrelude } from './prelude-build.ts';
 import { checkQueueSend, INVALID_HEAD, parseResponseHead, serviceRequest } from './bindings.ts';
 import { Deadlines } from './deadlines.ts';
+import { trimDue, type TrimPolicy, type TrimState } from './trim.ts';
 
 export interface SandboxCallbacks {
   /** `headJson`: the head as the runtime serialised it (checked), for callers that pass it on as JSON. */
@@ -72,6 +73,12 @@ export interface EngineOptions {
    * few ms, which would land on the request that took it. This bounds the wait for idleness. Default 50.
    */
   spareRefillMaxWaitMs?: number;
+  /**
+   * A sandbox that served and has then been idle this long gives its unused heap pages back (trim.ts),
+   * at most once per `trimMinIntervalMs`. 0 turns it off. Defaults 5,000 and 60,000.
+   */
+  trimAfterIdleMs?: number;
+  trimMinIntervalMs?: number;
 }
 
 const LOG_LEVELS = new Set<LogLevel>(['debug', 'info', 'warn', 'error', 'log']);
@@ -86,6 +93,10 @@ const MAX_MESSAGE = 64 * 1024;
 const REFILL_POLL_MS = 1;
 /** How long the engine must have been idle before a refill starts: the last response is out of the node by then. */
 const REFILL_QUIET_MS = 5;
+/** How often the engine looks for a sandbox to trim (one at a time), at most; ms. */
+const TRIM_POLL_MS = 1000;
+/** A trim runs V8's collector only: this bounds a pathological heap, ms. */
+const TRIM_TIMEOUT_MS = 5000;
 
 /**
  * Run once while the snapshot is made, in a throw-away context: it drives one request through the
@@ -128,6 +139,9 @@ export class IsolateEngine {
   #refill: NodeJS.Timeout | null = null;
   /** A spare is being made (off the event loop, see Shell.createAsync). */
   #refilling = false;
+  readonly #trimPolicy: TrimPolicy;
+  #trimPoll: NodeJS.Timeout | null = null;
+  #trimming = false;
   #closed = false;
 
   private constructor(snapshot: ivm.ExternalCopy<ArrayBuffer>, preludeBytes: number, snapshotMs: number, cached: boolean, options: EngineOptions) {
@@ -139,6 +153,11 @@ export class IsolateEngine {
     this.#onCatastrophicError = options.onCatastrophicError;
     this.#spareCount = Math.max(0, Math.floor(options.spares ?? 1));
     this.#refillMaxWaitMs = Math.max(0, options.spareRefillMaxWaitMs ?? 50);
+    this.#trimPolicy = { afterIdleMs: Math.max(0, options.trimAfterIdleMs ?? 5000), minIntervalMs: Math.max(0, options.trimMinIntervalMs ?? 60_000) };
+    if (this.#trimPolicy.afterIdleMs > 0) {
+      this.#trimPoll = setInterval(() => this.#trimOne(), Math.min(TRIM_POLL_MS, this.#trimPolicy.afterIdleMs));
+      this.#trimPoll.unref();
+    }
     this.#scheduleRefill();
   }
 
@@ -192,9 +211,31 @@ export class IsolateEngine {
   /** Drop the spares and stop refilling (the engine can still create sandboxes). */
   close(): void {
     this.#closed = true;
+    if (this.#trimPoll) clearInterval(this.#trimPoll);
+    this.#trimPoll = null;
     if (this.#refill) clearTimeout(this.#refill);
     this.#refill = null;
     for (const s of this.#spares.splice(0)) s.dispose();
+  }
+
+  /**
+   * Trim the first sandbox that is due (trim.ts), then the next: one at a time, so a wave of instances
+   * going idle together costs one core's slice at a time, not a burst on every core.
+   */
+  #trimOne(): void {
+    if (this.#trimming || this.#closed) return;
+    const now = performance.now();
+    for (const s of this.#live.keys()) {
+      if (s.disposed) this.#live.delete(s);
+      else if (trimDue(s.trimState(), now, this.#trimPolicy)) {
+        this.#trimming = true;
+        void s.trim().finally(() => {
+          this.#trimming = false;
+          this.#trimOne();
+        });
+        return;
+      }
+    }
   }
 
   #scheduleRefill(since = performance.now(), quietSince = since): void {
@@ -258,7 +299,7 @@ interface Wiring {
 class Shell {
   readonly isolate: ivm.Isolate;
   readonly context: ivm.Context;
-  readonly refs: { dispatch: Ref; push: Ref; fire: Ref; settle: Ref; abort: Ref; load: Ref };
+  readonly refs: { dispatch: Ref; push: Ref; fire: Ref; settle: Ref; abort: Ref; load: Ref; trim: Ref };
   readonly memoryLimitMb: number;
   /** What making it cost, ms: restore (isolate + context) and runtime install. */
   readonly sandboxMs: number;
@@ -320,7 +361,7 @@ class Shell {
     const t1 = performance.now();
     const global = context.global;
     const get = (name: string) => global.getSync(name, { reference: true }) as Ref;
-    const refs = { dispatch: get('__continuum_dispatch'), push: get('__continuum_push'), fire: get('__continuum_fire'), settle: get('__continuum_settle'), abort: get('__continuum_abort'), load: get('__continuum_load') };
+    const refs = { dispatch: get('__continuum_dispatch'), push: get('__continuum_push'), fire: get('__continuum_fire'), settle: get('__continuum_settle'), abort: get('__continuum_abort'), load: get('__continuum_load'), trim: get('__continuum_trim') };
     const holder: { shell: Shell | null } = { shell: null };
     const bridges = {} as Record<keyof HostBridges, ivm.Callback>;
     for (const name of BRIDGE_NAMES) {
@@ -389,7 +430,7 @@ export class Sandbox {
 
   readonly #isolate: ivm.Isolate;
   readonly #context: ivm.Context;
-  readonly #refs: { dispatch: Ref; push: Ref; fire: Ref; settle: Ref; abort: Ref };
+  readonly #refs: { dispatch: Ref; push: Ref; fire: Ref; settle: Ref; abort: Ref; trim: Ref };
   readonly #callbacks: SandboxCallbacks;
   readonly #cpuMs: number;
   readonly #responseBytes: number;
@@ -407,6 +448,9 @@ export class Sandbox {
   #disposed = false;
   #finalCpuMs = 0;
   #served = false;
+  #idleSinceMs = performance.now();
+  #usedSinceTrim = false;
+  #lastTrimMs: number | null = null;
 
   constructor(shell: Shell, opts: { code: string; load: WireLoadOptions; callbacks: SandboxCallbacks }, spare: boolean) {
     const { load } = opts;
@@ -472,14 +516,39 @@ export class Sandbox {
     return s.used_heap_size + s.externally_allocated_size;
   }
 
-  /** Invocations in flight. */
+  /** Pages the isolate's heap holds (V8's committed physical size), bytes. */
+  heapResidentBytes(): number {
+    return this.#isolate.isDisposed ? 0 : this.#isolate.getHeapStatisticsSync().total_physical_size;
+  }
+
   /** At least one invocation has ended here. */
   get served(): boolean {
     return this.#served;
   }
 
+  /** Invocations in flight. */
   get active(): number {
     return this.#invocations.size;
+  }
+
+  trimState(): TrimState {
+    return { busy: this.#invocations.size > 0 || this.#pendingCalls > 0, usedSinceTrim: this.#usedSinceTrim, idleSinceMs: this.#idleSinceMs, lastTrimMs: this.#lastTrimMs };
+  }
+
+  /**
+   * Give the heap's unused pages back (V8's memory-reducing collection, on the isolate's thread: the
+   * worker's event loop stays free, and a dispatch that comes meanwhile waits for the isolate). False
+   * when the sandbox is gone or the collector is not there.
+   */
+  async trim(): Promise<boolean> {
+    if (this.disposed) return false;
+    this.#usedSinceTrim = false;
+    this.#lastTrimMs = performance.now();
+    try {
+      return (await this.#refs.trim.apply(undefined, [], { timeout: TRIM_TIMEOUT_MS })) === true;
+    } catch {
+      return false; // disposed meanwhile
+    }
   }
 
   /** Start an invocation. Throws ContinuumError('instance_crashed') when the sandbox is gone. */
@@ -618,6 +687,10 @@ export class Sandbox {
     if (!inv) return undefined;
     this.#served = true;
     this.#invocations.delete(id);
+    if (this.#invocations.size === 0) {
+      this.#idleSinceMs = performance.now();
+      this.#usedSinceTrim = true;
+    }
     this.#deadlines.removed();
     return inv;
   }

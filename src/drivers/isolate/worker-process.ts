@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { ContinuumError, type ErrorCode } from '../../core/errors.ts';
+import { GC_GLOBAL } from '../../runtime/isolate/protocol.ts';
 import { F, FrameReader, FrameWriter, INSTANCE_FRAMES } from './frames.ts';
 
 export interface WorkerSpawnOptions {
@@ -80,7 +81,8 @@ export class WorkerProcess {
     this.#opts = opts;
     const label = (this.#label = opts.label ?? 'isolate worker');
     const file = opts.command?.file ?? opts.nodePath;
-    const args = opts.command?.args ?? ['--no-node-snapshot', ...opts.nodeFlags, opts.workerScript, ...opts.workerArgs];
+    // The collector, for idle trims (engine.ts): the runtime takes it off every context's global.
+    const args = opts.command?.args ?? ['--no-node-snapshot', `--expose-gc-as=${GC_GLOBAL}`, ...opts.nodeFlags, opts.workerScript, ...opts.workerArgs];
     this.child = spawn(file, args, {
       // No admin token, no store, no secrets of other functions: the worker gets nothing from our env.
       env: {},

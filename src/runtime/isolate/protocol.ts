@@ -163,6 +163,12 @@ export interface RuntimeEntryPoints {
   __continuum_dispatch(line: string): string | undefined;
   /** Run synthetic requests through the fetch path before any module is loaded (prepays the first request). */
   __continuum_warm(): void;
+  /**
+   * Give the heap's unused pages back (V8's last-resort collection: the memory-reducing full GC that
+   * shrinks the young generation). False when the process was started without
+   * `--expose-gc-as=${GC_GLOBAL}` (the worker is; install takes the collector off the global).
+   */
+  __continuum_trim(): boolean;
   /** Push one request-body chunk; null ends the body. */
   __continuum_push(invocationId: string, chunk: ArrayBuffer | null): void;
   /** A timer the runtime set has fired. */
@@ -172,6 +178,13 @@ export interface RuntimeEntryPoints {
   /** The client went away or a host limit hit: abort the invocation's signal. */
   __continuum_abort(invocationId: string, reason: string): void;
 }
+
+/**
+ * The global name under which the worker process has V8 expose its collector (`node
+ * --expose-gc-as=<name>`, which must be given at start). V8 makes it a non-configurable global in every
+ * context, so install keeps the function and leaves the name frozen to undefined.
+ */
+export const GC_GLOBAL = '__continuum_gc';
 
 /**
  * A dispatch as one string: `invocationId \n hasBody (0|1) \n traceparent (may be empty) \n headJson`.

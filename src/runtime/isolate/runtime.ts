@@ -5,7 +5,7 @@
  * `__continuum_install` wires the host bridges after each restore and removes every `__continuum_*`
  * global before tenant code runs.
  */
-import { dispatchLine, ownBuffer, parseDispatchLine, type HostBridges, type WireRequestHead } from './protocol.ts';
+import { dispatchLine, GC_GLOBAL, ownBuffer, parseDispatchLine, type HostBridges, type WireRequestHead } from './protocol.ts';
 import { format } from './format.ts';
 import { createCrypto, CryptoKey } from './crypto.ts';
 import { setDomainToASCII } from './shims/tr46.js';
@@ -42,6 +42,8 @@ let syncTarget: Invocation | null = null;
 let syncResult: string | undefined;
 let current = '';
 let timeOrigin = 0;
+/** V8's collector (protocol.ts GC_GLOBAL), taken off the global at install so tenant code never reaches it. */
+let collect: ((options: object) => void) | null = null;
 const invocations = new Map<string, Invocation>();
 const timers = new Map<number, { fn: Fn; args: unknown[]; interval: boolean; ms: number; owner: string }>();
 let nextTimer = 1;
@@ -570,6 +572,11 @@ const entryPoints = {
     setDomainToASCII((d: string) => b.domainToASCII(d));
     setHostUtf8Decode((bytes: ArrayBuffer, fatal: boolean) => b.utf8(bytes, fatal));
     for (const name of Object.keys(entryPoints)) delete (globalThis as Record<string, unknown>)[name];
+    const gc = (globalThis as Record<string, unknown>)[GC_GLOBAL];
+    if (typeof gc === 'function') {
+      collect = gc as (options: object) => void;
+      Object.defineProperty(globalThis, GC_GLOBAL, { value: undefined, writable: false });
+    }
     delete (globalThis as Record<string, unknown>).SharedArrayBuffer;
     delete (globalThis as Record<string, unknown>).Atomics;
   },
@@ -655,6 +662,12 @@ const entryPoints = {
       urlCache.clear();
       current = '';
     }
+  },
+
+  __continuum_trim(): boolean {
+    if (collect === null) return false;
+    collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    return true;
   },
 
   __continuum_push(id: string, chunk: ArrayBuffer | null): void {
