@@ -195,6 +195,34 @@ describe('responses on the wire', () => {
     assert.equal(res.body.length, 160000);
     await assert.rejects(raw('GET', '/fn/wire-stream/lying'), 'the client sees a broken response, never 160000 bytes under a length of 3');
   });
+
+  test('a client that leaves mid-stream ends the invocation then (no error), not at its timeout', async () => {
+    const source = `export default { fetch() {
+      const tick = new TextEncoder().encode('x'.repeat(16384));
+      return new Response(new ReadableStream({ async pull(c) { await new Promise((r) => setTimeout(r, 5)); c.enqueue(tick); } }));
+    } }`;
+    assert.equal((await node.deploy('wire-forever', source, 'index.js', { limits: { timeoutMs: 120_000 } })).status, 201);
+    const id = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(`${node.url}/fn/wire-forever/`, (res) => {
+        res.once('data', () => {
+          // Gone after the first bytes, while the function keeps writing.
+          req.destroy();
+          resolve(String(res.headers['x-continuum-invocation-id']));
+        });
+      });
+      req.on('error', () => {});
+      req.on('close', () => reject(new Error('closed before any body')));
+      req.end();
+    });
+    // Records are written in batches: poll for this one, well inside its 120 s timeout.
+    let record: { status: number; json: any } = { status: 404, json: null };
+    for (let i = 0; i < 300 && record.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      record = await node.api('GET', `/v1/invocations/${id}`);
+    }
+    assert.equal(record.status, 200, 'no record 30 s after the client left: the invocation was still running');
+    assert.equal(record.json.errorCode, null, JSON.stringify(record.json));
+  });
 });
 
 describe('limits end with their own codes while a canary keeps answering', () => {

@@ -4,6 +4,7 @@
  *
  * - the same function in each handler format (fetch, Lambda v2, OpenWhisk) gives the same response;
  * - a streamed response body arrives in pieces, before the function has finished writing it;
+ * - a consumer that stops reading a body ends its invocation (no error) at once; the instance serves on;
  * - 50 concurrent invocations on one instance;
  * - limits with their codes: timeout, cpu_limit or timeout for a busy loop, memory_limit, output_too_large;
  * - lifecycle: create, warm reuse, drain (waits for in-flight work, refuses new), stop (onExit once);
@@ -157,6 +158,36 @@ export function runDriverConformance(name: string, makeTarget: () => Promise<Con
       assert.equal(arrivals.map(([s]) => s).join(''), 'part0;part1;part2;');
       assert.ok(arrivals.length >= 2, `body came in ${arrivals.length} piece(s)`);
       assert.ok(arrivals[0]![1] < arrivals.at(-1)![1] - 200, JSON.stringify(arrivals));
+      await inst.stop();
+    });
+
+    test('a consumer that stops reading the body ends the invocation then, not at its timeout; the instance serves on', async () => {
+      // A body that never ends: only the consumer going away (a client that left) can end the invocation.
+      const inst = await driver.createInstance(
+        spec(fetchModule(`
+          if (new URL(request.url).pathname === '/after') return new Response('still here');
+          const enc = new TextEncoder();
+          return new Response(new ReadableStream({
+            async pull(c) {
+              await new Promise((r) => setTimeout(r, 20));
+              c.enqueue(enc.encode('tick;'));
+            },
+          }));`), 'fetch', { timeoutMs: 120_000 }),
+      );
+      const exits: Array<string | null> = [];
+      inst.onExit((x) => exits.push(x.code));
+      const r = await inst.invoke(request('/forever'));
+      assert.equal(r.kind, 'response');
+      if (r.kind !== 'response') return;
+      const it = r.body[Symbol.asyncIterator]();
+      assert.equal(Buffer.from((await it.next()).value as Uint8Array).toString().slice(0, 5), 'tick;');
+      await it.return?.();
+      // Before its 120 s timeout, and without an error: the function answered; its client left.
+      const ended = await Promise.race([r.completion, new Promise<'pending'>((res) => setTimeout(() => res('pending'), 30_000).unref())]);
+      assert.notEqual(ended, 'pending', 'the invocation was still in flight 30 s after its consumer left');
+      assert.equal((ended as Completion).error, null);
+      assert.equal(await text(await inst.invoke(request('/after'))), 'still here');
+      assert.deepEqual(exits, []);
       await inst.stop();
     });
 

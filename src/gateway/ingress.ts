@@ -135,7 +135,10 @@ async function* cappedBody(req: IncomingMessage, maxBytes: number): AsyncIterabl
   }
 }
 
+/** Resolves when `res` can take more, rejects when its client is gone (already, or while waiting). */
 function waitForDrain(res: ServerResponse): Promise<void> {
+  // A write to a response whose connection has closed returns false, and 'close' will not come again.
+  if (res.destroyed) return Promise.reject(new Error('client closed'));
   return new Promise((resolve, reject) => {
     const onDrain = () => {
       res.off('close', onClose);

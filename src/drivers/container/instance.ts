@@ -306,6 +306,7 @@ export class ContainerInstance implements Instance {
         const failure = new Promise<never>((_, reject) => (bodyError = reject));
         failure.catch(() => {});
         const it = res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        let consumerLeft = true;
         try {
           for (;;) {
             const next = await Promise.race([it.next(), failure]);
@@ -317,9 +318,19 @@ export class ContainerInstance implements Instance {
             }
             yield new Uint8Array(next.value.buffer, next.value.byteOffset, next.value.length);
           }
+          consumerLeft = false;
         } catch (err) {
+          consumerLeft = false;
           if (!settled) void upstreamFailed();
           throw err;
+        } finally {
+          // The consumer stopped reading (the client went away): the invocation ends here, as the isolate
+          // tier's does, instead of waiting for its timeout. A response still arriving is cut, which tells
+          // the container's server the caller left.
+          if (consumerLeft && !settled) {
+            if (!res.complete) slot.req?.destroy();
+            finish(null, parseLogs(res.complete ? res.trailers['x-continuum-logs'] : undefined));
+          }
         }
         if (!res.complete) {
           await upstreamFailed();
