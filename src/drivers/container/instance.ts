@@ -95,6 +95,11 @@ export class ContainerInstance implements Instance {
   #drainWaiters: Array<() => void> = [];
   #atStart: CgroupUsage;
   #final: CgroupUsage | null = null;
+  /**
+   * The usage as last read for a limit check. An invocation reads only the CPU time and the peak (one
+   * file each); the rest is read when one fails: a failure is a limit's doing when the counters moved since.
+   */
+  #seen: CgroupUsage;
   #stopping: Promise<void> | null = null;
 
   constructor(init: ContainerInstanceInit) {
@@ -106,6 +111,7 @@ export class ContainerInstance implements Instance {
     this.#teardown = init.teardown;
     this.#services = init.services;
     this.#atStart = this.#read();
+    this.#seen = this.#atStart;
     this.#agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, init.spec.concurrency) });
     // Every connection goes through the bridge to this container.
     (this.#agent as unknown as { createConnection: () => Socket }).createConnection = init.connect;
@@ -178,13 +184,24 @@ export class ContainerInstance implements Instance {
    * task peak at pids.max met the process limit (gVisor's sentry exits when it cannot start the host
    * tasks a fork in the sandbox needs). v2's events on the leaf count its children's already.
    */
-  #limitCode(before: CgroupUsage): ErrorCode | null {
-    const now = this.#usage();
+  #limitCode(before: CgroupUsage, now = this.#usage()): ErrorCode | null {
     const atMemoryLimit = now.peakMemoryBytes >= this.#spec.limits.memoryMb * 1024 * 1024 - 1024 * 1024;
     if (now.oomKills > before.oomKills || (this.#exited && atMemoryLimit)) return 'memory_limit';
     const atPidsLimit = now.pidsPeak >= this.#leaf.limits.pids && before.pidsPeak < this.#leaf.limits.pids;
     if (now.pidsLimitHits > before.pidsLimitHits || (this.#exited && atPidsLimit)) return 'pids_limit';
     return null;
+  }
+
+  /** The limit met since the last check, if any. */
+  #newLimit(): ErrorCode | null {
+    const now = this.#usage();
+    const code = this.#limitCode(this.#seen, now);
+    this.#seen = now;
+    return code;
+  }
+
+  #cpuNow(): number {
+    return this.#final?.cpuMs ?? this.#leaf.cpuMs();
   }
 
   #limitMessage(code: ErrorCode): string {
@@ -208,7 +225,7 @@ export class ContainerInstance implements Instance {
     const errorResult = (code: ErrorCode, message: string): InvokeResult => ({ kind: 'error', completion: { error: { code, message }, cpuMs: 0, peakMemoryBytes: 0, logs: [], logBytes: 0, logsTruncated: false } });
     if (this.#state !== 'ready') return errorResult(this.#state === 'stopped' ? 'instance_crashed' : 'unavailable', `the instance is ${this.#state}`);
     const limits = this.#spec.limits;
-    const before = this.#usage();
+    const cpuStart = this.#cpuNow();
     const started = performance.now();
     const url = new URL(request.request.url);
     const headers: Array<[string, string]> = request.request.headers.filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()) && !k.toLowerCase().startsWith('x-continuum-') && k.toLowerCase() !== 'host');
@@ -229,18 +246,17 @@ export class ContainerInstance implements Instance {
       settled = true;
       // A function error after a fork refused at pids.max is the limit's doing: say so, and retire what
       // the bomb left behind.
-      const limit = reported?.code === 'function_error' ? this.#limitCode(before) : null;
+      const limit = reported?.code === 'function_error' ? this.#newLimit() : null;
       const error = limit ? { code: limit, message: `${this.#limitMessage(limit)} (${reported!.message.slice(0, 200)})` } : reported;
       if (limit) queueMicrotask(() => this.#retire(limit, this.#limitMessage(limit)));
       clearTimeout(timer);
       this.#inflight.delete(slot);
       this.#requests.delete(request.invocationId);
-      const now = this.#usage();
       const share = 1 + this.#inflight.size;
       const c: Completion = {
         error,
-        cpuMs: Math.max(0, (now.cpuMs - before.cpuMs) / share),
-        peakMemoryBytes: now.peakMemoryBytes,
+        cpuMs: Math.max(0, (this.#cpuNow() - cpuStart) / share),
+        peakMemoryBytes: this.#final?.peakMemoryBytes ?? this.#leaf.peakMemoryBytes(),
         logs: logs.logs,
         logBytes: logs.logs.reduce((n, l) => n + Buffer.byteLength(l.message), 0),
         logsTruncated: logs.truncated,
@@ -258,7 +274,7 @@ export class ContainerInstance implements Instance {
     const upstreamFailed = async () => {
       if (settled) return;
       await Promise.race([new Promise((r) => setTimeout(r, 1000)), new Promise<void>((r) => (this.#exited ? r() : this.onExit(() => r())))]);
-      const code = this.#limitCode(before) ?? 'instance_crashed';
+      const code = this.#newLimit() ?? 'instance_crashed';
       slot.fail(code, code === 'instance_crashed' ? 'the connection to the container failed' : this.#limitMessage(code));
       if (code !== 'instance_crashed') this.#end({ code, message: this.#limitMessage(code) });
     };

@@ -16,15 +16,19 @@ export interface CgroupLimits {
   pids: number;
 }
 
-export interface CgroupUsage {
-  cpuMs: number;
-  peakMemoryBytes: number;
+/** What tells which limit a leaf met (read when an invocation fails or the instance ends, not per invocation). */
+export interface LimitCounters {
   /** Times the memory limit made the kernel OOM-kill a process of the leaf. */
   oomKills: number;
   /** Times a fork/clone failed at pids.max. */
   pidsLimitHits: number;
   /** Most tasks the leaf held at once (pids.peak; 0 where the kernel lacks it). */
   pidsPeak: number;
+}
+
+export interface CgroupUsage extends LimitCounters {
+  cpuMs: number;
+  peakMemoryBytes: number;
 }
 
 export interface CgroupLayout {
@@ -169,13 +173,19 @@ export class CgroupLeaf {
     return Number(readText(join(this.#dir('cpuacct'), 'cpuacct.usage')) ?? 0) / 1e6;
   }
 
-  usage(): CgroupUsage {
+  /** The most memory the leaf has held, bytes (one file read: taken as each invocation ends). */
+  peakMemoryBytes(): number {
     if (this.layout.version === 2) {
       const dir = this.dirs[0]!;
-      const peak = Number(readText(join(dir, 'memory.peak')) ?? readText(join(dir, 'memory.current')) ?? 0);
+      return Number(readText(join(dir, 'memory.peak')) ?? readText(join(dir, 'memory.current')) ?? 0);
+    }
+    return Number(readText(join(this.#dir('memory'), 'memory.max_usage_in_bytes')) ?? 0);
+  }
+
+  limitCounters(): LimitCounters {
+    if (this.layout.version === 2) {
+      const dir = this.dirs[0]!;
       return {
-        cpuMs: this.cpuMs(),
-        peakMemoryBytes: peak,
         oomKills: keyed(readText(join(dir, 'memory.events')), 'oom_kill'),
         pidsLimitHits: keyed(readText(join(dir, 'pids.events')), 'max'),
         pidsPeak: Number(readText(join(dir, 'pids.peak')) ?? 0),
@@ -184,13 +194,15 @@ export class CgroupLeaf {
     const mem = this.#dir('memory');
     const oomControl = readText(join(mem, 'memory.oom_control'));
     return {
-      cpuMs: this.cpuMs(),
-      peakMemoryBytes: Number(readText(join(mem, 'memory.max_usage_in_bytes')) ?? 0),
       // Kernels before 4.13 lack oom_kill; failcnt at the limit then stands in for it.
       oomKills: oomControl !== null && /^oom_kill /m.test(oomControl) ? keyed(oomControl, 'oom_kill') : Number(readText(join(mem, 'memory.failcnt')) ?? 0) > 0 ? 1 : 0,
       pidsLimitHits: keyed(readText(join(this.#dir('pids'), 'pids.events')), 'max'),
       pidsPeak: Number(readText(join(this.#dir('pids'), 'pids.peak')) ?? 0),
     };
+  }
+
+  usage(): CgroupUsage {
+    return { cpuMs: this.cpuMs(), peakMemoryBytes: this.peakMemoryBytes(), ...this.limitCounters() };
   }
 
   /** Kill every process in the leaf (cgroup.kill on v2, SIGKILL per pid on v1) and remove it. */

@@ -14,7 +14,7 @@ import { readFileSync, statfsSync } from 'node:fs';
 import type { ErrorCode } from '../../core/errors.ts';
 import type { Completion, InitTiming, Instance, InstanceState, InvokeRequest, InvokeResult } from '../../core/driver.ts';
 import type { IsolateInstance } from '../isolate/instance.ts';
-import type { CgroupLeaf, CgroupUsage } from './cgroup.ts';
+import type { CgroupLeaf, CgroupUsage, LimitCounters } from './cgroup.ts';
 import { SANDBOX_AGENT, SANDBOX_NODE } from './sandbox.ts';
 
 type ExitReason = { code: ErrorCode | null; message: string };
@@ -31,6 +31,11 @@ export class ProcessInstance implements Instance {
   readonly #atStart: CgroupUsage;
   /** The leaf's last reading, kept when the sandbox is torn down. */
   #final: CgroupUsage | null = null;
+  /**
+   * The limit counters as last read. They are read only when an invocation fails (a completion reads the
+   * CPU time and the peak, one file each): a failure is a limit's doing when they moved since.
+   */
+  #seen: LimitCounters;
   readonly #cpuMs: number;
   readonly #cpuCheckMs: number;
   /** The sandbox's /tmp seen from the host (through the agent's root), or null once the agent is gone. */
@@ -53,6 +58,7 @@ export class ProcessInstance implements Instance {
     this.#cpuMs = init.cpuMs;
     this.#cpuCheckMs = init.cpuCheckMs;
     this.#atStart = init.leaf.usage();
+    this.#seen = this.#atStart;
     const pid = this.agentPid();
     this.#tmp = pid === null ? null : `/proc/${pid}/root/tmp`;
   }
@@ -84,6 +90,10 @@ export class ProcessInstance implements Instance {
     return this.#final ?? this.#leaf.usage();
   }
 
+  #cpuNow(): number {
+    return this.#final?.cpuMs ?? this.#leaf.cpuMs();
+  }
+
   /** Called by the driver before it destroys the leaf. */
   recordFinalUsage(): void {
     this.#final ??= this.#leaf.usage();
@@ -100,8 +110,7 @@ export class ProcessInstance implements Instance {
     }
   }
 
-  #limitError(error: Completion['error'], before: CgroupUsage, now: CgroupUsage): Completion['error'] {
-    if (error === null) return null;
+  #limitError(error: NonNullable<Completion['error']>, before: LimitCounters, now: LimitCounters): NonNullable<Completion['error']> {
     if (now.oomKills > before.oomKills && (error.code === 'instance_crashed' || error.code === 'function_error')) {
       return { code: 'memory_limit', message: `the instance exceeded its memory limit of ${this.#memoryMb} MB` };
     }
@@ -114,15 +123,19 @@ export class ProcessInstance implements Instance {
     return error;
   }
 
-  #complete(c: Completion, before: CgroupUsage, slot: Slot): Completion {
+  #complete(c: Completion, slot: Slot): Completion {
     this.#inflight.delete(slot);
     if (this.#inflight.size === 0 && this.#cpuTimer) {
       clearInterval(this.#cpuTimer);
       this.#cpuTimer = null;
     }
-    const now = this.#usage();
-    const cpuDelta = now.cpuMs - before.cpuMs;
-    const error = this.#limitError(c.error, before, now);
+    const cpuDelta = this.#cpuNow() - slot.cpuStart;
+    let error = c.error;
+    if (error !== null) {
+      const now = this.#final ?? this.#leaf.limitCounters();
+      error = this.#limitError(error, this.#seen, now);
+      this.#seen = now;
+    }
     // What a fork bomb or a memory hog leaves behind stays in the sandbox: retire it (its teardown kills
     // every process of the leaf) rather than hand it the next invocation. A full /tmp is never handed on
     // either, even when the function coped with it.
@@ -132,7 +145,7 @@ export class ProcessInstance implements Instance {
       ...c,
       error,
       cpuMs: slot.solo && cpuDelta > 0 ? cpuDelta : c.cpuMs,
-      peakMemoryBytes: Math.max(now.peakMemoryBytes, c.peakMemoryBytes),
+      peakMemoryBytes: Math.max(this.#final?.peakMemoryBytes ?? this.#leaf.peakMemoryBytes(), c.peakMemoryBytes),
     };
   }
 
@@ -145,14 +158,13 @@ export class ProcessInstance implements Instance {
   }
 
   async invoke(request: InvokeRequest): Promise<InvokeResult> {
-    const before = this.#usage();
-    const slot: Slot = { solo: this.#inflight.size === 0, invocationId: request.invocationId, cpuStart: before.cpuMs };
+    const slot: Slot = { solo: this.#inflight.size === 0, invocationId: request.invocationId, cpuStart: this.#cpuNow() };
     for (const other of this.#inflight) other.solo = false;
     this.#inflight.add(slot);
     this.#cpuTimer ??= setInterval(() => this.#checkCpu(), this.#cpuCheckMs);
     const r = await this.#inner.invoke(request);
-    if (r.kind === 'error') return { kind: 'error', completion: this.#complete(r.completion, before, slot) };
-    return { ...r, completion: r.completion.then((c) => this.#complete(c, before, slot)) };
+    if (r.kind === 'error') return { kind: 'error', completion: this.#complete(r.completion, slot) };
+    return { ...r, completion: r.completion.then((c) => this.#complete(c, slot)) };
   }
 
   drain(): Promise<void> {
