@@ -194,7 +194,9 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
     assert.ok(['EROFS', 'EACCES'].includes(r.writeRoot as string), String(r.writeRoot));
     // Its own memory only (the write lands nowhere: offset 0 is unmapped); nothing of the host's.
     assert.ok(['EACCES', 'EPERM', 'EROFS', 'EIO'].includes(r.procMem as string), String(r.procMem));
-    assert.equal(r.environ1, 'CONTINUUM_ENV_KEYS=');
+    // The container's first environment: nothing but the (empty) list of the function's variables, or
+    // nothing at all for a spare that took its function later.
+    assert.match(r.environ1 as string, /^(CONTINUUM_ENV_KEYS=)?$/);
     assert.equal(r.cwd, '/');
     // Every descriptor is the container's own: pipes, sockets, anon inodes or its own files; no host path.
     // (gVisor names the stdio it was handed `host:[n]`: pipes from the runtime, not paths.)
@@ -367,7 +369,8 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
   test('catalogue 16: a fork bomb meets pids.max → pids_limit; every process of the container goes with its leaf', async () => {
     // A small pids.max, so that the pids limit, not memory, is what a Node-only bomb meets first. gVisor's
     // sentry and gofer need host tasks of their own (about 40 to start here).
-    const driver = new ContainerDriver({ runtime, pids: runtime === 'runsc' ? 100 : 40 });
+    // No spares: the leaves left after the test are then all this instance's.
+    const driver = new ContainerDriver({ runtime, pids: runtime === 'runsc' ? 100 : 40, spareContainers: 0 });
     await driver.start();
     try {
       const inst = (await driver.createInstance({
@@ -404,6 +407,52 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
       assert.deepEqual(inst.pids(), []);
       const leaves = readdirSync('/sys/fs/cgroup/pids/continuum', { withFileTypes: true }).filter((d) => d.isDirectory() && d.name.startsWith(`p${process.pid}-`));
       assert.deepEqual(leaves.map((d) => d.name), []);
+    } finally {
+      await driver.stop();
+    }
+  });
+
+  test('spares: a cold start takes a pre-started container, which loads its function then; a module that throws is bad_bundle', async () => {
+    const driver = new ContainerDriver({ runtime, spareContainers: 1, spareContainerRefillDelayMs: 0 });
+    await driver.start();
+    const spareReady = async () => {
+      for (let i = 0; i < 300 && driver.spares < 1; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(driver.spares, 1, 'no spare container within 30 s');
+    };
+    const spec = (code: string): InstanceSpec => ({
+      instanceId: `spare-${Math.random().toString(36).slice(2, 8)}`,
+      functionName: 'spare',
+      versionId: 'v1',
+      code,
+      format: 'fetch',
+      exportName: 'default',
+      lambdaPayload: '2.0',
+      limits: { ...FUNCTION_DEFAULTS.limits },
+      concurrency: 4,
+      env: { GREETING: 'from a spare' },
+      bindings: {},
+    });
+    try {
+      await spareReady();
+      const inst = await driver.createInstance(spec(`module.exports = { default: { async fetch(request, env) {
+        return Response.json({ greeting: env.GREETING, processEnv: process.env.GREETING, keys: process.env.CONTINUUM_ENV_KEYS });
+      } } };`));
+      assert.equal(inst.initTiming.sandboxMs, 0, 'the container was started before the instance was asked for');
+      const r = await inst.invoke({ kind: 'http', invocationId: 'first', request: { method: 'GET', url: 'http://fn.test/', headers: [] }, body: null });
+      assert.equal(r.kind, 'response');
+      if (r.kind === 'response') {
+        const parts: Uint8Array[] = [];
+        for await (const c of r.body) parts.push(c);
+        assert.deepEqual(JSON.parse(Buffer.concat(parts).toString()), { greeting: 'from a spare', processEnv: 'from a spare', keys: 'GREETING' });
+      }
+      await spareReady();
+      await assert.rejects(driver.createInstance(spec(`throw new Error('boom at load')`)), (err: { code?: string; message: string }) => err.code === 'bad_bundle' && /boom at load/.test(err.message));
+      // The spare that failed is not handed on: the next one serves.
+      await spareReady();
+      const next = await driver.createInstance(spec(`module.exports = { default: { fetch: () => new Response('next') } };`));
+      assert.equal(await inst.invoke({ kind: 'http', invocationId: 'again', request: { method: 'GET', url: 'http://fn.test/', headers: [] }, body: null }).then((x) => x.kind), 'response');
+      await next.stop();
+      await inst.stop();
     } finally {
       await driver.stop();
     }

@@ -265,4 +265,11 @@ export const CONTAINER_TIER_DEFAULTS = {
   spareNetworks: 2,
   /** A taken spare network is replaced this long after: making one runs `ip` (forks of the node) that must not slow the start of the container that took it. */
   spareNetworkRefillDelayMs: 500,
+  /**
+   * Containers of the runtime image started ahead of need: a cold start of a function then writes its
+   * bundle and loads it (tens of ms) instead of starting a container (hundreds).
+   */
+  spareContainers: 1,
+  /** A taken spare container is replaced this long after: the runtime's start must not slow the first request of the one that took it. */
+  spareContainerRefillDelayMs: 250,
 } as const;

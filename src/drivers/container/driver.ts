@@ -13,13 +13,16 @@
  * sandbox's sockets are then host sockets of that private namespace, which holds nothing but the veth.
  */
 import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CONTAINER_TIER_DEFAULTS } from '../../core/defaults.ts';
+import { CONTAINER_TIER_DEFAULTS, FUNCTION_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
 import { HOST_ENV, HOST_SOCKET } from '../../runtime/container/host-channel.ts';
+import { LOAD_PATH, type WireContainerLoad } from '../../runtime/container/load.ts';
 import { bindingNames } from '../isolate/bindings.ts';
 import { CgroupLeaf, detectCgroups, leftoverLeaves, type CgroupLayout } from '../process/cgroup.ts';
 import { ImageStore, type StoredImage } from './image.ts';
@@ -50,6 +53,12 @@ export interface ContainerDriverOptions {
   startTimeoutMs: number;
   /** Network namespaces made ahead of need (each: a namespace, a veth and two addresses). */
   spareNetworks: number;
+  /** Containers of the runtime image started ahead of need, waiting for a function (cold starts take them). */
+  spareContainers: number;
+  /** The memory limit spares start with; a function with a lower one that the waiting runtime exceeds starts cold. */
+  spareMemoryMb: number;
+  /** A taken spare is replaced this long after (see CONTAINER_TIER_DEFAULTS). */
+  spareContainerRefillDelayMs: number;
   cgroupRoot: string;
   onDiagnostic: (message: string) => void;
 }
@@ -123,6 +132,9 @@ export class ContainerDriver implements SandboxDriver {
   #runtimeImage: StoredImage | null = null;
   #hub: NetworkHub | null = null;
   #instances = new Set<ContainerInstance>();
+  #spares: Booted[] = [];
+  /** Spares being started. */
+  #filling = new Set<Promise<void>>();
   #teardowns = new Set<Promise<void>>();
   #ids = new Set<number>();
   #nextId = 0;
@@ -146,6 +158,9 @@ export class ContainerDriver implements SandboxDriver {
       nofile: options.nofile ?? CONTAINER_TIER_DEFAULTS.nofile,
       startTimeoutMs: options.startTimeoutMs ?? CONTAINER_TIER_DEFAULTS.startTimeoutMs,
       spareNetworks: options.spareNetworks ?? CONTAINER_TIER_DEFAULTS.spareNetworks,
+      spareContainers: options.spareContainers ?? CONTAINER_TIER_DEFAULTS.spareContainers,
+      spareMemoryMb: options.spareMemoryMb ?? FUNCTION_DEFAULTS.limits.memoryMb,
+      spareContainerRefillDelayMs: options.spareContainerRefillDelayMs ?? CONTAINER_TIER_DEFAULTS.spareContainerRefillDelayMs,
       cgroupRoot: options.cgroupRoot ?? '/sys/fs/cgroup',
       onDiagnostic: options.onDiagnostic ?? (() => {}),
     };
@@ -192,6 +207,7 @@ export class ContainerDriver implements SandboxDriver {
       return;
     }
     this.#running = true;
+    this.#refillSpares();
   }
 
   async #cleanupStart(): Promise<void> {
@@ -329,6 +345,8 @@ export class ContainerDriver implements SandboxDriver {
   async stop(): Promise<void> {
     await this.#startup;
     this.#running = false;
+    await Promise.all([...this.#filling]);
+    await Promise.all(this.#spares.splice(0).map((b) => b.teardown()));
     await Promise.all([...this.#instances].map((i) => i.stop()));
     await Promise.all([...this.#teardowns]);
     await this.#cleanupStart();
@@ -361,11 +379,68 @@ export class ContainerDriver implements SandboxDriver {
     throw new ContinuumError('overloaded', 'no container uid is free');
   }
 
+  /** Pre-started containers waiting for a function (operations and tests). */
+  get spares(): number {
+    return this.#spares.length;
+  }
+
+  /** Starts spares until there are `spareContainers` (with those starting); a failure waits for the next claim. */
+  #refillSpares(): void {
+    while (this.#running && this.#spares.length + this.#filling.size < this.options.spareContainers) {
+      const filling: Promise<void> = this.#boot(this.#runtimeImage!, this.options.spareMemoryMb, null).then(
+        (booted) => {
+          if (this.#running) this.#spares.push(booted);
+          else void booted.teardown();
+        },
+        (err: Error) => this.options.onDiagnostic(`pre-starting a container failed: ${err.message}`),
+      );
+      this.#filling.add(filling);
+      void filling.finally(() => this.#filling.delete(filling));
+    }
+  }
+
   async createInstance(spec: InstanceSpec, services?: InstanceServices): Promise<Instance> {
     await this.#startup;
     if (!this.#running) throw new ContinuumError('unavailable', `the ${this.tier} tier is not available: ${this.#unavailable ?? 'driver stopped'}`);
+    const t0 = performance.now();
+    // A spare already starting is ready sooner than a container started now.
+    if (spec.image === undefined && this.#spares.length === 0 && this.#filling.size > 0) await Promise.race(this.#filling);
+    const spare = spec.image === undefined ? this.#claimSpare(spec.limits.memoryMb) : null;
+    if (spare) {
+      // Replaced a little after this instance has loaded, so that the runtime's start does not slow its first request.
+      setTimeout(() => this.#refillSpares(), this.options.spareContainerRefillDelayMs).unref();
+      return this.#instance(spare, spec, services, t0, true);
+    }
     const image = spec.image === undefined ? this.#runtimeImage! : await this.#store!.get(spec.image);
     if (!image) throw new ContinuumError('not_found', 'no such image');
+    return this.#instance(await this.#boot(image, spec.limits.memoryMb, spec), spec, services, t0, false);
+  }
+
+  /** A live spare whose memory limit can become `memoryMb`, taken from the pool; null when there is none. */
+  #claimSpare(memoryMb: number): Booted | null {
+    for (let b = this.#spares.shift(); b !== undefined; b = this.#spares.shift()) {
+      if (b.gone()) {
+        void b.teardown();
+        continue;
+      }
+      try {
+        b.leaf.setMemoryLimit(memoryMb * 1024 * 1024);
+      } catch {
+        // below what the waiting runtime already uses: this function's container starts with its limit
+        this.#spares.unshift(b);
+        return null;
+      }
+      return b;
+    }
+    return null;
+  }
+
+  /**
+   * Starts a container of `image` in a cgroup leaf of `memoryMb`, on a spare network, under a fresh uid,
+   * and waits until it serves on $PORT. With `spec`, a runtime-image container starts with the function's
+   * bundle and settings in place; without, it waits for them (a spare, see #load).
+   */
+  async #boot(image: StoredImage, memoryMb: number, spec: InstanceSpec | null): Promise<Booted> {
     const t0 = performance.now();
     const uid = this.#allocateId();
     // Names come from a counter, never from tenant-chosen names (catalogue 11).
@@ -375,14 +450,13 @@ export class ContainerDriver implements SandboxDriver {
     let leaf: CgroupLeaf | null = null;
     let attachment: Attachment | null = null;
     let child: Launched | null = null;
-    let channel: HostChannel | null = null;
-    let instance: ContainerInstance | null = null;
     let tornDown: Promise<void> | null = null;
+    const closers: Array<() => Promise<void>> = [];
     const teardown = () => {
       tornDown ??= (async () => {
         child?.kill('SIGKILL');
         await this.#deleteContainer(name);
-        await channel?.close();
+        for (const close of closers) await close();
         if (leaf) await removeContainerCgroup(leaf);
         await leaf?.destroy();
         await attachment?.release();
@@ -395,55 +469,27 @@ export class ContainerDriver implements SandboxDriver {
     };
     try {
       mkdirSync(dir, { mode: 0o711 });
-      let bundleDir: string | null = null;
-      if (spec.image === undefined) {
-        bundleDir = join(dir, 'fn');
+      const runtimeImage = image === this.#runtimeImage;
+      const bundleDir = runtimeImage ? join(dir, 'fn') : null;
+      if (bundleDir) {
         mkdirSync(bundleDir, { mode: 0o755 });
-        const load: FunctionLoad = {
-          functionName: spec.functionName,
-          versionId: spec.versionId,
-          format: spec.format,
-          exportName: spec.exportName,
-          payload: spec.lambdaPayload,
-          memoryLimitMb: spec.limits.memoryMb,
-          timeoutMs: spec.limits.timeoutMs,
-          cpuMs: spec.limits.cpuMs,
-          responseBytes: spec.limits.responseBytes,
-          subrequests: spec.limits.subrequests,
-          logBytes: spec.limits.logBytes,
-        };
-        writeFileSync(join(bundleDir, 'index.js'), spec.code, { mode: 0o444 });
-        writeFileSync(join(bundleDir, 'continuum.json'), JSON.stringify(load), { mode: 0o444 });
-        // Native addons beside the bundle (the builder names them addons/<sha256>.node).
-        for (const f of spec.files ?? []) {
-          if (!/^addons\/[0-9a-f]{64}\.node$/.test(f.path)) throw new ContinuumError('bad_bundle', 'a file beside the bundle has an unexpected path');
-          mkdirSync(join(bundleDir, 'addons'), { recursive: true, mode: 0o755 });
-          writeFileSync(join(bundleDir, f.path), f.bytes, { mode: 0o444, flag: 'wx' });
-        }
+        if (spec) writeBundle(bundleDir, spec);
       }
-      leaf = new CgroupLeaf(this.#layout!, name, { memoryBytes: spec.limits.memoryMb * 1024 * 1024, cpus: this.options.cpus, pids: this.options.pids });
+      leaf = new CgroupLeaf(this.#layout!, name, { memoryBytes: memoryMb * 1024 * 1024, cpus: this.options.cpus, pids: this.options.pids });
       attachment = await this.#hub!.take();
       const env = [...image.config.env.filter((e) => !e.startsWith('PORT=')), `PORT=${IMAGE_PORT}`];
-      for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
-      env.push(`CONTINUUM_ENV_KEYS=${Object.keys(spec.env).join(',')}`);
+      if (spec) {
+        for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
+        env.push(`CONTINUUM_ENV_KEYS=${Object.keys(spec.env).join(',')}`);
+      }
       const gvisor = this.options.runtime === 'runsc';
-      // Bindings reach the node through a socket of this instance's own (host-channel.ts).
-      let channelDir: string | null = null;
-      if (Object.keys(spec.bindings).length > 0) {
-        channelDir = join(dir, 'host');
+      // Bindings reach the node through a socket of the instance's own (host-channel.ts), made in this
+      // directory when the instance is: a spare has one, for whichever function takes it.
+      const bindings = spec ? bindingNames(spec.bindings) : null;
+      const channelDir = spec === null || Object.keys(spec.bindings).length > 0 ? join(dir, 'host') : null;
+      if (channelDir) {
         mkdirSync(channelDir, { mode: 0o755 });
-        const unready = () => Promise.reject(new ContinuumError('unavailable', 'the instance is not ready'));
-        channel = await HostChannel.open(
-          join(channelDir, 'host.sock'),
-          uid,
-          {
-            sendToQueue: (inv, binding, messages) => instance?.sendFromContainer(inv, binding, messages) ?? unready(),
-            callService: (inv, binding, request) => instance?.callFromContainer(inv, binding, request) ?? unready(),
-          },
-          spec.limits.requestBodyBytes,
-        );
-        const names = bindingNames(spec.bindings);
-        env.push(`${HOST_ENV.socket}=${HOST_SOCKET}`, `${HOST_ENV.queues}=${names.bindings.join(',')}`, `${HOST_ENV.services}=${names.services.join(',')}`);
+        if (bindings) env.push(`${HOST_ENV.socket}=${HOST_SOCKET}`, `${HOST_ENV.queues}=${bindings.bindings.join(',')}`, `${HOST_ENV.services}=${bindings.services.join(',')}`);
       }
       writeFileSync(
         join(dir, 'config.json'),
@@ -467,7 +513,7 @@ export class ContainerDriver implements SandboxDriver {
         ),
       );
       // gVisor connects to a host socket only when told to (`open`: existing sockets, none made).
-      const runArgs = [...this.#runtimeArgs(null, 'host'), ...(gvisor && channel ? ['--host-uds=open'] : []), 'run', '--bundle', dir, name];
+      const runArgs = [...this.#runtimeArgs(null, 'host'), ...(gvisor && channelDir ? ['--host-uds=open'] : []), 'run', '--bundle', dir, name];
       child = gvisor
         ? this.#launcher!.run(this.#tools!.nsenter, [`--net=${attachment.netnsPath}`, '--', this.#tools!.runtime, ...runArgs])
         : this.#launcher!.run(this.#tools!.runtime, runArgs);
@@ -479,36 +525,30 @@ export class ContainerDriver implements SandboxDriver {
       const exited = child.exited.then(() => undefined);
       let gone = false;
       void exited.then(() => (gone = true));
+      const lastOutput = () => output.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
       const target = `${attachment.ip}:${IMAGE_PORT}`;
       const deadline = performance.now() + this.options.startTimeoutMs;
       // Probes are cheap (a unix connect and a refused SYN in the namespace): poll often, a late look costs cold start.
       for (let wait = 2; ; wait = Math.min(wait * 1.2, 10)) {
-        if (gone) {
-          const last = output.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
-          throw new ContinuumError('bad_bundle', `the container exited before serving on $PORT${last ? `: ${last}` : ''}`);
-        }
+        if (gone) throw new ContinuumError('bad_bundle', `the container exited before serving on $PORT${lastOutput() ? `: ${lastOutput()}` : ''}`);
         if (await this.#hub!.probe(target)) break;
         if (performance.now() > deadline) throw new ContinuumError('unavailable', `the container did not serve on $PORT within ${this.options.startTimeoutMs} ms`);
         await new Promise((r) => setTimeout(r, wait));
       }
-      const readyMs = performance.now() - t0;
       const hub = this.#hub!;
-      const ready: ContainerInstance = new ContainerInstance({
-        spec,
-        tier: this.tier,
-        initTiming: { sandboxMs: readyMs, runtimeMs: 0, moduleMs: 0 },
+      return {
+        uid,
         leaf,
-        services,
-        connect: () => hub.connect(target),
+        bundleDir,
+        channelDir,
         exited,
-        teardown: async () => {
-          this.#instances.delete(ready);
-          await teardown();
-        },
-      });
-      instance = ready;
-      this.#instances.add(ready);
-      return ready;
+        gone: () => gone,
+        lastOutput,
+        readyMs: performance.now() - t0,
+        connect: () => hub.connect(target),
+        onTeardown: (close) => closers.push(close),
+        teardown,
+      };
     } catch (err) {
       await teardown();
       throw err instanceof ContinuumError ? err : new ContinuumError('unavailable', `the container could not start: ${(err as Error).message.slice(0, 300)}`);
@@ -516,4 +556,119 @@ export class ContainerDriver implements SandboxDriver {
       if (attachment) this.#hub?.replenish();
     }
   }
+
+  /** A spare takes its function: the bundle goes into its /fn, the settings to its server (load.ts). */
+  async #load(b: Booted, spec: InstanceSpec): Promise<void> {
+    writeBundle(b.bundleDir!, spec);
+    const names = bindingNames(spec.bindings);
+    const body = JSON.stringify({ env: spec.env, queues: names.bindings, services: names.services } satisfies WireContainerLoad);
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest({ createConnection: b.connect, method: 'POST', path: LOAD_PATH, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.setTimeout(this.options.startTimeoutMs, () => req.destroy(new Error(`no answer within ${this.options.startTimeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    }).catch((err: Error) => {
+      throw new ContinuumError('unavailable', `the container did not take its function: ${err.message}${b.lastOutput() ? `: ${b.lastOutput()}` : ''}`);
+    });
+    if (answer.status === 200) return;
+    let message = answer.text.slice(0, 500);
+    try {
+      message = String((JSON.parse(answer.text) as { error: { message: string } }).error.message);
+    } catch {
+      // not the server's JSON
+    }
+    throw new ContinuumError(answer.status === 500 ? 'bad_bundle' : 'unavailable', `the function did not load: ${message}`);
+  }
+
+  /** The instance over a started container (its host channel made, a spare loaded with its function). */
+  async #instance(b: Booted, spec: InstanceSpec, services: InstanceServices | undefined, t0: number, spare: boolean): Promise<ContainerInstance> {
+    let instance: ContainerInstance | null = null;
+    try {
+      if (b.channelDir && Object.keys(spec.bindings).length > 0) {
+        const unready = () => Promise.reject(new ContinuumError('unavailable', 'the instance is not ready'));
+        const channel = await HostChannel.open(
+          join(b.channelDir, 'host.sock'),
+          b.uid,
+          {
+            sendToQueue: (inv, binding, messages) => instance?.sendFromContainer(inv, binding, messages) ?? unready(),
+            callService: (inv, binding, request) => instance?.callFromContainer(inv, binding, request) ?? unready(),
+          },
+          spec.limits.requestBodyBytes,
+        );
+        b.onTeardown(() => channel.close());
+      }
+      if (spare) await this.#load(b, spec);
+    } catch (err) {
+      await b.teardown();
+      throw err;
+    }
+    const ready: ContainerInstance = new ContainerInstance({
+      spec,
+      tier: this.tier,
+      initTiming: { sandboxMs: spare ? 0 : b.readyMs, runtimeMs: 0, moduleMs: spare ? performance.now() - t0 : 0 },
+      leaf: b.leaf,
+      services,
+      connect: b.connect,
+      exited: b.exited,
+      teardown: async () => {
+        this.#instances.delete(ready);
+        await b.teardown();
+      },
+    });
+    instance = ready;
+    this.#instances.add(ready);
+    return ready;
+  }
+}
+
+/** A started container of the driver: an instance's, or a spare waiting for its function. */
+interface Booted {
+  uid: number;
+  leaf: CgroupLeaf;
+  /** Its /fn (runtime-image containers only). */
+  bundleDir: string | null;
+  /** Where its host channel's socket goes, when it may have one. */
+  channelDir: string | null;
+  exited: Promise<void>;
+  gone(): boolean;
+  /** The last lines the runtime printed. */
+  lastOutput(): string;
+  /** From boot to serving on $PORT, ms. */
+  readyMs: number;
+  connect(): Socket;
+  /** Runs `close` when the container is torn down. */
+  onTeardown(close: () => Promise<void>): void;
+  teardown(): Promise<void>;
+}
+
+/** The function's bundle and load options, read-only, in a runtime-image container's /fn. */
+function writeBundle(bundleDir: string, spec: InstanceSpec): void {
+  const load: FunctionLoad = {
+    functionName: spec.functionName,
+    versionId: spec.versionId,
+    format: spec.format,
+    exportName: spec.exportName,
+    payload: spec.lambdaPayload,
+    memoryLimitMb: spec.limits.memoryMb,
+    timeoutMs: spec.limits.timeoutMs,
+    cpuMs: spec.limits.cpuMs,
+    responseBytes: spec.limits.responseBytes,
+    subrequests: spec.limits.subrequests,
+    logBytes: spec.limits.logBytes,
+  };
+  writeFileSync(join(bundleDir, 'index.js'), spec.code, { mode: 0o444 });
+  // Native addons beside the bundle (the builder names them addons/<sha256>.node).
+  for (const f of spec.files ?? []) {
+    if (!/^addons\/[0-9a-f]{64}\.node$/.test(f.path)) throw new ContinuumError('bad_bundle', 'a file beside the bundle has an unexpected path');
+    mkdirSync(join(bundleDir, 'addons'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(bundleDir, f.path), f.bytes, { mode: 0o444, flag: 'wx' });
+  }
+  // Last: a container that starts with its bundle loads it when this file is there (server.ts).
+  writeFileSync(join(bundleDir, 'continuum.json'), JSON.stringify(load), { mode: 0o444 });
 }

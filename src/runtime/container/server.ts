@@ -6,6 +6,8 @@
  * - `/fn/index.js` is the bundle, `/fn/continuum.json` its load options (format, export, limits);
  * - the function's variables are the environment variables named in `CONTINUUM_ENV_KEYS` (comma-separated);
  *   under a bare runtime, set them with the runtime's own environment;
+ * - started without `/fn/continuum.json` (a node's spare container), it waits for its function: the node
+ *   writes the bundle and POSTs the settings (load.ts);
  * - a request is an invocation; Continuum's extras travel in headers: `x-continuum-url` (the URL the
  *   function sees), `x-continuum-event` (JSON event head for queue/cron/async invocations);
  * - answers carry the function's response; Continuum-aware callers read, from the trailers (or headers
@@ -17,11 +19,12 @@
  * Imports nothing from the host side.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { WireEventHead, WireLoadOptions, WireRequestHead } from '../isolate/protocol.ts';
 import { createAgentEngine, BUNDLE_DIR } from '../process/agent.ts';
 import {
   HOST_ENV,
+  HOST_SOCKET,
   INVOCATION_HEADER,
   queueSendPath,
   serviceCallPath,
@@ -31,6 +34,7 @@ import {
   type WireServiceAnswer,
   type WireServiceCall,
 } from './host-channel.ts';
+import { LOAD_PATH, parseContainerLoad, type WireContainerLoad } from './load.ts';
 
 interface ImageLoad extends WireLoadOptions {
   logBytes: number;
@@ -80,23 +84,23 @@ function callHost<T>(socketPath: string | undefined, path: string, invocationId:
 
 const TRAILERS = 'x-continuum-error, x-continuum-logs';
 
-function main(): void {
-  // eslint-disable-next-line no-restricted-properties -- the image's entry point: $PORT and the function's variables come from the runtime
-  const env = process.env;
-  const port = Number(env.PORT ?? '8080');
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+type AgentEngine = ReturnType<typeof createAgentEngine>;
+
+/**
+ * Loads the bundle at /fn with the function's settings (throws when it does not load) and returns the
+ * request handler. `hostSocket`: the node's host channel, when it made one.
+ */
+function functionHandler(engine: AgentEngine, settings: WireContainerLoad, hostSocket: string | undefined): Handler {
   const load = JSON.parse(readFileSync(`${BUNDLE_DIR}/continuum.json`, 'utf8')) as ImageLoad;
-  const vars: Record<string, string> = {};
-  for (const key of (env.CONTINUUM_ENV_KEYS ?? '').split(',')) if (key !== '' && env[key] !== undefined) vars[key] = env[key];
-  const names = (list: string | undefined) => (list ?? '').split(',').filter((n) => n !== '');
-  const hostSocket = env[HOST_ENV.socket];
   const pending = new Map<string, Pending>();
   let seq = 0;
 
   const logsValue = (p: Pending) => Buffer.from(JSON.stringify({ logs: p.logs, truncated: p.truncated })).toString('base64');
 
-  const sandbox = createAgentEngine().createSandbox({
+  const sandbox = engine.createSandbox({
     code: '',
-    load: { ...load, env: vars, bindings: names(env[HOST_ENV.queues]), services: names(env[HOST_ENV.services]) },
+    load: { ...load, env: settings.env, bindings: settings.queues, services: settings.services },
     callbacks: {
       onRespond(id, head) {
         const p = pending.get(id);
@@ -150,7 +154,7 @@ function main(): void {
     },
   });
 
-  const server = createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 }, (req: IncomingMessage, res: ServerResponse) => {
+  return (req, res) => {
     const id = `i${++seq}`;
     const headers: Array<[string, string]> = [];
     let url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
@@ -177,6 +181,61 @@ function main(): void {
       req.on('data', (chunk: Buffer) => sandbox.push(id, chunk));
       req.on('end', () => sandbox.push(id, null));
     }
+  };
+}
+
+/** The settings of a container started with its bundle in place: from its environment. */
+function settingsFromEnvironment(env: NodeJS.ProcessEnv): WireContainerLoad {
+  const vars: Record<string, string> = {};
+  for (const key of (env.CONTINUUM_ENV_KEYS ?? '').split(',')) if (key !== '' && env[key] !== undefined) vars[key] = env[key];
+  const names = (list: string | undefined) => (list ?? '').split(',').filter((n) => n !== '');
+  return { env: vars, queues: names(env[HOST_ENV.queues]), services: names(env[HOST_ENV.services]) };
+}
+
+/** A spare's one request before its function: the load (load.ts). A bundle that does not load ends the container. */
+function loadRequest(engine: AgentEngine, req: IncomingMessage, res: ServerResponse, loaded: (handler: Handler) => void): void {
+  const answer = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  if (req.method !== 'POST' || req.url !== LOAD_PATH) return void answer(503, { error: { code: 'unavailable', message: 'no function is loaded here yet' } });
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      body = null;
+    }
+    const settings = parseContainerLoad(body);
+    if (typeof settings === 'string') return void answer(400, { error: { code: 'bad_request', message: settings } });
+    // The environment a container started with its function has (see settingsFromEnvironment): images
+    // may speak to the host channel themselves.
+    // eslint-disable-next-line no-restricted-properties -- the function's own environment, as a cold start would have it
+    const env = process.env;
+    env.CONTINUUM_ENV_KEYS = Object.keys(settings.env).join(',');
+    const channel = settings.queues.length + settings.services.length > 0;
+    if (channel) Object.assign(env, { [HOST_ENV.socket]: HOST_SOCKET, [HOST_ENV.queues]: settings.queues.join(','), [HOST_ENV.services]: settings.services.join(',') });
+    try {
+      loaded(functionHandler(engine, settings, channel ? HOST_SOCKET : undefined));
+    } catch (err) {
+      // The agent holds one instance, loaded or not: this container is spent.
+      answer(500, { error: { code: 'bad_bundle', message: String((err as Error)?.message ?? err).slice(0, 2000) } });
+      res.on('finish', () => process.exit(1));
+      return;
+    }
+    answer(200, { loaded: true });
+  });
+}
+
+function main(): void {
+  // eslint-disable-next-line no-restricted-properties -- the image's entry point: $PORT and the function's variables come from the runtime
+  const env = process.env;
+  const port = Number(env.PORT ?? '8080');
+  // Made first: a spare warms the engine (Node's fetch) while it waits for its function.
+  const engine = createAgentEngine();
+  let handler: Handler | null = existsSync(`${BUNDLE_DIR}/continuum.json`) ? functionHandler(engine, settingsFromEnvironment(env), env[HOST_ENV.socket]) : null;
+  const server = createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    if (handler) handler(req, res);
+    else loadRequest(engine, req, res, (h) => (handler = h));
   });
   server.listen(port, '0.0.0.0');
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
