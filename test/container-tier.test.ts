@@ -22,8 +22,9 @@ import { ContainerDriver } from '../src/drivers/container/driver.ts';
 import type { ContainerInstance } from '../src/drivers/container/instance.ts';
 import { buildFunctionImage, IMAGE_PORT } from '../src/drivers/container/image-build.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
-import { withCanary as withCanaryOf } from './helpers/canary.ts';
+import { withCanary as withCanaryOf, withCanaryAsking } from './helpers/canary.ts';
 import { buildSyscallProbe, FORBIDDEN_SYSCALLS } from './helpers/syscall-probe.ts';
+import { checkNoCrossFunctionSecrets } from './helpers/secrets-probe.ts';
 
 const run = promisify(execFile);
 
@@ -148,6 +149,10 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
       await driver.stop();
     }
     assert.equal((await fetch(`${node.url}/v1/functions/nope/image`, { headers: { authorization: `Bearer ${node.token}` } })).status, 404);
+  });
+
+  test('catalogue 12: another function\'s variables, /tmp and log, and the node\'s secrets, are out of a container\'s sight', async () => {
+    await checkNoCrossFunctionSecrets(node, tier, `${p}-c12`);
   });
 
   test('catalogue 7: forbidden syscalls fail with EPERM inside the container', async (t) => {
@@ -366,13 +371,35 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
 
 for (const [tier, runtime] of [['container', 'runc'], ['gvisor', 'runsc']] as const) {
 describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} tier unavailable: ${unavailableTier[tier]}` : false }, () => {
-  test('catalogue 16: a fork bomb meets pids.max → pids_limit; every process of the container goes with its leaf', async () => {
+  test('catalogue 16: a fork bomb meets pids.max → pids_limit while a canary container answers; every process of the container goes with its leaf', async () => {
     // A small pids.max, so that the pids limit, not memory, is what a Node-only bomb meets first. gVisor's
     // sentry and gofer need host tasks of their own (about 40 to start here).
     // No spares: the leaves left after the test are then all this instance's.
     const driver = new ContainerDriver({ runtime, pids: runtime === 'runsc' ? 100 : 40, spareContainers: 0 });
     await driver.start();
     try {
+      const canary = await driver.createInstance({
+        instanceId: 'canary',
+        functionName: 'canary',
+        versionId: 'v1',
+        code: `module.exports = { default: { fetch: () => new Response('still here') } };`,
+        format: 'fetch',
+        exportName: 'default',
+        lambdaPayload: '2.0',
+        limits: { ...FUNCTION_DEFAULTS.limits },
+        concurrency: 1,
+        env: {},
+        bindings: {},
+      });
+      let asked = 0;
+      const askCanary = async (): Promise<string | null> => {
+        const r = await canary.invoke({ kind: 'http', invocationId: `canary-${++asked}`, request: { method: 'GET', url: 'http://fn.test/', headers: [] }, body: null });
+        if (r.kind !== 'response') return JSON.stringify(r.completion.error);
+        const parts: Uint8Array[] = [];
+        for await (const c of r.body) parts.push(c);
+        const text = Buffer.concat(parts).toString();
+        return text === 'still here' ? null : text;
+      };
       const inst = (await driver.createInstance({
         instanceId: 'forks',
         functionName: 'forks',
@@ -397,7 +424,7 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
       })) as ContainerInstance;
       const exits: Array<string | null> = [];
       inst.onExit((x) => exits.push(x.code));
-      const r = await inst.invoke({ kind: 'http', invocationId: 'bomb', request: { method: 'GET', url: 'http://fn.test/', headers: [] }, body: null });
+      const r = await withCanaryAsking(askCanary, () => inst.invoke({ kind: 'http', invocationId: 'bomb', request: { method: 'GET', url: 'http://fn.test/', headers: [] }, body: null }));
       assert.equal(r.kind, 'error');
       assert.equal(r.completion.error?.code, 'pids_limit', JSON.stringify(r.completion.error));
       for (let i = 0; i < 100 && inst.state !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 50));
@@ -405,6 +432,7 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
       assert.deepEqual(exits, ['pids_limit']);
       await inst.stop();
       assert.deepEqual(inst.pids(), []);
+      await canary.stop();
       const leaves = readdirSync('/sys/fs/cgroup/pids/continuum', { withFileTypes: true }).filter((d) => d.isDirectory() && d.name.startsWith(`p${process.pid}-`));
       assert.deepEqual(leaves.map((d) => d.name), []);
     } finally {

@@ -20,6 +20,7 @@ import { testSpec } from '../src/drivers/isolate/testing.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
 import { withCanary as withCanaryOf } from './helpers/canary.ts';
 import { buildSyscallProbe, FORBIDDEN_SYSCALLS } from './helpers/syscall-probe.ts';
+import { checkNoCrossFunctionSecrets } from './helpers/secrets-probe.ts';
 
 const probe = new ProcessDriver();
 await probe.start();
@@ -186,6 +187,10 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('catalogue 12: another function\'s variables, /tmp and log, and the node\'s secrets, are out of a sandbox\'s sight', async () => {
+    await checkNoCrossFunctionSecrets(node, 'process', 'p-c12');
   });
 
   test('catalogue 7: forbidden syscalls fail with EPERM inside the sandbox', async (t) => {

@@ -5,15 +5,19 @@
 import assert from 'node:assert/strict';
 import type { TestNode } from './node.ts';
 
-export async function withCanary<T>(node: TestNode, canaryPath: string, abuse: () => Promise<T>): Promise<T> {
+/** One canary request: null when it answered, else what went wrong. */
+export type CanaryAsk = () => Promise<string | null>;
+
+/** Runs `abuse` while `ask` is repeated back to back; then checks that every ask succeeded (at least 3). */
+export async function withCanaryAsking<T>(ask: CanaryAsk, abuse: () => Promise<T>): Promise<T> {
   let stop = false;
   let answered = 0;
   const failures: string[] = [];
   const loop = (async () => {
     while (!stop) {
-      const res = await node.fn(canaryPath);
-      if (res.status === 200) answered++;
-      else failures.push(`${res.status} ${await res.text()}`);
+      const failure = await ask();
+      if (failure === null) answered++;
+      else failures.push(failure);
       await new Promise((r) => setTimeout(r, 10));
     }
   })();
@@ -29,4 +33,12 @@ export async function withCanary<T>(node: TestNode, canaryPath: string, abuse: (
     assert.deepEqual(failures, []);
     assert.ok(answered >= 3, `canary answered ${answered}`);
   }
+}
+
+/** The canary is a function of `node` at `canaryPath`. */
+export function withCanary<T>(node: TestNode, canaryPath: string, abuse: () => Promise<T>): Promise<T> {
+  return withCanaryAsking(async () => {
+    const res = await node.fn(canaryPath);
+    return res.status === 200 ? (await res.arrayBuffer(), null) : `${res.status} ${await res.text()}`;
+  }, abuse);
 }
