@@ -254,6 +254,23 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
     assert.equal((await node.fn(`/fn/${p}-hello/`)).status, 200);
   });
 
+  test('catalogue 13, CPU budget: a loop under a long timeout ends with cpu_limit near its budget while the canary answers', async () => {
+    await deploy(`${p}-burn`, fetchModule('', `for (;;) {}`), { limits: { timeoutMs: 60_000, cpuMs: 500 } });
+    let ms = 0;
+    const res = await withCanary(async () => {
+      const t0 = performance.now();
+      const r = await node.fn(`/fn/${p}-burn/`);
+      ms = performance.now() - t0;
+      return r;
+    });
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'cpu_limit', body.error.message);
+    // Ended by its budget, never by its timeout (a minute).
+    assert.ok(ms < 30_000, `${ms} ms`);
+    const record = (await node.api('GET', `/v1/invocations/${res.headers.get('x-continuum-invocation-id')}`)).json as { errorCode: string };
+    assert.equal(record.errorCode, 'cpu_limit');
+  });
+
   test('catalogue 15: a memory bomb ends with memory_limit; only that container dies', async () => {
     await deploy(`${p}-bomb`, fetchModule('', `const a = []; for (;;) a.push(Buffer.alloc(1024 * 1024, 1));`), { limits: { memoryMb: tier === 'gvisor' ? 192 : 128, timeoutMs: 20_000 } });
     const res = await withCanary(() => node.fn(`/fn/${p}-bomb/`));

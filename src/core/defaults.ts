@@ -272,4 +272,6 @@ export const CONTAINER_TIER_DEFAULTS = {
   spareContainers: 1,
   /** A taken spare container is replaced this long after: the runtime's start must not slow the first request of the one that took it. */
   spareContainerRefillDelayMs: 250,
+  /** How often an instance reads its leaf's CPU time while invocations run: the `cpuMs` budget's resolution. */
+  cpuCheckMs: 20,
 } as const;

@@ -59,6 +59,8 @@ export interface ContainerDriverOptions {
   spareMemoryMb: number;
   /** A taken spare is replaced this long after (see CONTAINER_TIER_DEFAULTS). */
   spareContainerRefillDelayMs: number;
+  /** How often an instance reads its CPU time while invocations run (the `cpuMs` budget). */
+  cpuCheckMs: number;
   cgroupRoot: string;
   onDiagnostic: (message: string) => void;
 }
@@ -161,6 +163,7 @@ export class ContainerDriver implements SandboxDriver {
       spareContainers: options.spareContainers ?? CONTAINER_TIER_DEFAULTS.spareContainers,
       spareMemoryMb: options.spareMemoryMb ?? FUNCTION_DEFAULTS.limits.memoryMb,
       spareContainerRefillDelayMs: options.spareContainerRefillDelayMs ?? CONTAINER_TIER_DEFAULTS.spareContainerRefillDelayMs,
+      cpuCheckMs: options.cpuCheckMs ?? CONTAINER_TIER_DEFAULTS.cpuCheckMs,
       cgroupRoot: options.cgroupRoot ?? '/sys/fs/cgroup',
       onDiagnostic: options.onDiagnostic ?? (() => {}),
     };
@@ -616,6 +619,7 @@ export class ContainerDriver implements SandboxDriver {
       services,
       connect: b.connect,
       exited: b.exited,
+      cpuCheckMs: this.options.cpuCheckMs,
       teardown: async () => {
         this.#instances.delete(ready);
         await b.teardown();

@@ -8,7 +8,9 @@
  *
  * When the container dies (its runtime process exits) every in-flight invocation ends with
  * `instance_crashed` (`memory_limit` after an OOM kill in the leaf, `pids_limit` after a refused fork).
- * A timeout retires the instance: its server may be stuck in a loop.
+ * A timeout retires the instance: its server may be stuck in a loop. So does an invocation over its CPU
+ * budget (`cpu_limit`): the leaf's CPU time is read every `cpuCheckMs` while invocations run, and counts
+ * against each invocation in flight (concurrent ones of an instance share it, as on the process tier).
  */
 import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -44,6 +46,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'tr
 interface Inflight {
   req: ClientRequest | null;
   fail: (code: ErrorCode, message: string) => void;
+  /** The leaf's CPU time when it began, ms: its budget counts the container's CPU while it runs. */
+  cpuStart: number;
 }
 
 export interface ContainerInstanceInit {
@@ -58,6 +62,8 @@ export interface ContainerInstanceInit {
   exited: Promise<void>;
   /** Kills and removes the container, its leaf and namespace. */
   teardown: () => Promise<void>;
+  /** How often the CPU budget is checked while invocations run, ms. */
+  cpuCheckMs: number;
 }
 
 function level(value: string): LogLevel {
@@ -101,6 +107,8 @@ export class ContainerInstance implements Instance {
    */
   #seen: CgroupUsage;
   #stopping: Promise<void> | null = null;
+  readonly #cpuCheckMs: number;
+  #cpuTimer: NodeJS.Timeout | null = null;
 
   constructor(init: ContainerInstanceInit) {
     this.#spec = init.spec;
@@ -110,6 +118,7 @@ export class ContainerInstance implements Instance {
     this.#leaf = init.leaf;
     this.#teardown = init.teardown;
     this.#services = init.services;
+    this.#cpuCheckMs = init.cpuCheckMs;
     this.#atStart = this.#read();
     this.#seen = this.#atStart;
     this.#agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, init.spec.concurrency) });
@@ -204,6 +213,21 @@ export class ContainerInstance implements Instance {
     return this.#final?.cpuMs ?? this.#leaf.cpuMs();
   }
 
+  /** Ends the invocations over their CPU budget; the instance then retires (its server may never yield). */
+  #checkCpu(): void {
+    const cpu = this.#cpuNow();
+    const budget = this.#spec.limits.cpuMs;
+    const over = [...this.#inflight].filter((f) => cpu - f.cpuStart > budget);
+    if (over.length === 0) return;
+    for (const f of over) f.fail('cpu_limit', `the invocation exceeded its CPU-time limit of ${budget} ms`);
+    this.#retire('cpu_limit', 'retired after an invocation exceeded its CPU-time limit');
+  }
+
+  #stopCpuChecks(): void {
+    if (this.#cpuTimer) clearInterval(this.#cpuTimer);
+    this.#cpuTimer = null;
+  }
+
   #limitMessage(code: ErrorCode): string {
     return code === 'memory_limit' ? `the instance exceeded its memory limit of ${this.#spec.limits.memoryMb} MB` : 'the instance reached its process limit';
   }
@@ -214,6 +238,7 @@ export class ContainerInstance implements Instance {
     this.#exitReason = reason;
     this.#state = 'stopped';
     this.#final = this.#read();
+    this.#stopCpuChecks();
     for (const f of [...this.#inflight]) f.fail(reason.code ?? 'instance_crashed', reason.code === null ? 'the instance was stopped' : reason.message);
     this.#agent.destroy();
     for (const l of this.#listeners) l(reason);
@@ -239,7 +264,7 @@ export class ContainerInstance implements Instance {
     let resolveCompletion!: (c: Completion) => void;
     const completion = new Promise<Completion>((r) => (resolveCompletion = r));
     let bodyError: ((err: Error) => void) | null = null;
-    const slot: Inflight = { req: null, fail: () => {} };
+    const slot: Inflight = { req: null, fail: () => {}, cpuStart };
 
     const finish = (reported: Completion['error'], logs: { logs: CapturedLog[]; truncated: boolean } = { logs: [], truncated: false }) => {
       if (settled) return;
@@ -251,6 +276,7 @@ export class ContainerInstance implements Instance {
       if (limit) queueMicrotask(() => this.#retire(limit, this.#limitMessage(limit)));
       clearTimeout(timer);
       this.#inflight.delete(slot);
+      if (this.#inflight.size === 0) this.#stopCpuChecks();
       this.#requests.delete(request.invocationId);
       const share = 1 + this.#inflight.size;
       const c: Completion = {
@@ -279,6 +305,7 @@ export class ContainerInstance implements Instance {
       if (code !== 'instance_crashed') this.#end({ code, message: this.#limitMessage(code) });
     };
     this.#inflight.add(slot);
+    this.#cpuTimer ??= setInterval(() => this.#checkCpu(), this.#cpuCheckMs);
     this.#requests.set(request.invocationId, request);
     if (request.caller && request.caller.depth > this.#maxDepth) this.#maxDepth = request.caller.depth;
     const timer = setTimeout(() => {
