@@ -1,7 +1,8 @@
 /**
  * The container tier (runc) through a real node: deploy with `tier: container`, and the abuse catalogue
- * (reliability tests 7, 8, 9, 11, 13, 15, 17, 18, 19, 21), each while a canary function on another
- * container keeps answering; 16 on a driver with a small pids.max; queue and service bindings through the
+ * (reliability tests 7, 8, 9, 11, 12, 13 and the cpuMs budget, 15, 17, 18, 19, 21), each while a canary
+ * function on another container keeps answering; 16 on a driver with a small pids.max, with a canary
+ * container on the same driver; spare containers; queue and service bindings through the
  * instance's host channel. Then images: one built by `continuum image build` (image-build.ts) runs from
  * the store on the container and gvisor tiers and under a bare `runc run`, answering the same; catalogue
  * 10 (cwd through /proc/self/fd) is refused at import (image.test.ts) and checked from inside here.

@@ -1,6 +1,6 @@
 /**
  * The process tier through a real node: deploy with `tier: process`, full Node API, and the abuse
- * catalogue (reliability tests 7, 13, 15, 17, 18, 19, 21, and the cpuMs budget), each while a canary function on another instance keeps
+ * catalogue (reliability tests 7, 11, 12, 13, 15, 17, 18, 19, 21, and the cpuMs budget), each while a canary function on another instance keeps
  * answering; then one driver whose sandboxes the test inspects from the host (8, 9) and fork-bombs (16,
  * with a small pids.max so that the pids limit, not memory, is what a Node-only bomb meets first).
  * Skips, with the reason, where the host cannot build sandboxes.
@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Instance, InstanceSpec, InvokeRequest } from '../src/core/driver.ts';
+import { CgroupLeaf, detectCgroups } from '../src/drivers/process/cgroup.ts';
 import { ProcessDriver } from '../src/drivers/process/driver.ts';
 import type { ProcessInstance } from '../src/drivers/process/instance.ts';
 import { testSpec } from '../src/drivers/isolate/testing.ts';
@@ -191,6 +192,22 @@ describe('process tier', { skip: unavailable ? `process tier unavailable: ${unav
 
   test('catalogue 12: another function\'s variables, /tmp and log, and the node\'s secrets, are out of a sandbox\'s sight', async () => {
     await checkNoCrossFunctionSecrets(node, 'process', 'p-c12');
+  });
+
+  test('catalogue 11: names become nothing on the host: the API refuses them, the cgroup layer again, and leaves are named by counters', async () => {
+    for (const bad of ['..%2F..%2Fetc', 'a%2Fb', 'x'.repeat(70), 'A%00b']) {
+      const r = await node.deploy(bad, HELLO, 'index.mjs', { tier: 'process' });
+      assert.ok(r.status === 400 || r.status === 404, `${bad}: ${r.status}`);
+    }
+    const detected = detectCgroups();
+    assert.ok('layout' in detected, JSON.stringify(detected));
+    for (const bad of ['../../etc', 'a/b', '', 'x'.repeat(64), 'A\0b', 'a\nb', '.hidden']) {
+      assert.throws(() => new CgroupLeaf(detected.layout, bad, { memoryBytes: 64 * 1024 * 1024, cpus: 1, pids: 16 }), RangeError, JSON.stringify(bad));
+    }
+    const parent = join(detected.layout.version === 2 ? detected.layout.unified! : detected.layout.v1!.memory, 'continuum');
+    const leaves = readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory() && d.name.startsWith(`p${process.pid}-`)).map((d) => d.name);
+    assert.ok(leaves.length > 0, 'the node has sandboxes');
+    for (const leaf of leaves) assert.match(leaf, new RegExp(`^p${process.pid}-\\d+$`));
   });
 
   test('catalogue 7: forbidden syscalls fail with EPERM inside the sandbox', async (t) => {
