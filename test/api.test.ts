@@ -328,6 +328,9 @@ describe('HTTP hygiene (catalogue 39, 40)', () => {
     const answer = await new Promise<string>((resolve) => {
       let data = '';
       socket.on('data', (d) => (data += d));
+      // A drip written after the server closed draws a reset (the 408 before it is still read): the
+      // disconnect this test expects, not a failure (CI saw it once under load).
+      socket.on('error', () => {});
       socket.on('close', () => resolve(data));
     });
     clearInterval(drip);

@@ -17,9 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { FUNCTION_DEFAULTS } from '../src/core/defaults.ts';
 import type { InstanceSpec, InvokeRequest } from '../src/core/driver.ts';
 import { ContainerDriver } from '../src/drivers/container/driver.ts';
+import { testSpec } from '../src/drivers/isolate/testing.ts';
 import type { ContainerInstance } from '../src/drivers/container/instance.ts';
 import { buildFunctionImage, IMAGE_PORT } from '../src/drivers/container/image-build.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
@@ -40,20 +40,7 @@ for (const runtime of ['runc', 'runsc'] as const) {
 const unavailable = unavailableTier.container;
 
 /** An instance of a stored image. */
-const imageSpec = (id: string): InstanceSpec => ({
-  instanceId: `img-${id.slice(7, 15)}`,
-  functionName: 'img',
-  versionId: 'v1',
-  code: '',
-  format: 'fetch',
-  exportName: 'default',
-  lambdaPayload: '2.0',
-  limits: { ...FUNCTION_DEFAULTS.limits },
-  concurrency: 4,
-  env: { GREETING: 'hi' },
-  bindings: {},
-  image: id,
-});
+const imageSpec = (id: string): InstanceSpec => ({ ...testSpec('', {}, 'img'), concurrency: 4, image: id });
 
 const fetchModule = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
 const HELLO = fetchModule(`import os from 'node:os';`, `return new Response(JSON.stringify({ greeting: env.GREETING, platform: os.platform(), path: new URL(request.url).pathname }));`);
@@ -396,19 +383,7 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
     const driver = new ContainerDriver({ runtime, pids: runtime === 'runsc' ? 100 : 40, spareContainers: 0 });
     await driver.start();
     try {
-      const canary = await driver.createInstance({
-        instanceId: 'canary',
-        functionName: 'canary',
-        versionId: 'v1',
-        code: `module.exports = { default: { fetch: () => new Response('still here') } };`,
-        format: 'fetch',
-        exportName: 'default',
-        lambdaPayload: '2.0',
-        limits: { ...FUNCTION_DEFAULTS.limits },
-        concurrency: 1,
-        env: {},
-        bindings: {},
-      });
+      const canary = await driver.createInstance({ ...testSpec(`module.exports = { default: { fetch: () => new Response('still here') } };`, {}, 'canary'), concurrency: 1 });
       let asked = 0;
       const askCanary = async (): Promise<string | null> => {
         const r = await canary.invoke({ kind: 'http', invocationId: `canary-${++asked}`, request: { method: 'GET', url: 'http://fn.test/', headers: [] }, body: null });
@@ -419,10 +394,8 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
         return text === 'still here' ? null : text;
       };
       const inst = (await driver.createInstance({
-        instanceId: 'forks',
-        functionName: 'forks',
-        versionId: 'v1',
-        code: `const { spawn } = require('node:child_process');
+        ...testSpec(
+          `const { spawn } = require('node:child_process');
           module.exports = { default: { async fetch() {
             const kids = [];
             for (let i = 0; i < 1000; i++) {
@@ -432,13 +405,10 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
             }
             return new Response('spawned ' + kids.length);
           } } };`,
-        format: 'fetch',
-        exportName: 'default',
-        lambdaPayload: '2.0',
-        limits: { ...FUNCTION_DEFAULTS.limits, memoryMb: 1024, timeoutMs: 20_000 },
+          { memoryMb: 1024, timeoutMs: 20_000 },
+          'forks',
+        ),
         concurrency: 1,
-        env: {},
-        bindings: {},
       })) as ContainerInstance;
       const exits: Array<string | null> = [];
       inst.onExit((x) => exits.push(x.code));
@@ -465,19 +435,7 @@ describe(`${tier} tier, driver level`, { skip: unavailableTier[tier] ? `${tier} 
       for (let i = 0; i < 300 && driver.spares < 1; i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(driver.spares, 1, 'no spare container within 30 s');
     };
-    const spec = (code: string): InstanceSpec => ({
-      instanceId: `spare-${Math.random().toString(36).slice(2, 8)}`,
-      functionName: 'spare',
-      versionId: 'v1',
-      code,
-      format: 'fetch',
-      exportName: 'default',
-      lambdaPayload: '2.0',
-      limits: { ...FUNCTION_DEFAULTS.limits },
-      concurrency: 4,
-      env: { GREETING: 'from a spare' },
-      bindings: {},
-    });
+    const spec = (code: string): InstanceSpec => ({ ...testSpec(code, {}, 'spare'), concurrency: 4, env: { GREETING: 'from a spare' } });
     try {
       await spareReady();
       const inst = await driver.createInstance(spec(`module.exports = { default: { async fetch(request, env) {
