@@ -227,35 +227,33 @@ describe(`${tier} tier`, { skip: unavailableTier[tier] ? `${tier} tier unavailab
     assert.doesNotMatch(netns, /hello|canary|etc/);
   });
 
-  test('catalogue 13: a runaway CPU loop ends with timeout while the canary answers', async () => {
-    await deploy(`${p}-spin`, fetchModule('', `for (;;) {}`), { limits: { timeoutMs: 1000 } });
+  /** Deploys `for (;;) {}` with `limits` and calls it while the canary answers: the error, and how long the call took. */
+  async function spin(name: string, limits: Record<string, number>): Promise<{ error: { code: string; message: string }; ms: number; invocationId: string | null }> {
+    await deploy(name, fetchModule('', `for (;;) {}`), { limits });
     let ms = 0;
     const res = await withCanary(async () => {
       const t0 = performance.now();
-      const r = await node.fn(`/fn/${p}-spin/`);
+      const r = await node.fn(`/fn/${name}/`);
       ms = performance.now() - t0;
       return r;
     });
-    const body = (await res.json()) as { error: { code: string } };
-    assert.equal(body.error.code, 'timeout');
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    return { error, ms, invocationId: res.headers.get('x-continuum-invocation-id') };
+  }
+
+  test('catalogue 13: a runaway CPU loop ends with timeout while the canary answers', async () => {
+    const { error, ms } = await spin(`${p}-spin`, { timeoutMs: 1000 });
+    assert.equal(error.code, 'timeout');
     assert.ok(ms >= 900 && ms < 2000, `${ms} ms`);
     assert.equal((await node.fn(`/fn/${p}-hello/`)).status, 200);
   });
 
   test('catalogue 13, CPU budget: a loop under a long timeout ends with cpu_limit near its budget while the canary answers', async () => {
-    await deploy(`${p}-burn`, fetchModule('', `for (;;) {}`), { limits: { timeoutMs: 60_000, cpuMs: 500 } });
-    let ms = 0;
-    const res = await withCanary(async () => {
-      const t0 = performance.now();
-      const r = await node.fn(`/fn/${p}-burn/`);
-      ms = performance.now() - t0;
-      return r;
-    });
-    const body = (await res.json()) as { error: { code: string; message: string } };
-    assert.equal(body.error.code, 'cpu_limit', body.error.message);
+    const { error, ms, invocationId } = await spin(`${p}-burn`, { timeoutMs: 60_000, cpuMs: 500 });
+    assert.equal(error.code, 'cpu_limit', error.message);
     // Ended by its budget, never by its timeout (a minute).
     assert.ok(ms < 30_000, `${ms} ms`);
-    const record = (await node.api('GET', `/v1/invocations/${res.headers.get('x-continuum-invocation-id')}`)).json as { errorCode: string };
+    const record = (await node.api('GET', `/v1/invocations/${invocationId}`)).json as { errorCode: string };
     assert.equal(record.errorCode, 'cpu_limit');
   });
 
