@@ -409,11 +409,10 @@ export class ContainerDriver implements SandboxDriver {
     // A spare already starting is ready sooner than a container started now.
     if (spec.image === undefined && this.#spares.length === 0 && this.#filling.size > 0) await Promise.race(this.#filling);
     const spare = spec.image === undefined ? this.#claimSpare(spec.limits.memoryMb) : null;
-    if (spare) {
-      // Replaced a little after this instance has loaded, so that the runtime's start does not slow its first request.
-      setTimeout(() => this.#refillSpares(), this.options.spareContainerRefillDelayMs).unref();
-      return this.#instance(spare, spec, services, t0, true);
-    }
+    // Spares taken (or found dead) are replaced a little after this instance has loaded, so that the
+    // runtime's start does not slow its first request.
+    if (spec.image === undefined) setTimeout(() => this.#refillSpares(), this.options.spareContainerRefillDelayMs).unref();
+    if (spare) return this.#instance(spare, spec, services, t0, true);
     const image = spec.image === undefined ? this.#runtimeImage! : await this.#store!.get(spec.image);
     if (!image) throw new ContinuumError('not_found', 'no such image');
     return this.#instance(await this.#boot(image, spec.limits.memoryMb, spec), spec, services, t0, false);
