@@ -69,6 +69,11 @@ export class WorkerProcess {
   /** Stop taking new instances (catastrophic error reported, or being replaced). */
   retiring = false;
   #lastPong = Date.now();
+  /**
+   * The worker said it is ready. Before that its loop is busy starting (Node, modules, the prelude
+   * snapshot: seconds on a loaded host), which `startTimeoutMs` bounds; the watchdog starts counting then.
+   */
+  #ready = false;
   #pingSeq = 0;
   #watchdog: NodeJS.Timeout;
   #exitReason: string | null = null;
@@ -141,6 +146,7 @@ export class WorkerProcess {
             readyReject(new ContinuumError('unavailable', `isolate engine failed to start: ${r.error}`));
             this.kill(`engine failed to start: ${r.error}`);
           } else {
+            this.#ready = true;
             readyResolve();
           }
           return;
@@ -199,7 +205,7 @@ export class WorkerProcess {
   }
 
   #tick(): void {
-    if (!this.#alive) return;
+    if (!this.#alive || !this.#ready) return;
     // The engine runs tenant code synchronously with the invocation's CPU budget as its timeout, so a
     // loop may legitimately block the worker that long; past budget + stuckMs the engine failed to stop it.
     let budget = this.#pendingCreates.size > 0 ? this.#opts.createTimeoutMs : 0;
