@@ -21,8 +21,7 @@ import { Readable } from 'node:stream';
 import { CONTAINER_TIER_DEFAULTS, FUNCTION_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError } from '../../core/errors.ts';
 import type { DriverStatus, Instance, InstanceServices, InstanceSpec, SandboxDriver } from '../../core/driver.ts';
-import { HOST_ENV, HOST_SOCKET } from '../../runtime/container/host-channel.ts';
-import { LOAD_PATH, type WireContainerLoad } from '../../runtime/container/load.ts';
+import { LOAD_PATH, settingsEnvironment, type WireContainerLoad } from '../../runtime/container/load.ts';
 import { bindingNames } from '../isolate/bindings.ts';
 import { CgroupLeaf, detectCgroups, leftoverLeaves, type CgroupLayout } from '../process/cgroup.ts';
 import { ImageStore, type StoredImage } from './image.ts';
@@ -480,19 +479,12 @@ export class ContainerDriver implements SandboxDriver {
       leaf = new CgroupLeaf(this.#layout!, name, { memoryBytes: memoryMb * 1024 * 1024, cpus: this.options.cpus, pids: this.options.pids });
       attachment = await this.#hub!.take();
       const env = [...image.config.env.filter((e) => !e.startsWith('PORT=')), `PORT=${IMAGE_PORT}`];
-      if (spec) {
-        for (const [k, v] of Object.entries(spec.env)) env.push(`${k}=${v}`);
-        env.push(`CONTINUUM_ENV_KEYS=${Object.keys(spec.env).join(',')}`);
-      }
+      if (spec) for (const [k, v] of Object.entries(settingsEnvironment(containerSettings(spec)))) env.push(`${k}=${v}`);
       const gvisor = this.options.runtime === 'runsc';
       // Bindings reach the node through a socket of the instance's own (host-channel.ts), made in this
       // directory when the instance is: a spare has one, for whichever function takes it.
-      const bindings = spec ? bindingNames(spec.bindings) : null;
       const channelDir = spec === null || Object.keys(spec.bindings).length > 0 ? join(dir, 'host') : null;
-      if (channelDir) {
-        mkdirSync(channelDir, { mode: 0o755 });
-        if (bindings) env.push(`${HOST_ENV.socket}=${HOST_SOCKET}`, `${HOST_ENV.queues}=${bindings.bindings.join(',')}`, `${HOST_ENV.services}=${bindings.services.join(',')}`);
-      }
+      if (channelDir) mkdirSync(channelDir, { mode: 0o755 });
       writeFileSync(
         join(dir, 'config.json'),
         JSON.stringify(
@@ -562,8 +554,7 @@ export class ContainerDriver implements SandboxDriver {
   /** A spare takes its function: the bundle goes into its /fn, the settings to its server (load.ts). */
   async #load(b: Booted, spec: InstanceSpec): Promise<void> {
     writeBundle(b.bundleDir!, spec);
-    const names = bindingNames(spec.bindings);
-    const body = JSON.stringify({ env: spec.env, queues: names.bindings, services: names.services } satisfies WireContainerLoad);
+    const body = JSON.stringify(containerSettings(spec));
     const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = httpRequest({ createConnection: b.connect, method: 'POST', path: LOAD_PATH, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
         let text = '';
@@ -648,6 +639,12 @@ interface Booted {
   /** Runs `close` when the container is torn down. */
   onTeardown(close: () => Promise<void>): void;
   teardown(): Promise<void>;
+}
+
+/** What a container's server needs of the function beyond its bundle (load.ts). */
+function containerSettings(spec: InstanceSpec): WireContainerLoad {
+  const names = bindingNames(spec.bindings);
+  return { env: spec.env, queues: names.bindings, services: names.services };
 }
 
 /** The function's bundle and load options, read-only, in a runtime-image container's /fn. */

@@ -24,7 +24,6 @@ import type { WireEventHead, WireLoadOptions, WireRequestHead } from '../isolate
 import { createAgentEngine, BUNDLE_DIR } from '../process/agent.ts';
 import {
   HOST_ENV,
-  HOST_SOCKET,
   INVOCATION_HEADER,
   queueSendPath,
   serviceCallPath,
@@ -34,7 +33,7 @@ import {
   type WireServiceAnswer,
   type WireServiceCall,
 } from './host-channel.ts';
-import { LOAD_PATH, parseContainerLoad, type WireContainerLoad } from './load.ts';
+import { LOAD_PATH, parseContainerLoad, settingsEnvironment, settingsFromEnvironment, type WireContainerLoad } from './load.ts';
 
 interface ImageLoad extends WireLoadOptions {
   logBytes: number;
@@ -184,14 +183,6 @@ function functionHandler(engine: AgentEngine, settings: WireContainerLoad, hostS
   };
 }
 
-/** The settings of a container started with its bundle in place: from its environment. */
-function settingsFromEnvironment(env: NodeJS.ProcessEnv): WireContainerLoad {
-  const vars: Record<string, string> = {};
-  for (const key of (env.CONTINUUM_ENV_KEYS ?? '').split(',')) if (key !== '' && env[key] !== undefined) vars[key] = env[key];
-  const names = (list: string | undefined) => (list ?? '').split(',').filter((n) => n !== '');
-  return { env: vars, queues: names(env[HOST_ENV.queues]), services: names(env[HOST_ENV.services]) };
-}
-
 /** A spare's one request before its function: the load (load.ts). A bundle that does not load ends the container. */
 function loadRequest(engine: AgentEngine, req: IncomingMessage, res: ServerResponse, loaded: (handler: Handler) => void): void {
   const answer = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -207,15 +198,11 @@ function loadRequest(engine: AgentEngine, req: IncomingMessage, res: ServerRespo
     }
     const settings = parseContainerLoad(body);
     if (typeof settings === 'string') return void answer(400, { error: { code: 'bad_request', message: settings } });
-    // The environment a container started with its function has (see settingsFromEnvironment): images
-    // may speak to the host channel themselves.
+    // The environment a container started with its function has: images may speak to the host channel themselves.
     // eslint-disable-next-line no-restricted-properties -- the function's own environment, as a cold start would have it
-    const env = process.env;
-    env.CONTINUUM_ENV_KEYS = Object.keys(settings.env).join(',');
-    const channel = settings.queues.length + settings.services.length > 0;
-    if (channel) Object.assign(env, { [HOST_ENV.socket]: HOST_SOCKET, [HOST_ENV.queues]: settings.queues.join(','), [HOST_ENV.services]: settings.services.join(',') });
+    const env = Object.assign(process.env, settingsEnvironment(settings));
     try {
-      loaded(functionHandler(engine, settings, channel ? HOST_SOCKET : undefined));
+      loaded(functionHandler(engine, settings, env[HOST_ENV.socket]));
     } catch (err) {
       // The agent holds one instance, loaded or not: this container is spent.
       answer(500, { error: { code: 'bad_bundle', message: String((err as Error)?.message ?? err).slice(0, 2000) } });
