@@ -34,6 +34,7 @@ async function publishAcrossMicrotasks(nc: NatsConnection, subject: string): Pro
   await nextTurn();
 }
 
+const ACK_WAIT_MS = EVENT_DEFAULTS.queue.leaseMs;
 const skip = natsSkipReason();
 if (skip) {
   test('NATS QueueStore', { skip }, () => {});
@@ -84,6 +85,61 @@ if (skip) {
       }
     });
 
+
+    test('messages that reach a pull after it gave up are handed back at once, not after their ack wait', async () => {
+      const own = await NatsTestServer.start();
+      const store = await openNatsQueueStore({ servers: own.url, prefix: 'late' });
+      let stopped = false;
+      try {
+        await store.createQueue('late');
+        const sent = await store.send('late', ['a', 'b', 'c'].map((b) => ({ body: new TextEncoder().encode(b) })));
+        await sleep(1100); // past the "stored lately" window, so the receive makes one pull per consumer
+        // A stopped server reads the pulls only after the store's guard gave up on them; what they hand out
+        // then reaches an inbox with no pull waiting on it.
+        process.kill(own.pid!, 'SIGSTOP');
+        stopped = true;
+        assert.deepEqual(await store.receive('late', 10, ACK_WAIT_MS), []);
+        process.kill(own.pid!, 'SIGCONT');
+        stopped = false;
+        await sleep(300); // the server answers the abandoned pulls now, while no pull is waiting
+        const t0 = Date.now();
+        const got = new Set<string>();
+        while (got.size < sent.length && Date.now() - t0 < ACK_WAIT_MS / 2) {
+          const batch = await store.receive('late', 10, ACK_WAIT_MS);
+          for (const m of batch) got.add(m.id);
+          assert.ok((await store.settle('late', batch.map((m) => ({ id: m.id, leaseToken: m.leaseToken, action: 'ack' as const })))).every(Boolean));
+          if (batch.length === 0) await sleep(20);
+        }
+        assert.deepEqual([...got].sort(), sent.map((m) => m.id).sort(), `received again within ${Date.now() - t0} ms (ack wait ${ACK_WAIT_MS} ms)`);
+      } finally {
+        if (stopped) process.kill(own.pid!, 'SIGCONT');
+        await store.close();
+        await own.close();
+      }
+    });
+
+    test('a delayed message another process stores is moved when due, though this process just found none due', async () => {
+      const prefix = freshPrefix();
+      const here = await openNatsQueueStore({ servers: server.url, prefix });
+      const there = await openNatsQueueStore({ servers: server.url, prefix });
+      try {
+        await here.createQueue('dq');
+        assert.deepEqual(await here.receive('dq', 1, ACK_WAIT_MS), []); // nothing due: the delayed subjects are quiet for a while
+        const [sent] = await there.send('dq', [{ body: new TextEncoder().encode('x'), delayMs: 30 }]);
+        const dueAt = Date.now() + 30;
+        let got: LeasedMessage | undefined;
+        while (!got && Date.now() - dueAt < 5_000) {
+          [got] = await here.receive('dq', 1, ACK_WAIT_MS);
+          if (!got) await sleep(5);
+        }
+        assert.equal(got?.id, sent?.id);
+        // The recheck bounds the lateness (20 ms) beyond the message's own; a loaded host adds its own delays.
+        assert.ok(Date.now() - dueAt < 2_000, `moved ${Date.now() - dueAt} ms after it was due`);
+      } finally {
+        await here.close();
+        await there.close();
+      }
+    });
 
     test('after a crash, copies acked before it do not come back as stored messages', async () => {
       const own = await NatsTestServer.start();

@@ -18,7 +18,7 @@ import type { JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { flushOncePerTurn } from './flush.ts';
-import { NoRespondersError, Replies } from './replies.ts';
+import { NoRespondersError, parseAckSubject, Replies } from './replies.ts';
 import { EVENT_DEFAULTS } from '../../core/defaults.ts';
 import { ContinuumError, toContinuumError } from '../../core/errors.ts';
 import { uuidv7 } from '../../core/ids.ts';
@@ -67,6 +67,8 @@ const BUCKET_MS = 100;
 const PULL_GUARD_MS = 2_000;
 const REQUEST_TIMEOUT_MS = 5_000;
 const MOVE_BATCH = 100;
+/** How long a #moveDue that found nothing due is trusted: how late a delayed copy another process stores can be seen. */
+const DELAY_RECHECK_MS = 20;
 const PURGE_BATCH = 256;
 /** The stream dedupe window (Nats-Msg-Id) covers retries of one send; the idempotency KV covers the rest. */
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -153,6 +155,10 @@ interface Queue {
   epoch: number;
   /** The ready consumer's ack wait: a receive with this lease needs no NAK (0 until known: always NAK). */
   ackWaitMs: number;
+  /** Counts this process's stores of delayed copies (before and after each), so #moveDue can tell one raced it. */
+  delayStores: number;
+  /** As far as this process knows, no delayed copy is due before this time, so #moveDue need not ask. */
+  delayQuietUntil: number;
 }
 
 interface Lease {
@@ -188,6 +194,8 @@ export class NatsQueueStore implements QueueStore {
   readonly #replicas: number;
   readonly #queues = new Map<string, Queue>();
   readonly #leases = new Map<string, Lease>();
+  readonly #nonceBase = randomBytes(6).toString('base64url');
+  #receives = 0;
   /** Tokens being settled right now: a second settlement with the same token must lose. */
   readonly #settling = new Set<string>();
   readonly #serial = new Map<string, Promise<unknown>>();
@@ -240,7 +248,7 @@ export class NatsQueueStore implements QueueStore {
 
   // ------------------------------------------------------------------ queues
 
-  #names(name: string): Omit<Queue, 'createdAt' | 'epoch' | 'ackWaitMs'> {
+  #names(name: string): Omit<Queue, 'createdAt' | 'epoch' | 'ackWaitMs' | 'delayStores' | 'delayQuietUntil'> {
     return {
       name,
       stream: `${this.#p}_q_${name}`,
@@ -276,7 +284,7 @@ export class NatsQueueStore implements QueueStore {
         ]);
         // A fresh epoch newer than any token of an earlier queue of this name.
         const epoch = await this.#meta.put(`e.${name}`, '');
-        this.#queues.set(name, { ...n, createdAt, epoch, ackWaitMs: ACK_WAIT_MS });
+        this.#queues.set(name, { ...n, createdAt, epoch, ackWaitMs: ACK_WAIT_MS, delayStores: 0, delayQuietUntil: 0 });
       } catch (err) {
         await this.#meta.delete(`q.${name}`).catch(() => {});
         throw err;
@@ -342,7 +350,7 @@ export class NatsQueueStore implements QueueStore {
     const e = await this.#meta.get(`q.${name}`);
     if (!isLive(e)) throw notFound(name);
     const epoch = await this.#epoch(name);
-    const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch, ackWaitMs: 0 };
+    const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch, ackWaitMs: 0, delayStores: 0, delayQuietUntil: 0 };
     await this.#inspect(q).catch(() => {});
     this.#queues.set(name, q);
     return q;
@@ -520,7 +528,7 @@ export class NatsQueueStore implements QueueStore {
       let acks: Array<PubAck | null>;
       try {
         acks = await Promise.all(
-          plans.map((p) => ('dup' in p ? null : this.#publish(this.#subjectFor(q, p.meta), p.body, p.key === null ? p.meta.id : `k.${p.key}`, metaHeaders(p.meta)))),
+          plans.map((p) => ('dup' in p ? null : this.#storeCopy(q, p.meta, p.body, p.key === null ? p.meta.id : `k.${p.key}`))),
         );
       } catch (err) {
         await withdraw();
@@ -592,8 +600,19 @@ export class NatsQueueStore implements QueueStore {
     await this.#confirmKey(k, meta.id, digest);
   }
 
-  #subjectFor(q: Queue, meta: Meta): string {
-    return meta.nb === undefined ? `${q.subject}${READY_SUFFIX}` : `${q.subject}.d.${Math.floor(meta.nb / BUCKET_MS)}`;
+  /** Store a copy of one of `q`'s messages: visible, or delayed until `meta.nb` (under its time's bucket). */
+  async #storeCopy(q: Queue, meta: Meta, body: Uint8Array, msgID: string): Promise<PubAck> {
+    if (meta.nb === undefined) return this.#publish(`${q.subject}${READY_SUFFIX}`, body, msgID, metaHeaders(meta));
+    const delayed = () => {
+      q.delayStores++;
+      q.delayQuietUntil = 0;
+    };
+    delayed();
+    try {
+      return await this.#publish(`${q.subject}.d.${Math.floor(meta.nb / BUCKET_MS)}`, body, msgID, metaHeaders(meta));
+    } finally {
+      delayed();
+    }
   }
 
   // ------------------------------------------------------------------ receive
@@ -608,13 +627,13 @@ export class NatsQueueStore implements QueueStore {
         const msgs = moved > 0 && first.length < max ? first.concat(await this.#pullReady(q, max - first.length)) : first;
         const now = Date.now();
         // Told apart by their delivery sequence already; the random part keeps tokens of another server or
-        // another queue of the same name from ever matching.
-        const nonce = randomBytes(6).toString('base64url');
+        // another queue of the same name from ever matching (random once per store, counted per receive).
+        const nonce = `${this.#nonceBase}${(++this.#receives).toString(36)}`;
         const leased: LeasedMessage[] = [];
         const writes: Promise<unknown>[] = [];
         let redelivered = false;
         for (const m of msgs) {
-          const info = ackInfo(m.reply);
+          const info = parseAckSubject(m.reply);
           const meta = readMeta(m.headers);
           if (!info || !meta) {
             // Not a message this store wrote; never hand it out.
@@ -658,22 +677,29 @@ export class NatsQueueStore implements QueueStore {
    * others until then. A copy moved ahead of its time keeps it (`nb`): whoever receives it starts then.
    */
   async #moveDue(q: Queue, aheadMs: number): Promise<number> {
+    if (Date.now() < q.delayQuietUntil) return 0;
+    const stores = q.delayStores;
     const msgs = await this.#pull(q.stream, DELAY, MOVE_BATCH);
-    if (msgs.length === 0) return 0;
     const now = Date.now();
+    // A pull that was not full handed out every delayed copy that could be: the next comes when one of
+    // those NAKed below comes back, or when some process stores one (this one: see #storeCopy; another: the
+    // recheck bounds how late this process sees it).
+    let quietUntil = now + DELAY_RECHECK_MS;
     const horizon = now + aheadMs;
     const due: Array<{ m: Msg; meta: Meta; seq: number }> = [];
     for (const m of msgs) {
       const meta = readMeta(m.headers);
-      const info = ackInfo(m.reply);
+      const info = parseAckSubject(m.reply);
       if (!meta || !info) {
         this.#nc.publish(m.reply!, '+TERM');
       } else if (meta.nb !== undefined && meta.nb > horizon) {
         this.#nc.publish(m.reply!, nakDelay(meta.nb - horizon + 1));
+        quietUntil = Math.min(quietUntil, now + meta.nb - horizon + 1);
       } else {
         due.push({ m, meta, seq: info.sseq });
       }
     }
+    if (msgs.length < MOVE_BATCH && q.delayStores === stores) q.delayQuietUntil = quietUntil;
     await Promise.all(
       due.map(async ({ m, meta, seq }) => {
         const { nb, ...rest } = meta;
@@ -788,22 +814,25 @@ export class NatsQueueStore implements QueueStore {
         }),
       );
       try {
-        return await Promise.all(
+        const removable = await Promise.all(
           settlements.map(async (s, i) => {
             const lease = leases[i];
-            if (!lease) return false;
-            await this.#apply(q, lease, s);
-            this.#leases.delete(lease.token);
-            return true;
+            if (lease) await this.#beforeRemoval(q, lease, s);
+            return lease;
           }),
         );
+        const done = removable.filter((l): l is Lease => l !== null);
+        await this.#ackAll(done.map((l) => l.reply));
+        for (const l of done) this.#leases.delete(l.token);
+        return removable.map((l) => l !== null);
       } finally {
         for (const l of leases) if (l) this.#settling.delete(l.token);
       }
     });
   }
 
-  async #apply(q: Queue, lease: Lease, s: Settlement): Promise<void> {
+  /** What a settlement does before its copy leaves the stream: whatever must outlive the copy is stored first. */
+  async #beforeRemoval(q: Queue, lease: Lease, s: Settlement): Promise<void> {
     const { meta } = lease;
     const now = Date.now();
     if (s.action === 'ack') {
@@ -818,7 +847,7 @@ export class NatsQueueStore implements QueueStore {
       delete next.nb;
       if (delay > 0) next.nb = now + delay;
       // The new copy is stored before the old one goes; a crash between them delivers twice, never loses it.
-      await this.#publish(this.#subjectFor(q, next), lease.body, `${meta.id}.${lease.sseq}`, metaHeaders(next));
+      await this.#storeCopy(q, next, lease.body, `${meta.id}.${lease.sseq}`);
       if (meta.track) await this.#putStatus(q, next, delay > 0 ? 'delayed' : 'ready', lease.attempt);
     } else if (s.action === 'dead') {
       const errs = s.error === undefined ? (meta.errs ?? []) : appendError(meta.errs ?? [], String(s.error));
@@ -835,12 +864,22 @@ export class NatsQueueStore implements QueueStore {
       throw new ContinuumError('bad_request', 'settle: action must be ack, retry or dead');
     }
     await this.#keyFinalBeforeRemoval(q, meta, lease.body);
-    await this.#ackSync(lease.reply);
   }
 
   /** Ack and wait for the server's confirmation: once this resolves the copy is gone from the stream. */
   async #ackSync(reply: string): Promise<void> {
     await this.#r.request(reply, '+ACK');
+  }
+
+  /**
+   * Ack copies of one consumer and wait until all are applied. The server applies a consumer's acks in the
+   * order they arrive, so only the last one needs a confirmation: a reply per ack was a sixth of the
+   * protocol messages per queued message.
+   */
+  async #ackAll(replies: string[]): Promise<void> {
+    const last = replies.length - 1;
+    for (let i = 0; i < last; i++) this.#nc.publish(replies[i]!, '+ACK');
+    if (last >= 0) await this.#ackSync(replies[last]!);
   }
 
   // ------------------------------------------------------------------ tracked messages
@@ -905,7 +944,7 @@ export class NatsQueueStore implements QueueStore {
         for (;;) {
           const msgs = await this.#pull(q.stream, READY, PURGE_BATCH);
           if (msgs.length === 0) return n;
-          await Promise.all(msgs.map((m) => this.#ackSync(m.reply!)));
+          await this.#ackAll(msgs.map((m) => m.reply!));
           n += msgs.length;
         }
       }),
@@ -1074,17 +1113,6 @@ function cursorKey(key: unknown): string {
 
 function nakDelay(ms: number): string {
   return `-NAK ${JSON.stringify({ delay: nanos(Math.ceil(ms)) })}`;
-}
-
-/** Delivery facts from a JetStream ack subject (v1: 9 tokens; v2 adds domain and account hash). */
-function ackInfo(reply: string | undefined): { dc: number; sseq: number; dseq: number } | null {
-  if (!reply) return null;
-  const t = reply.split('.');
-  if (t[0] !== '$JS' || t[1] !== 'ACK') return null;
-  const base = t.length === 9 ? 4 : t.length >= 11 ? 6 : -1;
-  if (base < 0) return null;
-  const [dc, sseq, dseq] = [Number(t[base]), Number(t[base + 1]), Number(t[base + 2])];
-  return Number.isSafeInteger(dc) && Number.isSafeInteger(sseq) && Number.isSafeInteger(dseq) ? { dc, sseq, dseq } : null;
 }
 
 function parseToken(token: unknown): Token | null {

@@ -29,6 +29,8 @@ export class Replies {
   readonly #nc: NatsConnection;
   readonly #inbox = createInbox();
   readonly #pending = new Map<number, Pending>();
+  /** The pull in flight per consumer (`<stream>.<consumer>`), taking the messages handed out to it. */
+  readonly #pulls = new Map<string, (m: Msg) => void>();
   readonly #sub: Subscription;
   readonly #timer: NodeJS.Timeout;
   readonly #timeoutMs: number;
@@ -43,9 +45,21 @@ export class Replies {
   }
 
   #deliver(m: Msg): void {
+    if (!m.subject.startsWith(this.#inbox)) {
+      this.#pulled(m);
+      return;
+    }
     const id = Number(m.subject.slice(this.#inbox.length + 1));
     const p = this.#pending.get(id);
     if (p && p.onMsg(m)) this.#pending.delete(id);
+  }
+
+  /** A message handed out to a pull: to the pull in flight on its consumer, or back to the server at once. */
+  #pulled(m: Msg): void {
+    const info = parseAckSubject(m.reply);
+    const take = info && this.#pulls.get(`${info.stream}.${info.consumer}`);
+    if (take) take(m);
+    else if (m.reply) this.#nc.publish(m.reply, '-NAK'); // for a pull that gave up waiting for it
   }
 
   #expire(): void {
@@ -58,7 +72,7 @@ export class Replies {
     }
   }
 
-  #send(subject: string, data: Payload, headers: MsgHdrs | undefined, timeoutMs: number, p: Omit<Pending, 'deadline'>): void {
+  #send(subject: string, data: Payload, headers: MsgHdrs | undefined, timeoutMs: number, p: Omit<Pending, 'deadline'>): number {
     const id = ++this.#next;
     this.#pending.set(id, { deadline: Date.now() + timeoutMs, ...p });
     try {
@@ -67,6 +81,7 @@ export class Replies {
       this.#pending.delete(id);
       throw err;
     }
+    return id;
   }
 
   /** One reply; a 503 status (no responders) rejects. */
@@ -94,31 +109,34 @@ export class Replies {
   /**
    * A JetStream no-wait pull: messages until `batch` arrived or a status message (404 none, 408 done) ends
    * it. With `expiresMs` the server waits up to that long for a first message when none is there (then 408).
-   * A 503 status (nobody serves the consumer) rejects; a server that never ends it yields what came.
-   * Pulled messages keep their own subject, so a pull needs an inbox subscription of its own.
+   * A 503 status (nobody serves the consumer) rejects; a server that never ends it (`guardMs`, checked by
+   * the sweep) yields what came.
+   *
+   * The pull's reply subject is on this object's inbox, so a pull costs no subscription of its own (a SUB
+   * and an UNSUB per pull were most of a receive's protocol traffic). The status message comes back on that
+   * reply subject; pulled messages keep their stream subject and are told apart by their ack subject, which
+   * names the stream and consumer. So the caller must keep at most one pull per consumer in flight.
    */
   pull(stream: string, consumer: string, batch: number, guardMs: number, expiresMs = 0): Promise<Msg[]> {
+    const key = `${stream}.${consumer}`;
+    if (this.#pulls.has(key)) return Promise.reject(new Error(`a pull on ${key} is already in flight`));
     return new Promise((resolve, reject) => {
       const out: Msg[] = [];
-      const inbox = createInbox();
-      let done = false;
-      const finish = (err?: Error) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        sub.unsubscribe();
+      const finish = (err?: Error): boolean => {
+        this.#pulls.delete(key);
         if (err) reject(err);
         else resolve(out);
+        return true;
       };
-      const sub = this.#nc.subscribe(inbox, {
-        callback: (_err, m) => {
-          if (done) return;
-          if (!m.reply) finish(m.headers?.code === 503 ? new NoRespondersError(`no consumer ${consumer} on ${stream}`) : undefined);
-          else if (out.push(m) >= batch) finish();
-        },
+      const id = this.#send(`$JS.API.CONSUMER.MSG.NEXT.${key}`, JSON.stringify(expiresMs > 0 ? { batch, no_wait: true, expires: expiresMs * 1_000_000 } : { batch, no_wait: true }), undefined, guardMs, {
+        onMsg: (m) => finish(m.headers?.code === 503 ? new NoRespondersError(`no consumer ${consumer} on ${stream}`) : undefined),
+        onTimeout: () => finish(),
       });
-      const timer = setTimeout(() => finish(), guardMs);
-      this.#nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(expiresMs > 0 ? { batch, no_wait: true, expires: expiresMs * 1_000_000 } : { batch, no_wait: true }), { reply: inbox });
+      this.#pulls.set(key, (m) => {
+        if (out.push(m) < batch) return;
+        this.#pending.delete(id);
+        finish();
+      });
     });
   }
 
@@ -128,4 +146,15 @@ export class Replies {
     for (const p of this.#pending.values()) p.onTimeout();
     this.#pending.clear();
   }
+}
+
+/** Delivery facts from a JetStream ack subject (v1: 9 tokens; v2 adds domain and account hash). */
+export function parseAckSubject(reply: string | undefined): { stream: string; consumer: string; dc: number; sseq: number; dseq: number } | null {
+  if (!reply) return null;
+  const t = reply.split('.');
+  if (t[0] !== '$JS' || t[1] !== 'ACK') return null;
+  const base = t.length === 9 ? 4 : t.length >= 11 ? 6 : -1;
+  if (base < 0) return null;
+  const [dc, sseq, dseq] = [Number(t[base]), Number(t[base + 1]), Number(t[base + 2])];
+  return Number.isSafeInteger(dc) && Number.isSafeInteger(sseq) && Number.isSafeInteger(dseq) ? { stream: t[base - 2]!, consumer: t[base - 1]!, dc, sseq, dseq } : null;
 }
