@@ -47,7 +47,8 @@ function table(targets: string[], cols: [string, string][], byTarget: Record<str
 
 const env = report.env;
 const scenarioNames = Object.keys(report.scenarios);
-const loadavg = `load average (1/5/15 min) ${JSON.stringify(env.loadavg_at_start)} at start, ${JSON.stringify(env.loadavg_at_end ?? '?')} at end`;
+const probe = env.cpu_probe_ms_at_start === undefined ? '' : `; CPU probe (a fixed loop on the server core, lower = faster machine) ${String(env.cpu_probe_ms_at_start ?? '?')} ms at start, ${String(env.cpu_probe_ms_at_end ?? '?')} ms at end`;
+const loadavg = `load average (1/5/15 min) ${JSON.stringify(env.loadavg_at_start)} at start, ${JSON.stringify(env.loadavg_at_end ?? '?')} at end${probe}`;
 if (scenarioNames.some((s) => !EVENT_SCENARIOS.includes(s))) {
   console.log(`Run of ${String(env.date)} at commit ${String(env.git_commit)}: ${String(env.rounds)} rounds × ${String(env.duration_s)} s, ${String(env.connections)} connections, ${String(env.load_generator)}; ${loadavg}.\n`);
 } else {

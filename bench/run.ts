@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { bundleFunctions } from './lib/bundle.ts';
 import { detectGenerator } from './lib/load.ts';
 import { ALL_TARGETS, errorMessage, EVENT_TARGETS, HTTP_TARGETS, TIER_TARGETS, type EventTarget, type HttpTarget, type Options, type ScenarioReport, type TierTarget } from './lib/types.ts';
-import { closeAgent, killStarted, LOAD_CPU, SERVER_CPU } from './lib/util.ts';
+import { closeAgent, cpuProbeMs, killStarted, LOAD_CPU, SERVER_CPU } from './lib/util.ts';
 import { coldScenario } from './scenarios/cold.ts';
 import { CRON_FUNCTIONS, cronScenario, RESTART_FUNCTIONS } from './scenarios/cron.ts';
 import { densityScenario } from './scenarios/density.ts';
@@ -171,6 +171,7 @@ const report: { env: Record<string, unknown>; scenarios: Record<string, Scenario
     mem_gib: Math.round(os.totalmem() / 2 ** 30),
     kernel: os.release(),
     loadavg_at_start: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    cpu_probe_ms_at_start: cpuProbeMs(),
     load_generator: opts.generator === 'wrk' ? `wrk (${tryRun('sh', ['-c', 'wrk --version 2>&1 | head -1']).split(' ').slice(0, 2).join(' ')}), 1 thread` : 'node raw-socket generator (bench/lib/loadgen.ts)',
     load_cpu: Number(LOAD_CPU),
     server_cpu: Number(SERVER_CPU),
@@ -235,6 +236,7 @@ try {
 }
 
 report.env.loadavg_at_end = os.loadavg().map((l) => Math.round(l * 100) / 100);
+report.env.cpu_probe_ms_at_end = cpuProbeMs();
 printSummary(report.scenarios);
 for (const note of notes) log(`note: ${note}`);
 if (args.json) {

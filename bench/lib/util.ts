@@ -1,5 +1,5 @@
 // Process, port and HTTP helpers shared by the targets and scenarios.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import http from 'node:http';
@@ -11,6 +11,18 @@ export { sleep };
 /** Core that runs the load generator (and this runner); everything under test runs on SERVER_CPU. */
 export const LOAD_CPU = '0';
 export const SERVER_CPU = '1';
+
+/**
+ * Milliseconds a fixed integer loop takes on the server core: how fast this (virtual) machine is right now.
+ * The same code has run from 600 to 1,100 ms here within minutes, so absolute figures (msgs/s) of runs
+ * are comparable only next to this; null when the probe could not run.
+ */
+export function cpuProbeMs(): number | null {
+  const loop = 'const t=process.hrtime.bigint();let x=0;for(let i=0;i<1e8;i++)x+=i%7;process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6)+(x?"":""))';
+  const r = spawnSync('taskset', ['-c', SERVER_CPU, process.execPath, '-e', loop], { encoding: 'utf8', timeout: 30_000 });
+  const ms = Number(r.stdout);
+  return r.status === 0 && Number.isFinite(ms) ? Math.round(ms) : null;
+}
 
 export async function freePort(): Promise<number> {
   const srv = net.createServer();
