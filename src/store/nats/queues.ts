@@ -53,7 +53,8 @@ const READY = 'ready';
 const READY_SUFFIX = '.r';
 /** See #pullReady: how long after storing a visible copy an empty pull is asked again, and how long that waits. */
 const RECENT_STORE_MS = 1_000;
-const SIGNAL_WAIT_MS = 20;
+/** The pauses before those pulls (ms): 22 ms in all, the time the server has taken to tell the consumer. */
+const SIGNAL_PAUSES_MS = [2, 4, 8, 8];
 const DELAY = 'delay';
 /**
  * The consumers' ack wait: the lease event consumers take. A receive with exactly this lease needs no NAK
@@ -201,7 +202,8 @@ export class NatsQueueStore implements QueueStore {
   readonly #serial = new Map<string, Promise<unknown>>();
   readonly #confirmed = new Set<string>();
   /** Per visible subject: when this process last stored a copy there (see #pullReady). */
-  readonly #readyStoredAt = new Map<string, number>();
+  /** Per visible subject: when this process last stored a copy there, and how many of its copies no pull here has handed out yet. */
+  readonly #readyStored = new Map<string, { at: number; unseen: number }>();
 
   static async open(options: NatsQueueStoreOptions): Promise<NatsQueueStore> {
     const prefix = options.prefix ?? 'continuum';
@@ -721,20 +723,36 @@ export class NatsQueueStore implements QueueStore {
    * The visible copies up to `max`. nats-server acknowledges a publish before it tells the consumers
    * (a separate goroutine does), so a no-wait pull right after a publish can answer "no messages" although
    * the copy is stored — seen about once in 700 receives on a loaded host. When this process stored a
-   * visible copy of the queue lately and the pull found nothing, one more pull waits briefly: the server
-   * ends it as soon as anything is there (or after SIGNAL_WAIT_MS).
+   * visible copy of the queue lately that no pull here has handed out yet, and the pull found nothing, a
+   * few more no-wait pulls follow after short pauses. (A pull with `expires` would wait for the signal,
+   * but nats-server 2.9 leaves an expired pull unanswered until the consumer sees some other activity:
+   * receives hung until their 2 s guard, and cron fires were that late.)
    */
   async #pullReady(q: Queue, max: number): Promise<Msg[]> {
-    const first = await this.#pull(q.stream, READY, max);
-    if (first.length > 0 || Date.now() - (this.#readyStoredAt.get(`${q.subject}${READY_SUFFIX}`) ?? 0) > RECENT_STORE_MS) return first;
-    return this.#r.pull(q.stream, READY, max, PULL_GUARD_MS, SIGNAL_WAIT_MS);
+    const subject = `${q.subject}${READY_SUFFIX}`;
+    let msgs = await this.#pull(q.stream, READY, max);
+    for (const pause of SIGNAL_PAUSES_MS) {
+      const stored = this.#readyStored.get(subject);
+      if (msgs.length > 0 || !stored || stored.unseen === 0 || Date.now() - stored.at > RECENT_STORE_MS) break;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      msgs = await this.#pull(q.stream, READY, max);
+    }
+    const stored = this.#readyStored.get(subject);
+    if (stored) stored.unseen = Math.max(0, stored.unseen - msgs.length);
+    return msgs;
   }
 
   /** Store a copy; resolves once the stream has it. `msgID` makes a repeated publish (a retry) a no-op. */
   async #publish(subject: string, body: Uint8Array, msgID: string, h: MsgHdrs): Promise<PubAck> {
     h.set('Nats-Msg-Id', msgID);
     const ack = await this.#r.publish(subject, body, h);
-    if (subject.endsWith(READY_SUFFIX)) this.#readyStoredAt.set(subject, Date.now());
+    if (subject.endsWith(READY_SUFFIX)) {
+      const stored = this.#readyStored.get(subject);
+      if (stored) {
+        stored.at = Date.now();
+        stored.unseen++;
+      } else this.#readyStored.set(subject, { at: Date.now(), unseen: 1 });
+    }
     return ack;
   }
 

@@ -108,8 +108,7 @@ export class Replies {
 
   /**
    * A JetStream no-wait pull: messages until `batch` arrived or a status message (404 none, 408 done) ends
-   * it. With `expiresMs` the server waits up to that long for a first message when none is there (then 408).
-   * A 503 status (nobody serves the consumer) rejects; a server that never ends it (`guardMs`, checked by
+   * it. A 503 status (nobody serves the consumer) rejects; a server that never ends it (`guardMs`, checked by
    * the sweep) yields what came.
    *
    * The pull's reply subject is on this object's inbox, so a pull costs no subscription of its own (a SUB
@@ -117,7 +116,7 @@ export class Replies {
    * reply subject; pulled messages keep their stream subject and are told apart by their ack subject, which
    * names the stream and consumer. So the caller must keep at most one pull per consumer in flight.
    */
-  pull(stream: string, consumer: string, batch: number, guardMs: number, expiresMs = 0): Promise<Msg[]> {
+  pull(stream: string, consumer: string, batch: number, guardMs: number): Promise<Msg[]> {
     const key = `${stream}.${consumer}`;
     if (this.#pulls.has(key)) return Promise.reject(new Error(`a pull on ${key} is already in flight`));
     return new Promise((resolve, reject) => {
@@ -128,7 +127,7 @@ export class Replies {
         else resolve(out);
         return true;
       };
-      const id = this.#send(`$JS.API.CONSUMER.MSG.NEXT.${key}`, JSON.stringify(expiresMs > 0 ? { batch, no_wait: true, expires: expiresMs * 1_000_000 } : { batch, no_wait: true }), undefined, guardMs, {
+      const id = this.#send(`$JS.API.CONSUMER.MSG.NEXT.${key}`, JSON.stringify({ batch, no_wait: true }), undefined, guardMs, {
         onMsg: (m) => finish(m.headers?.code === 503 ? new NoRespondersError(`no consumer ${consumer} on ${stream}`) : undefined),
         onTimeout: () => finish(),
       });
