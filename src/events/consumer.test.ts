@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LeasedMessage, QueueStore } from '../store/contract.ts';
 import { SqliteQueueStore } from '../store/sqlite/queues.ts';
-import { QueueConsumer, type ConsumerSettings, type MessageVerdict } from './consumer.ts';
+import { idleWaitMs, QueueConsumer, type ConsumerSettings, type MessageVerdict } from './consumer.ts';
 
 let dir: string;
 let store: SqliteQueueStore;
@@ -199,4 +199,20 @@ test('stop waits for batches in flight; they settle, so nothing is delivered twi
   assert.equal(stats.inFlight, 0, 'nothing left leased');
   assert.equal(stats.depth + seen.length, 10, 'every message either ran once or is still queued');
   assert.equal(new Set(seen).size, seen.length);
+});
+
+test('idle wait: until the next delayed message is due (less the lead), else the poll interval spread over ±25 %', () => {
+  const cases: Array<[pollMs: number, next: number | null, aheadMs: number, random: number, expected: number]> = [
+    [500, null, 0, 0, 375],
+    [500, null, 0, 0.5, 500],
+    [500, null, 0, 1, 625],
+    [500, null, 500, 0.5, 500],
+    [500, 100, 0, 0.5, 101],
+    [500, 100, 0, 0, 101], // due before the shortest poll
+    [500, 450, 0, 0, 375], // due after the poll: poll
+    [500, 300, 500, 0.5, 1], // within the lead: ask again at once
+    [500, 0, 0, 0.5, 1],
+    [500, null, 0, 7, 625], // random is clamped
+  ];
+  for (const [pollMs, next, aheadMs, random, expected] of cases) assert.equal(idleWaitMs(pollMs, next, aheadMs, random), expected, JSON.stringify({ pollMs, next, aheadMs, random }));
 });

@@ -53,6 +53,18 @@ export interface ConsumerOptions {
 const DEFAULT_POLL_MS = 500;
 const ERROR_PAUSE_MS = 1000;
 
+/**
+ * How long an idle consumer sleeps before it asks again (local sends wake it sooner): until the store's next
+ * delayed message is due (less the time it may take messages ahead), else a poll interval spread over
+ * ±25 % by `random` (0..1). Without the spread, consumers that took messages in the same instant (cron
+ * fires, stored together and taken ahead together) all poll again in the same instant, which with cron
+ * is when their fires run: 100 empty receives on the core that runs the handlers.
+ */
+export function idleWaitMs(pollMs: number, nextVisibleInMs: number | null, aheadMs: number, random: number): number {
+  const poll = Math.round(pollMs * (0.75 + 0.5 * Math.min(1, Math.max(0, random))));
+  return nextVisibleInMs === null ? poll : Math.min(poll, Math.max(1, nextVisibleInMs + 1 - aheadMs));
+}
+
 export class QueueConsumer {
   readonly #o: ConsumerOptions;
   readonly #s: ConsumerSettings;
@@ -121,22 +133,27 @@ export class QueueConsumer {
         continue;
       }
       if (batch.length === 0) {
-        let wait = this.#o.pollMs ?? DEFAULT_POLL_MS;
+        let next: number | null = null;
         try {
-          const next = await this.#o.store.nextVisibleInMs(s.queue);
-          if (next !== null) wait = Math.min(wait, Math.max(1, next + 1 - s.aheadMs));
+          next = await this.#o.store.nextVisibleInMs(s.queue);
         } catch {
           // fall back to the poll interval
         }
-        await this.#sleep(wait);
+        await this.#sleep(idleWaitMs(this.#o.pollMs ?? DEFAULT_POLL_MS, next, s.aheadMs, (this.#o.random ?? Math.random)()));
         continue;
       }
       this.#inFlight++;
-      const p = this.#process(batch).finally(() => {
-        this.#inFlight--;
-        this.#batches.delete(p);
-        this.notify();
-      });
+      const p = this.#process(batch)
+        .catch(() => true)
+        .then((retried) => {
+          // Only a loop that waits for this slot, or for a retried message's time, asks again now. An idle
+          // loop keeps its schedule: waking every idle consumer as its batch ends made each cron fire an
+          // empty receive on the core that runs the other fires.
+          const waited = this.#inFlight >= s.maxConcurrency;
+          this.#inFlight--;
+          this.#batches.delete(p);
+          if (waited || retried) this.notify();
+        });
       this.#batches.add(p);
     }
   }
@@ -162,7 +179,8 @@ export class QueueConsumer {
     });
   }
 
-  async #process(batch: LeasedMessage[]): Promise<void> {
+  /** Run one batch and settle it; true when some of it was retried (its messages come again). */
+  async #process(batch: LeasedMessage[]): Promise<boolean> {
     const s = this.#s;
     const due = batch.reduce((t, m) => Math.max(t, m.dueAt), 0);
     // Held, not slept through #sleep: a notify() must not start it early. Its lease runs from `due`. A loop:
@@ -225,11 +243,12 @@ export class QueueConsumer {
     } catch (err) {
       // Nothing settled: the leases run out and the messages come again (at least once).
       this.#o.log?.(`queue ${s.queue}: settle failed: ${toContinuumError(err).message}`);
-      return;
+      return true;
     }
     for (const [m, reason, error] of dead) {
       const i = settlements.findIndex((x) => x.id === m.id);
       if (applied[i]) this.#o.onDead?.(m, reason, error);
     }
+    return settlements.some((x) => x.action === 'retry');
   }
 }
