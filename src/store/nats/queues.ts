@@ -51,7 +51,7 @@ export interface NatsQueueStoreOptions {
 const READY = 'ready';
 /** The visible subject of a queue: `<p>.q.<queue>` + this. */
 const READY_SUFFIX = '.r';
-/** See #pullReady: how long after storing a visible copy an empty pull is asked again, and how long that waits. */
+/** See #pullReady: how long after storing a visible copy an empty pull is asked again. */
 const RECENT_STORE_MS = 1_000;
 /** The pauses before those pulls (ms): 22 ms in all, the time the server has taken to tell the consumer. */
 const SIGNAL_PAUSES_MS = [2, 4, 8, 8];
@@ -201,8 +201,7 @@ export class NatsQueueStore implements QueueStore {
   readonly #settling = new Set<string>();
   readonly #serial = new Map<string, Promise<unknown>>();
   readonly #confirmed = new Set<string>();
-  /** Per visible subject: when this process last stored a copy there (see #pullReady). */
-  /** Per visible subject: when this process last stored a copy there, and how many of its copies no pull here has handed out yet. */
+  /** Per visible subject (see #pullReady): when this process last stored a copy there, and how many of its copies no pull here has handed out yet. */
   readonly #readyStored = new Map<string, { at: number; unseen: number }>();
 
   static async open(options: NatsQueueStoreOptions): Promise<NatsQueueStore> {
@@ -724,9 +723,9 @@ export class NatsQueueStore implements QueueStore {
    * (a separate goroutine does), so a no-wait pull right after a publish can answer "no messages" although
    * the copy is stored — seen about once in 700 receives on a loaded host. When this process stored a
    * visible copy of the queue lately that no pull here has handed out yet, and the pull found nothing, a
-   * few more no-wait pulls follow after short pauses. (A pull with `expires` would wait for the signal,
-   * but nats-server 2.9 leaves an expired pull unanswered until the consumer sees some other activity:
-   * receives hung until their 2 s guard, and cron fires were that late.)
+   * few more no-wait pulls follow after short pauses. (This was one pull with `expires` 20 ms, which
+   * nats-server 2.9 sometimes left unanswered: with 100 cron queues, groups of receives hung until their
+   * 2 s guard and the fires were that late. Why the server did not answer is not known.)
    */
   async #pullReady(q: Queue, max: number): Promise<Msg[]> {
     const subject = `${q.subject}${READY_SUFFIX}`;
