@@ -38,7 +38,11 @@ export default tseslint.config(
       'no-restricted-properties': ['error',
         { object: 'process', property: 'env', message: 'Only entry points (src/cli, bin, bench, test) read the environment; pass config in.' }],
       'no-restricted-syntax': ['error',
-        { selector: "Property[key.name='unsafeInherit']", message: 'isolated-vm unsafeInherit exposes host objects (catalogue test 3).' }],
+        { selector: "Property[key.name='unsafeInherit']", message: 'isolated-vm unsafeInherit exposes host objects (catalogue test 3).' },
+        ...['Literal[value', 'TemplateElement[value.raw'].map((node) => ({
+          selector: `${node}=/\\b(LIMIT|OFFSET|LIKE|GLOB)\\s+\\?/i]`,
+          message: 'SQLite reads a bare parameter after LIMIT, OFFSET, LIKE or GLOB when it plans, so it compiles the statement again on every run; write `+?` (unary plus is a no-op; src/store/sqlite/sqlite.test.ts).',
+        }))],
     },
   },
   { files: ['src/cli/**', 'bin/**', 'bench/**', 'test/**', '**/*.test.ts'], rules: { 'no-restricted-properties': 'off' } },

@@ -126,7 +126,7 @@ export class SqliteQueueStore implements QueueStore {
       // then; a leased one is only taken once its lease has run out.
       lease: p(`UPDATE messages SET attempt = attempt + 1, lease_token = ?1, visible_at = max(visible_at, ?2) + ?3
                 WHERE seq IN (SELECT seq FROM messages INDEXED BY messages_fifo
-                              WHERE queue = ?4 AND (visible_at <= ?2 OR (visible_at <= ?5 AND lease_token IS NULL)) ORDER BY seq LIMIT ?6)
+                              WHERE queue = ?4 AND (visible_at <= ?2 OR (visible_at <= ?5 AND lease_token IS NULL)) ORDER BY seq LIMIT +?6)
                 RETURNING seq, id, queue, body, content_type, attributes, idem_key, tracked, enqueued_at, visible_at, attempt, lease_token, errors`),
       extend: p('UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND lease_token = ?'),
       current: p('SELECT * FROM messages WHERE queue = ? AND id = ? AND lease_token = ?'),
@@ -149,7 +149,7 @@ export class SqliteQueueStore implements QueueStore {
                 FROM messages WHERE queue = ?2`),
       deadCount: p('SELECT count(*) AS n FROM dead_letters WHERE queue = ?'),
       purge: p('DELETE FROM messages WHERE queue = ? AND NOT (lease_token IS NOT NULL AND visible_at > ?)'),
-      deadPage: p('SELECT * FROM dead_letters WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      deadPage: p('SELECT * FROM dead_letters WHERE queue = ? AND seq > ? ORDER BY seq LIMIT +?'),
       deadSeqOf: p('SELECT seq FROM dead_letters WHERE queue = ? AND id = ?'),
       deadAll: p('SELECT * FROM dead_letters WHERE queue = ? ORDER BY seq'),
       deadOne: p('SELECT * FROM dead_letters WHERE queue = ? AND id = ?'),
@@ -497,6 +497,11 @@ export class SqliteQueueStore implements QueueStore {
       this.#s.pruneIdem!.run(now - this.#dedupeWindowMs);
       this.#s.pruneOutcomes!.run(now - this.#outcomeRetentionMs);
     }).catch(() => {}); // pruning is retried at the next interval
+  }
+
+  /** The underlying handle, for diagnostics. */
+  get database(): DatabaseSync {
+    return this.#db;
   }
 
   async close(): Promise<void> {

@@ -138,7 +138,7 @@ export class SqliteRecordStore implements RecordStore {
       params.push(ms, rid);
     }
     const sql = `SELECT rid, started_ms, body FROM invocations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY started_ms DESC, rid DESC LIMIT ?`;
+      ORDER BY started_ms DESC, rid DESC LIMIT +?`;
     const rows = this.#q.get(sql).all(...params, limit + 1) as unknown as { rid: number; started_ms: number; body: string }[];
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : rows;
@@ -166,7 +166,7 @@ export class SqliteRecordStore implements RecordStore {
       params.push(query.invocationId);
     }
     if (query.text !== undefined && query.text !== '') {
-      where.push("message LIKE ? ESCAPE '\\'");
+      where.push("message LIKE +? ESCAPE '\\'");
       params.push(likeContains(query.text));
     }
     if (query.afterSeq !== undefined) {
@@ -182,7 +182,7 @@ export class SqliteRecordStore implements RecordStore {
       params.push(query.untilTs);
     }
     const follow = query.afterSeq !== undefined;
-    const sql = `SELECT * FROM logs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${follow ? 'ASC' : 'DESC'} LIMIT ?`;
+    const sql = `SELECT * FROM logs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${follow ? 'ASC' : 'DESC'} LIMIT +?`;
     const rows = this.#q.get(sql).all(...params, limit) as unknown as LogRow[];
     if (!follow) rows.reverse();
     return rows.map((r) => ({
@@ -248,9 +248,9 @@ export class SqliteRecordStore implements RecordStore {
   /** Keep the newest `n` invocations and the newest `n` log lines. */
   #keepNewest(n: number): number {
     let removed = Number(
-      this.#q.get('DELETE FROM invocations WHERE rid IN (SELECT rid FROM invocations ORDER BY started_ms DESC, rid DESC LIMIT -1 OFFSET ?)').run(n).changes,
+      this.#q.get('DELETE FROM invocations WHERE rid IN (SELECT rid FROM invocations ORDER BY started_ms DESC, rid DESC LIMIT -1 OFFSET +?)').run(n).changes,
     );
-    removed += Number(this.#q.get('DELETE FROM logs WHERE seq <= (SELECT seq FROM logs ORDER BY seq DESC LIMIT 1 OFFSET ?)').run(n).changes);
+    removed += Number(this.#q.get('DELETE FROM logs WHERE seq <= (SELECT seq FROM logs ORDER BY seq DESC LIMIT 1 OFFSET +?)').run(n).changes);
     return removed;
   }
 

@@ -13,6 +13,7 @@ import {
   FileArtifactStore,
   openSqliteStores,
   RECORDS_MIGRATIONS,
+  SqliteQueueStore,
   SqliteRecordStore,
   SqliteStateStore,
   STATE_MIGRATIONS,
@@ -39,6 +40,7 @@ async function openAll() {
       await stores.state.close();
       await stores.records.close();
       await stores.artifacts.close();
+      await stores.queues.close();
     },
   };
 }
@@ -116,6 +118,68 @@ describe('sqlite backend specifics', () => {
     } finally {
       other.close();
       await store.close();
+    }
+  });
+
+  test('hot statements are compiled once: a LIMIT, OFFSET or LIKE parameter is written `+?` (lint rule)', async () => {
+    const SQLITE_PRAGMA = 19; // a synchronous-level switch is an exec, compiled each time by design
+    // Compiles during the second of two runs. Setting an authorizer expires every statement, so the first
+    // run compiles them all again; SQLite calls the authorizer only while it compiles.
+    const compiles = async (db: DatabaseSync, run: (i: number) => Promise<unknown> | unknown) => {
+      let n = 0;
+      db.setAuthorizer((action) => {
+        if (action !== SQLITE_PRAGMA) n++;
+        return 0; // SQLITE_OK
+      });
+      try {
+        await run(0);
+        n = 0;
+        await run(1);
+        return n;
+      } finally {
+        db.setAuthorizer(null);
+      }
+    };
+    // The premise of the lint rule: SQLite plans with a bare LIMIT or LIKE parameter's value, so binding one
+    // expires the statement.
+    const mem = new DatabaseSync(':memory:');
+    mem.exec('CREATE TABLE t (a INTEGER, b TEXT)');
+    for (const [bare, wrapped, value] of [
+      /* eslint-disable no-restricted-syntax -- the bare forms, on purpose */
+      ['SELECT a FROM t ORDER BY a LIMIT ?', 'SELECT a FROM t ORDER BY a LIMIT +?', (i: number) => i + 1],
+      ['SELECT a FROM t WHERE b LIKE ?', 'SELECT a FROM t WHERE b LIKE +?', (i: number) => `%${i}%`],
+      /* eslint-enable no-restricted-syntax */
+    ] as const) {
+      const [plain, plus] = [mem.prepare(bare), mem.prepare(wrapped)];
+      assert.ok((await compiles(mem, (i) => plain.all(value(i)))) > 0, `${bare} no longer compiles again on every run: the lint rule can go`);
+      assert.equal(await compiles(mem, (i) => plus.all(value(i))), 0, wrapped);
+    }
+    mem.close();
+
+    const h = await openAll();
+    try {
+      const queues = h.queues as SqliteQueueStore;
+      await queues.createQueue('q');
+      const queueRound = async (i: number) => {
+        await queues.send('q', [{ body: new Uint8Array([i]) }, { body: new Uint8Array([i]), delayMs: 60_000 }]);
+        const batch = await queues.receive('q', 10 + i, 30_000, 1000);
+        await queues.extend('q', batch[0]!.id, batch[0]!.leaseToken, 30_000);
+        await queues.settle('q', batch.map((m) => ({ id: m.id, leaseToken: m.leaseToken, action: 'dead' as const, reason: 'test' })));
+        await queues.nextVisibleInMs('q');
+        await queues.listDeadLetters('q', { limit: 5 + i });
+      };
+      assert.equal(await compiles(queues.database, queueRound), 0, 'queue store');
+
+      const records = h.records as SqliteRecordStore;
+      const recordsRound = async (i: number) => {
+        await records.putInvocations([], [{ invocationId: `i${i}`, functionName: 'f', ts: Date.now(), level: 'info', message: `line ${i}` }]);
+        await records.queryLogs({ functionName: 'f', text: 'line', afterSeq: i, limit: 10 + i });
+        await records.queryLogs({ functionName: 'f', limit: 10 + i });
+        await records.listInvocations({ functionName: 'f', limit: 10 + i });
+      };
+      assert.equal(await compiles(records.database, recordsRound), 0, 'record store');
+    } finally {
+      await h.close();
     }
   });
 
