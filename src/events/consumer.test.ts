@@ -216,3 +216,26 @@ test('idle wait: until the next delayed message is due (less the lead), else the
   ];
   for (const [pollMs, next, aheadMs, random, expected] of cases) assert.equal(idleWaitMs(pollMs, next, aheadMs, random), expected, JSON.stringify({ pollMs, next, aheadMs, random }));
 });
+
+test('an idle consumer polls a store that sees every send only as a safety net, and one that others send to often', async () => {
+  await store.createQueue('idle-polls');
+  const count = async (sendsAreLocal: boolean) => {
+    let receives = 0;
+    // The SQLite store as it is, or as a store other processes also send to.
+    const view = new Proxy(store, {
+      get(target, key) {
+        if (key === 'sendsAreLocal') return sendsAreLocal;
+        if (key === 'receive') receives++;
+        const value = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as QueueStore;
+    const consumer = new QueueConsumer({ store: view, settings: settings('idle-polls'), run: async (batch) => ackAll(batch) });
+    consumer.start();
+    await sleep(1500);
+    await consumer.stop();
+    return receives;
+  };
+  assert.equal(await count(true), 1, 'a local store: the first receive, then only local sends or the safety-net poll (5 s)');
+  assert.ok((await count(false)) >= 3, 'a shared store: a poll every 375–625 ms');
+});

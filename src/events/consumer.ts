@@ -42,7 +42,7 @@ export interface ConsumerOptions {
   /** Messages that went to the dead letters (for metrics and destinations). */
   onDead?: (message: LeasedMessage, reason: string, error: string | null) => void;
   log?: (line: string) => void;
-  /** Idle poll interval; local publishes wake the consumer at once. */
+  /** Idle poll interval (default by the store: LOCAL_POLL_MS or REMOTE_POLL_MS); local sends wake the consumer at once. */
   pollMs?: number;
   now?: () => number;
   random?: () => number;
@@ -50,7 +50,12 @@ export interface ConsumerOptions {
   failpoint?: (name: string) => void;
 }
 
-const DEFAULT_POLL_MS = 500;
+/**
+ * The idle poll of a store that sees every send (only a safety net), and of one that other processes send
+ * to. Each poll is a receive, and those of a hundred cron consumers would land among the fires.
+ */
+export const LOCAL_POLL_MS = 5000;
+export const REMOTE_POLL_MS = 500;
 const ERROR_PAUSE_MS = 1000;
 
 /**
@@ -139,7 +144,8 @@ export class QueueConsumer {
         } catch {
           // fall back to the poll interval
         }
-        await this.#sleep(idleWaitMs(this.#o.pollMs ?? DEFAULT_POLL_MS, next, s.aheadMs, (this.#o.random ?? Math.random)()));
+        const pollMs = this.#o.pollMs ?? (this.#o.store.sendsAreLocal ? LOCAL_POLL_MS : REMOTE_POLL_MS);
+        await this.#sleep(idleWaitMs(pollMs, next, s.aheadMs, (this.#o.random ?? Math.random)()));
         continue;
       }
       this.#inFlight++;

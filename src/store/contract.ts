@@ -243,6 +243,12 @@ export interface DeadLetter {
  * - a queue's messages never block another queue's.
  */
 export interface QueueStore {
+  /**
+   * Every message reaches this store through this process (the embedded backend): a consumer learns of new
+   * ones from local sends and of delayed or leased ones from `nextVisibleInMs`, and polls only as a safety
+   * net. False when other processes send to the same queues (NATS): consumers poll for their messages.
+   */
+  readonly sendsAreLocal: boolean;
   /** Throws `conflict` if it exists, `bad_name` for an invalid name. */
   createQueue(name: string): Promise<QueueRecord>;
   getQueue(name: string): Promise<QueueRecord | null>;

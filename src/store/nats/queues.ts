@@ -185,6 +185,7 @@ export async function openNatsQueueStore(options: NatsQueueStoreOptions): Promis
 }
 
 export class NatsQueueStore implements QueueStore {
+  readonly sendsAreLocal = false;
   readonly #nc: NatsConnection;
   readonly #r: Replies;
   readonly #jsm: JetStreamManager;

@@ -91,6 +91,7 @@ const PRUNE_EVERY_MS = 60_000;
 const parseJson = <T>(text: string | null, fallback: T): T => (text === null ? fallback : (JSON.parse(text) as T));
 
 export class SqliteQueueStore implements QueueStore {
+  readonly sendsAreLocal = true;
   readonly #db: DatabaseSync;
   readonly #now: () => number;
   readonly #dedupeWindowMs: number;
