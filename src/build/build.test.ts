@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { resolveFunctionConfig } from '../core/config.ts';
 import { ContinuumError } from '../core/errors.ts';
-import { build, detectUploadKind, versionId, type BuildInput, type BuildOutput } from './index.ts';
+import { build, detectUploadKind, removeStaleStaging, versionId, type BuildInput, type BuildOutput } from './index.ts';
 import { loadBundle, makeTgz, makeZip, tarFile } from './testing.ts';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/fixtures/build');
@@ -235,4 +238,18 @@ describe('what the function can see', () => {
     assert.doesNotMatch(out.code, /\.\.\/\.\.\//);
     assert.ok(!out.code.includes(repoRoot), 'no absolute repository path');
   });
+});
+
+test('a start removes the staging dirs of builders that died; those of live processes stay', async () => {
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'continuum-staging-test-'));
+  try {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // has exited
+    await fsp.mkdir(path.join(tmp, `continuum-build-${dead}-aaaaaa`, 'tree'), { recursive: true });
+    await fsp.mkdir(path.join(tmp, `continuum-build-${process.pid}-bbbbbb`));
+    await fsp.mkdir(path.join(tmp, 'continuum-build-cccccc')); // no process named: not judged
+    assert.equal(await removeStaleStaging(tmp), 1);
+    assert.deepEqual((await fsp.readdir(tmp)).sort(), [`continuum-build-${process.pid}-bbbbbb`, 'continuum-build-cccccc']);
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
 });

@@ -63,7 +63,35 @@ function bad(message: string, details?: ConstructorParameters<typeof ContinuumEr
  * deploy after start-up is as fast as the rest. Safe to call more than once.
  */
 export async function warmUpBuilder(): Promise<void> {
+  await removeStaleStaging();
   await build({ bytes: new TextEncoder().encode('export default { fetch() { return new Response("") } }'), kind: 'source', filename: 'warm-up.js', tier: 'isolate', handler: { format: 'auto', export: null } });
+}
+
+/** Staging dirs are named after the builder's process, so that a later start can tell a dead builder's. */
+const STAGING_PREFIX = 'continuum-build-';
+
+/**
+ * Remove the staging dirs of builders whose process is gone (a node killed in the middle of a build leaves
+ * its dir behind); those of live processes, this one included, stay.
+ */
+export async function removeStaleStaging(tmpDir = os.tmpdir()): Promise<number> {
+  let removed = 0;
+  for (const name of await fsp.readdir(tmpDir).catch(() => [])) {
+    const pid = name.startsWith(STAGING_PREFIX) ? Number(/^(\d+)-/.exec(name.slice(STAGING_PREFIX.length))?.[1] ?? NaN) : NaN;
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    await fsp.rm(path.join(tmpDir, name), { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+    removed++;
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
 }
 
 export async function build(input: BuildInput): Promise<BuildOutput> {
@@ -90,7 +118,7 @@ export async function build(input: BuildInput): Promise<BuildOutput> {
       if (bytes.byteLength > limits.maxUploadBytes) {
         throw new ContinuumError('payload_too_large', `upload is ${bytes.byteLength} bytes, more than the ${limits.maxUploadBytes}-byte limit`, { limit: limits.maxUploadBytes });
       }
-      staging = await fsp.mkdtemp(path.join(os.tmpdir(), 'continuum-build-'));
+      staging = await fsp.mkdtemp(path.join(os.tmpdir(), `${STAGING_PREFIX}${process.pid}-`));
       const tree = path.join(staging, 'tree');
       await fsp.mkdir(tree, { mode: 0o700 });
       const magicKind = detectUploadKind(bytes, input.kind === 'source' ? input.filename : undefined);

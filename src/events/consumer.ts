@@ -54,8 +54,8 @@ export interface ConsumerOptions {
  * The idle poll of a store that sees every send (only a safety net), and of one that other processes send
  * to. Each poll is a receive, and those of a hundred cron consumers would land among the fires.
  */
-export const LOCAL_POLL_MS = 5000;
-export const REMOTE_POLL_MS = 500;
+const LOCAL_POLL_MS = 5000;
+const REMOTE_POLL_MS = 500;
 const ERROR_PAUSE_MS = 1000;
 
 /**
