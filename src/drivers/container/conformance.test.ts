@@ -24,7 +24,14 @@ for (const runtime of ['runc', 'runsc'] as OciRuntime[]) {
       driver,
       // Every process of the container's leaf (runc: the function's Node; runsc: the sandbox and gofer).
       killSandbox: (instance) => {
-        for (const pid of (instance as ContainerInstance).pids()) process.kill(pid, 'SIGKILL');
+        for (const pid of (instance as ContainerInstance).pids()) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch (err) {
+            // Already gone: runsc's gofer can exit with its sandbox before its own turn comes.
+            if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+          }
+        }
       },
       bombMemoryMb: runtime === 'runsc' ? 192 : 128,
     };
