@@ -73,6 +73,7 @@ export function idleWaitMs(pollMs: number, nextVisibleInMs: number | null, ahead
 export class QueueConsumer {
   readonly #o: ConsumerOptions;
   readonly #s: ConsumerSettings;
+  readonly #pollMs: number;
   #running = false;
   #inFlight = 0;
   readonly #batches = new Set<Promise<void>>();
@@ -82,6 +83,7 @@ export class QueueConsumer {
   constructor(options: ConsumerOptions) {
     this.#o = options;
     this.#s = options.settings;
+    this.#pollMs = options.pollMs ?? (options.store.sendsAreLocal ? LOCAL_POLL_MS : REMOTE_POLL_MS);
   }
 
   get settings(): ConsumerSettings {
@@ -144,8 +146,7 @@ export class QueueConsumer {
         } catch {
           // fall back to the poll interval
         }
-        const pollMs = this.#o.pollMs ?? (this.#o.store.sendsAreLocal ? LOCAL_POLL_MS : REMOTE_POLL_MS);
-        await this.#sleep(idleWaitMs(pollMs, next, s.aheadMs, (this.#o.random ?? Math.random)()));
+        await this.#sleep(idleWaitMs(this.#pollMs, next, s.aheadMs, (this.#o.random ?? Math.random)()));
         continue;
       }
       this.#inFlight++;
