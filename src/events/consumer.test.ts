@@ -217,25 +217,53 @@ test('idle wait: until the next delayed message is due (less the lead), else the
   for (const [pollMs, next, aheadMs, random, expected] of cases) assert.equal(idleWaitMs(pollMs, next, aheadMs, random), expected, JSON.stringify({ pollMs, next, aheadMs, random }));
 });
 
-test('an idle consumer polls a store that sees every send only as a safety net, and one that others send to often', async () => {
-  await store.createQueue('idle-polls');
-  const count = async (sendsAreLocal: boolean) => {
-    let receives = 0;
-    // The SQLite store as it is, or as a store other processes also send to.
-    const view = new Proxy(store, {
-      get(target, key) {
-        if (key === 'sendsAreLocal') return sendsAreLocal;
-        if (key === 'receive') receives++;
-        const value = Reflect.get(target, key, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    }) as QueueStore;
-    const consumer = new QueueConsumer({ store: view, settings: settings('idle-polls'), run: async (batch) => ackAll(batch) });
-    consumer.start();
-    await sleep(1500);
-    await consumer.stop();
-    return receives;
+/** The test store, counting receives; each receive first waits `receiveDelayMs`, and `onReceive` runs as one starts. */
+function countingStore(receiveDelayMs = 0, onReceive?: () => void): { view: QueueStore; readonly receives: number } {
+  let receives = 0;
+  const view = new Proxy(store, {
+    get(target, key) {
+      if (key === 'receive') {
+        return async (...args: Parameters<QueueStore['receive']>) => {
+          receives++;
+          onReceive?.();
+          await sleep(receiveDelayMs);
+          return target.receive(...args);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as QueueStore;
+  return {
+    view,
+    get receives() {
+      return receives;
+    },
   };
-  assert.equal(await count(true), 1, 'a local store: the first receive, then only local sends or the safety-net poll (5 s)');
-  assert.ok((await count(false)) >= 3, 'a shared store: a poll every 375–625 ms');
+}
+
+test('an idle consumer polls only as a safety net: after its first receive, it waits to be told', async () => {
+  await store.createQueue('idle-polls');
+  const counted = countingStore();
+  const consumer = new QueueConsumer({ store: counted.view, settings: settings('idle-polls'), run: async (batch) => ackAll(batch) });
+  consumer.start();
+  await sleep(1500);
+  await consumer.stop();
+  assert.equal(counted.receives, 1, 'the first receive, then only a notify or the safety-net poll (3.75-6.25 s)');
+});
+
+test('a notify that comes during a receive is kept: the consumer asks again instead of sleeping', async () => {
+  await store.createQueue('notify-during-receive');
+  let told = false;
+  // The first receive is told about a message stored while it runs (it may have missed it).
+  const counted = countingStore(100, () => {
+    if (told) return;
+    told = true;
+    setTimeout(() => consumer.notify(), 20);
+  });
+  const consumer = new QueueConsumer({ store: counted.view, settings: settings('notify-during-receive'), run: async (batch) => ackAll(batch) });
+  consumer.start();
+  await sleep(600);
+  await consumer.stop();
+  assert.equal(counted.receives, 2, 'the first receive, and one more at once for the notify it may have missed');
 });

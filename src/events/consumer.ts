@@ -42,7 +42,7 @@ export interface ConsumerOptions {
   /** Messages that went to the dead letters (for metrics and destinations). */
   onDead?: (message: LeasedMessage, reason: string, error: string | null) => void;
   log?: (line: string) => void;
-  /** Idle poll interval (default by the store: LOCAL_POLL_MS or REMOTE_POLL_MS); local sends wake the consumer at once. */
+  /** Idle poll interval (default POLL_MS); the store's watch wakes the consumer when messages are stored. */
   pollMs?: number;
   now?: () => number;
   random?: () => number;
@@ -51,11 +51,11 @@ export interface ConsumerOptions {
 }
 
 /**
- * The idle poll of a store that sees every send (only a safety net), and of one that other processes send
- * to. Each poll is a receive, and those of a hundred cron consumers would land among the fires.
+ * The idle poll: only a safety net, for messages whose lease ran out and for wake-ups a shared store lost
+ * with its connection (stores tell of every message stored, see QueueStore.watch). Each poll is a receive,
+ * and those of a hundred cron consumers would land among the fires.
  */
-const LOCAL_POLL_MS = 5000;
-const REMOTE_POLL_MS = 500;
+const POLL_MS = 5000;
 const ERROR_PAUSE_MS = 1000;
 
 /**
@@ -78,12 +78,14 @@ export class QueueConsumer {
   #inFlight = 0;
   readonly #batches = new Set<Promise<void>>();
   #wake: (() => void) | null = null;
+  /** A notify came while the loop was not waiting (during a receive that may have missed the news). */
+  #notified = false;
   #loop: Promise<void> | null = null;
 
   constructor(options: ConsumerOptions) {
     this.#o = options;
     this.#s = options.settings;
-    this.#pollMs = options.pollMs ?? (options.store.sendsAreLocal ? LOCAL_POLL_MS : REMOTE_POLL_MS);
+    this.#pollMs = options.pollMs ?? POLL_MS;
   }
 
   get settings(): ConsumerSettings {
@@ -96,11 +98,12 @@ export class QueueConsumer {
     this.#loop = this.#run();
   }
 
-  /** New messages may be visible (a local send): stop waiting. */
+  /** New messages may be visible: stop waiting, or do not wait next time if the loop is not waiting now. */
   notify(): void {
     const w = this.#wake;
     this.#wake = null;
-    w?.();
+    if (w) w();
+    else this.#notified = true;
   }
 
   /**
@@ -128,6 +131,7 @@ export class QueueConsumer {
         continue;
       }
       let batch: LeasedMessage[];
+      this.#notified = false; // this receive sees whatever was stored before it
       try {
         batch = await this.#o.store.receive(s.queue, s.batchSize, this.#firstLeaseMs(), s.aheadMs);
         if (batch.length > 0 && batch.length < s.batchSize && s.maxBatchWaitMs > 0 && this.#running) {
@@ -176,6 +180,10 @@ export class QueueConsumer {
   }
 
   #sleep(ms: number): Promise<void> {
+    if (this.#notified) {
+      this.#notified = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = ms === Infinity ? undefined : setTimeout(done, ms);
       function done() {

@@ -39,7 +39,7 @@ export interface EventsServiceOptions {
   /** The scheduler's invoke; `event` goes into the invocation record. */
   invoke: (functionName: string, request: InvokeRequest, trigger: Trigger, event: { id: string; attempt: number; queue: string }) => Promise<InvokeOutcome>;
   log?: (line: string) => void;
-  /** Idle poll interval of consumers (local sends wake them at once). */
+  /** Idle poll interval of consumers (the store's watch wakes them when messages are stored). */
   pollMs?: number;
   /** Fault injection for crash tests: called at named points (see NodeConfig.failpoints). */
   failpoint?: (name: string) => void;
@@ -80,8 +80,12 @@ export class EventsService {
   /** Serialises reconciliations. */
   #syncing: Promise<void> = Promise.resolve();
 
+  readonly #unwatch: () => void;
+
   constructor(options: EventsServiceOptions) {
     this.#o = options;
+    // Sends from anywhere (API, bindings, destinations, cron, other nodes) wake the queue's consumer.
+    this.#unwatch = options.queues.watch((queue) => this.#wake(queue));
   }
 
   // ------------------------------------------------------------ queues as resources
@@ -115,9 +119,7 @@ export class EventsService {
   }
 
   async send(queue: string, messages: NewMessage[]): Promise<SentMessage[]> {
-    const sent = await this.#o.queues.send(assertUserQueue(queue), messages);
-    this.#wake(queue);
-    return sent;
+    return this.#o.queues.send(assertUserQueue(queue), messages);
   }
 
   /**
@@ -147,9 +149,7 @@ export class EventsService {
   }
 
   async redrive(queue: string, ids?: string[]): Promise<number> {
-    const n = await this.#o.queues.redrive(assertUserQueue(queue), ids);
-    this.#wake(queue);
-    return n;
+    return this.#o.queues.redrive(assertUserQueue(queue), ids);
   }
 
   purgeDeadLetters(queue: string, ids?: string[]): Promise<number> {
@@ -173,7 +173,6 @@ export class EventsService {
         ...(submission.idempotencyKey !== undefined ? { idempotencyKey: submission.idempotencyKey } : {}),
       },
     ]);
-    this.#wake(queue);
     return sent!;
   }
 
@@ -198,7 +197,6 @@ export class EventsService {
         queue,
         messages.map((m) => ({ body: m.body, contentType: m.contentType, ...(m.delayMs ? { delayMs: m.delayMs } : {}), ...(attributes ? { attributes } : {}) })),
       );
-      this.#wake(queue);
       return sent.map((s) => s.id);
     },
   };
@@ -302,6 +300,7 @@ export class EventsService {
   /** Stop cron timers and consumers; batches in flight get `graceMs` to finish. */
   async close(graceMs = Infinity): Promise<void> {
     this.#closed = true;
+    this.#unwatch();
     await this.#syncing;
     for (const cron of this.#crons.values()) cron.stop();
     this.#crons.clear();

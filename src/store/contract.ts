@@ -244,11 +244,12 @@ export interface DeadLetter {
  */
 export interface QueueStore {
   /**
-   * Every message reaches this store through this process (the embedded backend): a consumer learns of new
-   * ones from local sends and of delayed or leased ones from `nextVisibleInMs`, and polls only as a safety
-   * net. False when other processes send to the same queues (NATS): consumers poll for their messages.
+   * Call `listener` with a queue's name whenever messages were stored in it (sends, redrives, retries;
+   * visible or delayed), by this process or by any other process that shares the store, as promptly as the
+   * backend can tell. Consumers wait on this instead of polling: a leased message whose lease runs out, and
+   * a notice lost with a connection, are what their safety-net poll is for. Returns the unsubscribe.
    */
-  readonly sendsAreLocal: boolean;
+  watch(listener: (queue: string) => void): () => void;
   /** Throws `conflict` if it exists, `bad_name` for an invalid name. */
   createQueue(name: string): Promise<QueueRecord>;
   getQueue(name: string): Promise<QueueRecord | null>;

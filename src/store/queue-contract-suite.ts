@@ -666,6 +666,33 @@ export function runQueueStoreContract(name: string, open: QueueStoreOpener): voi
         assert.equal((await s.stats('conc')).depth, 0);
       }));
 
+    test('watch: every store of messages tells the queue name by the time it resolves; nothing else does', () =>
+      withStore(async (s) => {
+        await s.createQueue('w');
+        await s.createQueue('other');
+        const told: string[] = [];
+        const unwatch = s.watch((queue) => told.push(queue));
+        await s.send('w', [{ body: bytes('a'), idempotencyKey: 'k' }]);
+        assert.deepEqual(told, ['w'], 'a send');
+        await s.send('w', [{ body: bytes('a'), idempotencyKey: 'k' }]);
+        assert.deepEqual(told, ['w'], 'a duplicate stores nothing');
+        await s.send('other', [{ body: bytes('later'), delayMs: 60_000 }]);
+        assert.deepEqual(told, ['w', 'other'], 'a delayed send');
+        const [m] = await s.receive('w', 1, LONG_LEASE_MS);
+        assert.deepEqual(await s.settle('w', [retry(m!, 0, 'again')]), [true]);
+        assert.deepEqual(told, ['w', 'other', 'w'], 'a retry stores a copy; the receive told nothing');
+        const [m2] = await s.receive('w', 1, LONG_LEASE_MS);
+        assert.deepEqual(await s.settle('w', [dead(m2!, 'poison')]), [true]);
+        assert.equal(told.length, 3, 'dead-lettering does not');
+        assert.equal(await s.redrive('w'), 1);
+        assert.deepEqual(told, ['w', 'other', 'w', 'w'], 'a redrive');
+        const [m3] = await s.receive('w', 1, LONG_LEASE_MS);
+        assert.deepEqual(await s.settle('w', [ack(m3!)]), [true]);
+        unwatch();
+        await s.send('w', [{ body: bytes('b') }]);
+        assert.equal(told.length, 4, 'an ack does not, and nothing is told after unwatch');
+      }));
+
     test('reopen: queues, messages, leases, dead letters, tracked state and cursors survive', async (t) => {
       const h = await open();
       try {

@@ -100,3 +100,20 @@ export function assertCursorValue(value: unknown): string {
   if (typeof value !== 'string' || value.length > CURSOR_VALUE_MAX) throw new ContinuumError('bad_request', `cursor value must be a string of at most ${CURSOR_VALUE_MAX} characters`);
   return value;
 }
+
+/**
+ * The listeners of QueueStore.watch. Told synchronously, after the store has the messages; a listener only
+ * wakes what waits (it must not throw, and must not make the store's write look failed).
+ */
+export class QueueWatchers {
+  readonly #listeners = new Set<(queue: string) => void>();
+
+  add(listener: (queue: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  tell(queue: string): void {
+    for (const listener of this.#listeners) listener(queue);
+  }
+}

@@ -68,6 +68,36 @@ if (skip) {
   });
 
   describe('NATS QueueStore specifics', () => {
+    test("watch: a store is told of another process's sends (visible and delayed), and finds them at once", async () => {
+      const prefix = freshPrefix();
+      const [store, peer] = await Promise.all([openNatsQueueStore({ servers: server.url, prefix }), openNatsQueueStore({ servers: server.url, prefix })]);
+      try {
+        await store.createQueue('shared');
+        assert.deepEqual(await peer.receive('shared', 10, ACK_WAIT_MS), [], 'the peer has looked once, at the delayed copies too');
+        const told: string[] = [];
+        let heard: () => void = () => {};
+        peer.watch((queue) => {
+          told.push(queue);
+          heard();
+        });
+        const next = () => Promise.race([new Promise<void>((resolve) => (heard = resolve)), sleep(2000)]);
+        let telling = next();
+        await store.send('shared', [{ body: new TextEncoder().encode('now') }]);
+        await telling;
+        assert.deepEqual(told, ['shared']);
+        assert.deepEqual((await peer.receive('shared', 10, ACK_WAIT_MS)).map((m) => new TextDecoder().decode(m.body)), ['now']);
+        telling = next();
+        await store.send('shared', [{ body: new TextEncoder().encode('soon'), delayMs: 300 }]);
+        await telling;
+        assert.deepEqual(told, ['shared', 'shared'], 'a delayed send too');
+        await sleep(400);
+        const due = await peer.receive('shared', 10, ACK_WAIT_MS);
+        assert.deepEqual(due.map((m) => new TextDecoder().decode(m.body)), ['soon'], 'due, and seen although the peer had found no delayed copy just before');
+      } finally {
+        await Promise.all([store.close(), peer.close()]);
+      }
+    });
+
     test("a lease equal to the consumer's ack wait needs no NAK; extend still moves it", async () => {
       const store = await openNatsQueueStore({ servers: server.url, prefix: freshPrefix() });
       try {

@@ -8,6 +8,7 @@
  *   KV <p>-meta             q.<queue> registry, e.<queue> redelivery epoch, c.<key> cursors
  *   KV <p>-idem (TTL)       <queue>.<sha256(key)> → first message id and content digest (pending until stored)
  *   KV <p>-track (TTL)      s.<id> status, o.<id> outcome (first wins), m.<queue>.<id>.<seq> redelivery markers
+ *   core subject <p>.wake.<queue>  "<sender> <visible> <delayed>" after every store: wakes every process's watchers
  *
  * A stored message is one copy on a subject: a retry publishes a new copy (with the attempt count and errors
  * in its header) and acks the old one, so a message's state always travels with it.
@@ -35,7 +36,7 @@ import type {
   SentMessage,
   Settlement,
 } from '../contract.ts';
-import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkReceive, checkSendBatch, contentDigest } from '../queue-rules.ts';
+import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkReceive, checkSendBatch, contentDigest, QueueWatchers } from '../queue-rules.ts';
 
 export interface NatsQueueStoreOptions {
   /** One URL or a comma-separated list (nats://host:port). */
@@ -68,8 +69,11 @@ const BUCKET_MS = 100;
 const PULL_GUARD_MS = 2_000;
 const REQUEST_TIMEOUT_MS = 5_000;
 const MOVE_BATCH = 100;
-/** How long a #moveDue that found nothing due is trusted: how late a delayed copy another process stores can be seen. */
-const DELAY_RECHECK_MS = 20;
+/**
+ * How long a #moveDue that found nothing due is trusted. Delayed copies stored later end it (this process's
+ * at once, another's when its wake-up arrives), so this bounds only how late one whose wake-up was lost is seen.
+ */
+const DELAY_RECHECK_MS = 1_000;
 const PURGE_BATCH = 256;
 /** The stream dedupe window (Nats-Msg-Id) covers retries of one send; the idempotency KV covers the rest. */
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -185,7 +189,6 @@ export async function openNatsQueueStore(options: NatsQueueStoreOptions): Promis
 }
 
 export class NatsQueueStore implements QueueStore {
-  readonly sendsAreLocal = false;
   readonly #nc: NatsConnection;
   readonly #r: Replies;
   readonly #jsm: JetStreamManager;
@@ -204,6 +207,7 @@ export class NatsQueueStore implements QueueStore {
   readonly #confirmed = new Set<string>();
   /** Per visible subject (see #pullReady): when this process last stored a copy there, and how many of its copies no pull here has handed out yet. */
   readonly #readyStored = new Map<string, { at: number; unseen: number }>();
+  readonly #watchers = new QueueWatchers();
 
   static async open(options: NatsQueueStoreOptions): Promise<NatsQueueStore> {
     const prefix = options.prefix ?? 'continuum';
@@ -242,10 +246,57 @@ export class NatsQueueStore implements QueueStore {
     this.#track = kv.track;
     this.#p = prefix;
     this.#replicas = replicas;
+    nc.subscribe(`${prefix}.wake.*`, {
+      callback: (err, m) => {
+        if (!err) this.#heard(m.subject.slice(`${prefix}.wake.`.length), m.string());
+      },
+    });
     void (async () => {
-      // After a reconnect the server may have restarted: load queues afresh (see #inspect).
-      for await (const s of nc.status()) if (s.type === 'reconnect') this.#queues.clear();
+      for await (const s of nc.status()) {
+        if (s.type !== 'reconnect') continue;
+        // The server may have restarted: load queues afresh (see #inspect). Wake-ups sent while this process
+        // was away are lost: every watcher looks again.
+        const names = [...this.#queues.keys()];
+        this.#queues.clear();
+        for (const name of names) this.#watchers.tell(name);
+      }
     })().catch(() => {});
+  }
+
+  watch(listener: (queue: string) => void): () => void {
+    return this.#watchers.add(listener);
+  }
+
+  /**
+   * Copies of `q` were stored (`visible` visible, `delayed` delayed): tell this process's watchers, and every
+   * other process through the queue's wake-up subject (core NATS, at most once: a lost one costs a safety-net poll).
+   */
+  #stored(q: Queue, visible: number, delayed: number): void {
+    if (visible + delayed === 0) return;
+    this.#watchers.tell(q.name);
+    this.#nc.publish(`${this.#p}.wake.${q.name}`, `${this.#nonceBase} ${visible} ${delayed}`);
+  }
+
+  /** Another process stored copies of `queue` (its own wake-ups come back too, and are ignored). */
+  #heard(queue: string, text: string): void {
+    const [from, visible, delayed] = text.split(' ');
+    if (from === this.#nonceBase) return;
+    const q = this.#queues.get(queue);
+    if (q && Number(delayed) > 0) {
+      q.delayStores++;
+      q.delayQuietUntil = 0;
+    }
+    // Like this process's own stores, a visible copy can be stored before the server hands it to a pull (see #pullReady).
+    if (Number(visible) > 0) this.#noteReady(`${this.#p}.q.${queue}${READY_SUFFIX}`, Number(visible));
+    this.#watchers.tell(queue);
+  }
+
+  #noteReady(subject: string, copies: number): void {
+    const stored = this.#readyStored.get(subject);
+    if (stored) {
+      stored.at = Date.now();
+      stored.unseen += copies;
+    } else this.#readyStored.set(subject, { at: Date.now(), unseen: copies });
   }
 
   // ------------------------------------------------------------------ queues
@@ -538,6 +589,7 @@ export class NatsQueueStore implements QueueStore {
       }
       const out: SentMessage[] = [];
       const after: Promise<unknown>[] = [];
+      const stored = { visible: 0, delayed: 0 };
       for (let i = 0; i < plans.length; i++) {
         const p = plans[i]!;
         if ('dup' in p) {
@@ -545,6 +597,7 @@ export class NatsQueueStore implements QueueStore {
           continue;
         }
         const ack = acks[i]!;
+        if (!ack.duplicate) stored[p.meta.nb === undefined ? 'visible' : 'delayed']++;
         // The stream already had the key's copy (or its Nats-Msg-Id): a retry of a send that crashed before
         // its reservation was final, or a concurrent send of the key. Either way the message is stored once.
         const id = ack.duplicate && p.reservation?.fresh ? await this.#storedId(q, ack.seq, p.meta.id) : p.meta.id;
@@ -552,6 +605,7 @@ export class NatsQueueStore implements QueueStore {
         if (p.track && !ack.duplicate) after.push(this.#putStatus(q, p.meta, p.meta.nb !== undefined ? 'delayed' : 'ready', 0));
         out.push({ id, duplicate: ack.duplicate === true });
       }
+      this.#stored(q, stored.visible, stored.delayed);
       await Promise.all(after);
       return out;
     });
@@ -746,13 +800,7 @@ export class NatsQueueStore implements QueueStore {
   async #publish(subject: string, body: Uint8Array, msgID: string, h: MsgHdrs): Promise<PubAck> {
     h.set('Nats-Msg-Id', msgID);
     const ack = await this.#r.publish(subject, body, h);
-    if (subject.endsWith(READY_SUFFIX)) {
-      const stored = this.#readyStored.get(subject);
-      if (stored) {
-        stored.at = Date.now();
-        stored.unseen++;
-      } else this.#readyStored.set(subject, { at: Date.now(), unseen: 1 });
-    }
+    if (subject.endsWith(READY_SUFFIX)) this.#noteReady(subject, 1);
     return ack;
   }
 
@@ -842,6 +890,9 @@ export class NatsQueueStore implements QueueStore {
         const done = removable.filter((l): l is Lease => l !== null);
         await this.#ackAll(done.map((l) => l.reply));
         for (const l of done) this.#leases.delete(l.token);
+        const retried = settlements.filter((s, i) => removable[i] && s.action === 'retry');
+        const delayed = retried.filter((s) => retryDelayMs(s) > 0).length;
+        this.#stored(q, retried.length - delayed, delayed);
         return removable.map((l) => l !== null);
       } finally {
         for (const l of leases) if (l) this.#settling.delete(l.token);
@@ -860,7 +911,7 @@ export class NatsQueueStore implements QueueStore {
         await this.#putStatus(q, meta, s.outcome?.state ?? 'succeeded', lease.attempt);
       }
     } else if (s.action === 'retry') {
-      const delay = Math.max(0, Math.floor(Number(s.delayMs) || 0));
+      const delay = retryDelayMs(s);
       const next: Meta = { ...meta, att: lease.attempt, errs: appendError(meta.errs ?? [], String(s.error)) };
       delete next.nb;
       if (delay > 0) next.nb = now + delay;
@@ -1027,6 +1078,7 @@ export class NatsQueueStore implements QueueStore {
         }
         await this.#jsm.streams.deleteMessage(q.dlq, m.seq, false);
       }
+      this.#stored(q, dead.length, 0);
       return dead.length;
     });
   }
@@ -1127,6 +1179,10 @@ function sha256(s: string): string {
 function cursorKey(key: unknown): string {
   // KV keys allow fewer characters than cursor keys; base64url carries any of them.
   return `c.${Buffer.from(assertCursorKey(key)).toString('base64url')}`;
+}
+
+function retryDelayMs(s: Settlement): number {
+  return s.action === 'retry' ? Math.max(0, Math.floor(Number(s.delayMs) || 0)) : 0;
 }
 
 function nakDelay(ms: number): string {

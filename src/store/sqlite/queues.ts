@@ -26,7 +26,7 @@ import type {
   SentMessage,
   Settlement,
 } from '../contract.ts';
-import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkReceive, checkSendBatch, contentDigest } from '../queue-rules.ts';
+import { appendError, assertCursorKey, assertCursorValue, assertQueueName, checkReceive, checkSendBatch, contentDigest, QueueWatchers } from '../queue-rules.ts';
 import { mapSqliteError, openDatabase, transaction, transactionControl } from './db.ts';
 import { QUEUE_MIGRATIONS } from './migrations.ts';
 
@@ -91,8 +91,9 @@ const PRUNE_EVERY_MS = 60_000;
 const parseJson = <T>(text: string | null, fallback: T): T => (text === null ? fallback : (JSON.parse(text) as T));
 
 export class SqliteQueueStore implements QueueStore {
-  readonly sendsAreLocal = true;
   readonly #db: DatabaseSync;
+  /** Only this process writes the database, so it tells of every stored message itself. */
+  readonly #watchers = new QueueWatchers();
   readonly #now: () => number;
   readonly #dedupeWindowMs: number;
   readonly #outcomeRetentionMs: number;
@@ -270,7 +271,7 @@ export class SqliteQueueStore implements QueueStore {
     checkSendBatch(messages);
     const now = this.#now();
     this.#maybePrune(now);
-    return this.#write('FULL', () => {
+    const sent = await this.#write('FULL', () => {
       this.#requireQueue(queue);
       const out: SentMessage[] = [];
       const seenInBatch = new Map<string, { id: string; digest: string }>();
@@ -303,6 +304,12 @@ export class SqliteQueueStore implements QueueStore {
       }
       return out;
     });
+    if (sent.some((m) => !m.duplicate)) this.#watchers.tell(queue);
+    return sent;
+  }
+
+  watch(listener: (queue: string) => void): () => void {
+    return this.#watchers.add(listener);
   }
 
   async receive(queue: string, max: number, leaseMs: number, aheadMs = 0): Promise<LeasedMessage[]> {
@@ -341,7 +348,7 @@ export class SqliteQueueStore implements QueueStore {
     assertQueueName(queue);
     const now = this.#now();
     const durable = settlements.some((s) => s.action === 'dead' || (s.action === 'ack' && s.outcome !== undefined));
-    return this.#write(durable ? 'FULL' : 'NORMAL', () =>
+    const settled = await this.#write(durable ? 'FULL' : 'NORMAL', () =>
       settlements.map((s) => {
         // The common case, a plain ack, is one statement that neither reads the row nor its body.
         if (s.action === 'ack' && s.outcome === undefined) return Number(this.#s.ackCurrent!.run(queue, s.id, s.leaseToken, now).changes) === 1;
@@ -365,6 +372,8 @@ export class SqliteQueueStore implements QueueStore {
         return true;
       }),
     );
+    if (settlements.some((s, i) => settled[i] && s.action === 'retry')) this.#watchers.tell(queue);
+    return settled;
   }
 
   #recordOutcome(row: { id: string; queue: string; attributes: string | null; idem_key: string | null; enqueued_at: number }, o: MessageOutcome): void {
@@ -438,7 +447,7 @@ export class SqliteQueueStore implements QueueStore {
   async redrive(queue: string, ids?: string[]): Promise<number> {
     assertQueueName(queue);
     const now = this.#now();
-    return this.#write('FULL', () => {
+    const redriven = await this.#write('FULL', () => {
       this.#requireQueue(queue);
       const rows = this.#deadRows(queue, ids);
       for (const r of rows) {
@@ -449,6 +458,8 @@ export class SqliteQueueStore implements QueueStore {
       }
       return rows.length;
     });
+    if (redriven > 0) this.#watchers.tell(queue);
+    return redriven;
   }
 
   async purgeDeadLetters(queue: string, ids?: string[]): Promise<number> {
