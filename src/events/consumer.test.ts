@@ -267,3 +267,29 @@ test('a notify that comes during a receive is kept: the consumer asks again inst
   await consumer.stop();
   assert.equal(counted.receives, 2, 'the first receive, and one more at once for the notify it may have missed');
 });
+
+test('a batch short of its size took all there was: the consumer waits to be told instead of asking again', async () => {
+  await store.createQueue('partial');
+  await store.send('partial', ['a', 'b', 'c'].map((t) => ({ body: new TextEncoder().encode(t) })));
+  const counted = countingStore();
+  let ran = 0;
+  const consumer = new QueueConsumer({
+    store: counted.view,
+    // A lease longer than the test: a leased message's lease end would be a time to look again.
+    settings: settings('partial', { batchSize: 10, maxConcurrency: 4, leaseMs: 5000 }),
+    run: async (batch) => ((ran += batch.length), ackAll(batch)),
+  });
+  consumer.start();
+  try {
+    await sleep(500);
+    assert.equal(ran, 3);
+    assert.equal(counted.receives, 1, 'one receive for the three messages, none after it');
+    await store.send('partial', [{ body: new TextEncoder().encode('d') }]);
+    consumer.notify(); // what the events service does when the store tells of the send
+    await sleep(300);
+    assert.equal(ran, 4, 'told, it receives again');
+    assert.equal(counted.receives, 2);
+  } finally {
+    await consumer.stop();
+  }
+});

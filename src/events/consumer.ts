@@ -144,13 +144,7 @@ export class QueueConsumer {
         continue;
       }
       if (batch.length === 0) {
-        let next: number | null = null;
-        try {
-          next = await this.#o.store.nextVisibleInMs(s.queue);
-        } catch {
-          // fall back to the poll interval
-        }
-        await this.#sleep(idleWaitMs(this.#pollMs, next, s.aheadMs, (this.#o.random ?? Math.random)()));
+        await this.#idle();
         continue;
       }
       this.#inFlight++;
@@ -166,7 +160,22 @@ export class QueueConsumer {
           if (waited || retried) this.notify();
         });
       this.#batches.add(p);
+      // A batch short of its size took all there was: asking again at once would find nothing (a cron
+      // fire's consumer did that once per fire). Stores since the receive notify, so the wait ends at once.
+      if (batch.length < s.batchSize) await this.#idle();
     }
+  }
+
+  /** Wait while nothing is visible: until told, until the next delayed message is due, or a safety-net poll. */
+  async #idle(): Promise<void> {
+    const s = this.#s;
+    let next: number | null = null;
+    try {
+      next = await this.#o.store.nextVisibleInMs(s.queue);
+    } catch {
+      // fall back to the poll interval
+    }
+    await this.#sleep(idleWaitMs(this.#pollMs, next, s.aheadMs, (this.#o.random ?? Math.random)()));
   }
 
   /**

@@ -52,7 +52,7 @@ export interface NatsQueueStoreOptions {
 const READY = 'ready';
 /** The visible subject of a queue: `<p>.q.<queue>` + this. */
 const READY_SUFFIX = '.r';
-/** See #pullReady: how long after storing a visible copy an empty pull is asked again. */
+/** See #pullFresh: how long after a store of a copy an empty pull is asked again. */
 const RECENT_STORE_MS = 1_000;
 /** The pauses before those pulls (ms): 22 ms in all, the time the server has taken to tell the consumer. */
 const SIGNAL_PAUSES_MS = [2, 4, 8, 8];
@@ -71,9 +71,11 @@ const REQUEST_TIMEOUT_MS = 5_000;
 const MOVE_BATCH = 100;
 /**
  * How long a #moveDue that found nothing due is trusted. Delayed copies stored later end it (this process's
- * at once, another's when its wake-up arrives), so this bounds only how late one whose wake-up was lost is seen.
+ * at once, another's when its wake-up arrives), but a pull right after a store can miss the copy (the server
+ * acks a publish before it tells the consumer, see #pullFresh): this bounds how late such a copy is moved
+ * when the pauses there did not find it either.
  */
-const DELAY_RECHECK_MS = 1_000;
+const DELAY_RECHECK_MS = 20;
 const PURGE_BATCH = 256;
 /** The stream dedupe window (Nats-Msg-Id) covers retries of one send; the idempotency KV covers the rest. */
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -205,8 +207,11 @@ export class NatsQueueStore implements QueueStore {
   readonly #settling = new Set<string>();
   readonly #serial = new Map<string, Promise<unknown>>();
   readonly #confirmed = new Set<string>();
-  /** Per visible subject (see #pullReady): when this process last stored a copy there, and how many of its copies no pull here has handed out yet. */
-  readonly #readyStored = new Map<string, { at: number; unseen: number }>();
+  /**
+   * Per queue and consumer (`<queue> <ready|delay>`, see #pullFresh): when a copy for it was last stored (by
+   * this process, or by another as its wake-up said), and how many of those no pull here has handed out yet.
+   */
+  readonly #fresh = new Map<string, { at: number; unseen: number }>();
   readonly #watchers = new QueueWatchers();
 
   static async open(options: NatsQueueStoreOptions): Promise<NatsQueueStore> {
@@ -286,17 +291,20 @@ export class NatsQueueStore implements QueueStore {
       q.delayStores++;
       q.delayQuietUntil = 0;
     }
-    // Like this process's own stores, a visible copy can be stored before the server hands it to a pull (see #pullReady).
-    if (Number(visible) > 0) this.#noteReady(`${this.#p}.q.${queue}${READY_SUFFIX}`, Number(visible));
+    // Like this process's own stores, these copies may reach the server's consumers after a pull asks (see #pullFresh).
+    this.#noteFresh(queue, READY, Number(visible) || 0);
+    this.#noteFresh(queue, DELAY, Number(delayed) || 0);
     this.#watchers.tell(queue);
   }
 
-  #noteReady(subject: string, copies: number): void {
-    const stored = this.#readyStored.get(subject);
+  #noteFresh(queue: string, consumer: string, copies: number): void {
+    if (copies <= 0) return;
+    const key = `${queue} ${consumer}`;
+    const stored = this.#fresh.get(key);
     if (stored) {
       stored.at = Date.now();
       stored.unseen += copies;
-    } else this.#readyStored.set(subject, { at: Date.now(), unseen: copies });
+    } else this.#fresh.set(key, { at: Date.now(), unseen: copies });
   }
 
   // ------------------------------------------------------------------ queues
@@ -658,14 +666,16 @@ export class NatsQueueStore implements QueueStore {
 
   /** Store a copy of one of `q`'s messages: visible, or delayed until `meta.nb` (under its time's bucket). */
   async #storeCopy(q: Queue, meta: Meta, body: Uint8Array, msgID: string): Promise<PubAck> {
-    if (meta.nb === undefined) return this.#publish(`${q.subject}${READY_SUFFIX}`, body, msgID, metaHeaders(meta));
+    if (meta.nb === undefined) return this.#publishReady(q, body, msgID, metaHeaders(meta));
     const delayed = () => {
       q.delayStores++;
       q.delayQuietUntil = 0;
     };
     delayed();
     try {
-      return await this.#publish(`${q.subject}.d.${Math.floor(meta.nb / BUCKET_MS)}`, body, msgID, metaHeaders(meta));
+      const ack = await this.#publish(`${q.subject}.d.${Math.floor(meta.nb / BUCKET_MS)}`, body, msgID, metaHeaders(meta));
+      this.#noteFresh(q.name, DELAY, 1);
+      return ack;
     } finally {
       delayed();
     }
@@ -679,8 +689,8 @@ export class NatsQueueStore implements QueueStore {
       this.#serialize(q, async () => {
         // The epoch before the pull: a token may only claim "not redelivered since" from a point before its delivery.
         const epoch = q.epoch;
-        const [moved, first] = await Promise.all([this.#moveDue(q, aheadMs), this.#pullReady(q, max)]);
-        const msgs = moved > 0 && first.length < max ? first.concat(await this.#pullReady(q, max - first.length)) : first;
+        const [moved, first] = await Promise.all([this.#moveDue(q, aheadMs), this.#pullFresh(q, READY, max)]);
+        const msgs = moved > 0 && first.length < max ? first.concat(await this.#pullFresh(q, READY, max - first.length)) : first;
         const now = Date.now();
         // Told apart by their delivery sequence already; the random part keeps tokens of another server or
         // another queue of the same name from ever matching (random once per store, counted per receive).
@@ -735,7 +745,7 @@ export class NatsQueueStore implements QueueStore {
   async #moveDue(q: Queue, aheadMs: number): Promise<number> {
     if (Date.now() < q.delayQuietUntil) return 0;
     const stores = q.delayStores;
-    const msgs = await this.#pull(q.stream, DELAY, MOVE_BATCH);
+    const msgs = await this.#pullFresh(q, DELAY, MOVE_BATCH);
     const now = Date.now();
     // A pull that was not full handed out every delayed copy that could be: the next comes when one of
     // those NAKed below comes back, or when some process stores one (this one: see #storeCopy; another: the
@@ -760,7 +770,7 @@ export class NatsQueueStore implements QueueStore {
       due.map(async ({ m, meta, seq }) => {
         const { nb, ...rest } = meta;
         const visible: Meta = nb !== undefined && nb > now ? meta : rest;
-        await this.#publish(`${q.subject}${READY_SUFFIX}`, m.data, `${meta.id}.m${seq}`, metaHeaders(visible));
+        await this.#publishReady(q, m.data, `${meta.id}.m${seq}`, metaHeaders(visible));
         await this.#keyFinalBeforeRemoval(q, meta, m.data);
         await this.#ackSync(m.reply!);
       }),
@@ -774,34 +784,40 @@ export class NatsQueueStore implements QueueStore {
   }
 
   /**
-   * The visible copies up to `max`. nats-server acknowledges a publish before it tells the consumers
-   * (a separate goroutine does), so a no-wait pull right after a publish can answer "no messages" although
-   * the copy is stored — seen about once in 700 receives on a loaded host. When this process stored a
-   * visible copy of the queue lately that no pull here has handed out yet, and the pull found nothing, a
-   * few more no-wait pulls follow after short pauses. (This was one pull with `expires` 20 ms, which
-   * nats-server 2.9 sometimes left unanswered: with 100 cron queues, groups of receives hung until their
-   * 2 s guard and the fires were that late. Why the server did not answer is not known.)
+   * Copies from one of `q`'s consumers (ready or delay), up to `max`. nats-server acknowledges a publish
+   * before it tells the consumers (a separate goroutine does), so a no-wait pull right after a publish can
+   * answer "no messages" although the copy is stored — seen about once in 700 receives on a loaded host,
+   * and often on `delay` when a hundred cron fires are stored at once. When copies for the consumer were
+   * stored lately (here, or by another process: its wake-up says) that no pull here has handed out yet, and
+   * the pull found nothing, a few more no-wait pulls follow after short pauses. (This was one pull with
+   * `expires` 20 ms, which nats-server 2.9 sometimes left unanswered: with 100 cron queues, groups of
+   * receives hung until their 2 s guard and the fires were that late. Why the server did not answer is not known.)
    */
-  async #pullReady(q: Queue, max: number): Promise<Msg[]> {
-    const subject = `${q.subject}${READY_SUFFIX}`;
-    let msgs = await this.#pull(q.stream, READY, max);
+  async #pullFresh(q: Queue, consumer: string, max: number): Promise<Msg[]> {
+    const key = `${q.name} ${consumer}`;
+    let msgs = await this.#pull(q.stream, consumer, max);
     for (const pause of SIGNAL_PAUSES_MS) {
-      const stored = this.#readyStored.get(subject);
+      const stored = this.#fresh.get(key);
       if (msgs.length > 0 || !stored || stored.unseen === 0 || Date.now() - stored.at > RECENT_STORE_MS) break;
       await new Promise((resolve) => setTimeout(resolve, pause));
-      msgs = await this.#pull(q.stream, READY, max);
+      msgs = await this.#pull(q.stream, consumer, max);
     }
-    const stored = this.#readyStored.get(subject);
+    const stored = this.#fresh.get(key);
     if (stored) stored.unseen = Math.max(0, stored.unseen - msgs.length);
     return msgs;
+  }
+
+  /** Store a visible copy of one of `q`'s messages. */
+  async #publishReady(q: Queue, body: Uint8Array, msgID: string, h: MsgHdrs): Promise<PubAck> {
+    const ack = await this.#publish(`${q.subject}${READY_SUFFIX}`, body, msgID, h);
+    this.#noteFresh(q.name, READY, 1);
+    return ack;
   }
 
   /** Store a copy; resolves once the stream has it. `msgID` makes a repeated publish (a retry) a no-op. */
   async #publish(subject: string, body: Uint8Array, msgID: string, h: MsgHdrs): Promise<PubAck> {
     h.set('Nats-Msg-Id', msgID);
-    const ack = await this.#r.publish(subject, body, h);
-    if (subject.endsWith(READY_SUFFIX)) this.#noteReady(subject, 1);
-    return ack;
+    return this.#r.publish(subject, body, h);
   }
 
   // ------------------------------------------------------------------ fencing
@@ -1071,7 +1087,7 @@ export class NatsQueueStore implements QueueStore {
         const meta: Meta = { ...old, att: 0 };
         delete meta.errs;
         delete meta.nb;
-        await this.#publish(`${q.subject}${READY_SUFFIX}`, m.data, `${meta.id}.r${m.seq}`, metaHeaders(meta));
+        await this.#publishReady(q, m.data, `${meta.id}.r${m.seq}`, metaHeaders(meta));
         if (meta.track) {
           await this.#track.delete(`o.${meta.id}`);
           await this.#putStatus(q, meta, 'ready', 0);
