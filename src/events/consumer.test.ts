@@ -242,29 +242,30 @@ function countingStore(receiveDelayMs = 0, onReceive?: () => void): { view: Queu
   };
 }
 
+/** Run a consumer of `queue` on `view` for `ms`, acking what it gets; `started` is given it once it runs. */
+async function runFor(queue: string, view: QueueStore, ms: number, started?: (consumer: QueueConsumer) => void): Promise<void> {
+  const consumer = new QueueConsumer({ store: view, settings: settings(queue), run: async (batch) => ackAll(batch) });
+  consumer.start();
+  started?.(consumer);
+  await sleep(ms);
+  await consumer.stop();
+}
+
 test('an idle consumer polls only as a safety net: after its first receive, it waits to be told', async () => {
   await store.createQueue('idle-polls');
   const counted = countingStore();
-  const consumer = new QueueConsumer({ store: counted.view, settings: settings('idle-polls'), run: async (batch) => ackAll(batch) });
-  consumer.start();
-  await sleep(1500);
-  await consumer.stop();
+  await runFor('idle-polls', counted.view, 1500);
   assert.equal(counted.receives, 1, 'the first receive, then only a notify or the safety-net poll (3.75-6.25 s)');
 });
 
 test('a notify that comes during a receive is kept: the consumer asks again instead of sleeping', async () => {
   await store.createQueue('notify-during-receive');
-  let told = false;
+  let consumer: QueueConsumer | undefined;
   // The first receive is told about a message stored while it runs (it may have missed it).
   const counted = countingStore(100, () => {
-    if (told) return;
-    told = true;
-    setTimeout(() => consumer.notify(), 20);
+    if (counted.receives === 1) setTimeout(() => consumer!.notify(), 20);
   });
-  const consumer = new QueueConsumer({ store: counted.view, settings: settings('notify-during-receive'), run: async (batch) => ackAll(batch) });
-  consumer.start();
-  await sleep(600);
-  await consumer.stop();
+  await runFor('notify-during-receive', counted.view, 600, (c) => (consumer = c));
   assert.equal(counted.receives, 2, 'the first receive, and one more at once for the notify it may have missed');
 });
 
