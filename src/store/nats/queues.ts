@@ -748,8 +748,8 @@ export class NatsQueueStore implements QueueStore {
     const msgs = await this.#pullFresh(q, DELAY, MOVE_BATCH);
     const now = Date.now();
     // A pull that was not full handed out every delayed copy that could be: the next comes when one of
-    // those NAKed below comes back, or when some process stores one (this one: see #storeCopy; another: the
-    // recheck bounds how late this process sees it).
+    // those NAKed below comes back, or when some process stores one (this one: see #storeCopy; another: its
+    // wake-up, see #heard), and the recheck bounds the rest (see DELAY_RECHECK_MS).
     let quietUntil = now + DELAY_RECHECK_MS;
     const horizon = now + aheadMs;
     const due: Array<{ m: Msg; meta: Meta; seq: number }> = [];
