@@ -81,6 +81,7 @@ export class QueueConsumer {
   /** A notify came while the loop was not waiting (during a receive that may have missed the news). */
   #notified = false;
   #loop: Promise<void> | null = null;
+  #unwatch: (() => void) | null = null;
 
   constructor(options: ConsumerOptions) {
     this.#o = options;
@@ -95,6 +96,10 @@ export class QueueConsumer {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    // Stores of the queue's messages from anywhere (API, bindings, destinations, cron, other nodes) wake it.
+    this.#unwatch = this.#o.store.watch((queue) => {
+      if (queue === this.#s.queue) this.notify();
+    });
     this.#loop = this.#run();
   }
 
@@ -112,6 +117,8 @@ export class QueueConsumer {
    */
   async stop(graceMs = Infinity): Promise<void> {
     this.#running = false;
+    this.#unwatch?.();
+    this.#unwatch = null;
     this.notify();
     await this.#loop;
     const all = Promise.allSettled([...this.#batches]);

@@ -80,12 +80,8 @@ export class EventsService {
   /** Serialises reconciliations. */
   #syncing: Promise<void> = Promise.resolve();
 
-  readonly #unwatch: () => void;
-
   constructor(options: EventsServiceOptions) {
     this.#o = options;
-    // Sends from anywhere (API, bindings, destinations, cron, other nodes) wake the queue's consumer.
-    this.#unwatch = options.queues.watch((queue) => this.#wake(queue));
   }
 
   // ------------------------------------------------------------ queues as resources
@@ -300,7 +296,6 @@ export class EventsService {
   /** Stop cron timers and consumers; batches in flight get `graceMs` to finish. */
   async close(graceMs = Infinity): Promise<void> {
     this.#closed = true;
-    this.#unwatch();
     await this.#syncing;
     for (const cron of this.#crons.values()) cron.stop();
     this.#crons.clear();
@@ -395,10 +390,6 @@ export class EventsService {
     } catch (err) {
       this.#o.log?.(`events: destination of ${functionName} failed: ${toContinuumError(err).message}`);
     }
-  }
-
-  #wake(queue: string): void {
-    for (const c of this.#consumers.values()) if (c.settings.queue === queue) c.notify();
   }
 
   #consumersOf(queue: string): string[] {
