@@ -74,19 +74,23 @@ test('heartbeats keep a lease three times longer than its base: no second execut
   assert.deepEqual(runs, [1], 'one execution, never a concurrent duplicate');
 });
 
-test('aheadMs: a delayed message is leased before its time and held; the function starts at its due time, not before', async () => {
+test('aheadMs: a delayed message is leased before its time and held (onHold told when); the function starts at its due time, not before', async () => {
   await store.createQueue('ahead');
   const sentAt = Date.now();
   const [sent] = await store.send('ahead', [{ body: enc.encode('fire'), track: true, delayMs: 2000 }]);
   let startedAt = 0;
+  const dueTimes: number[] = [];
+  const holds: Array<{ dueAt: number; at: number }> = [];
   const consumer = new QueueConsumer({
     store,
     settings: settings('ahead', { aheadMs: 1500, leaseMs: 5000 }),
     run: async (batch) => {
       startedAt = Date.now();
+      dueTimes.push(...batch.map((m) => m.dueAt));
       return ackAll(batch);
     },
     pollMs: 1000,
+    onHold: (dueAt) => holds.push({ dueAt, at: Date.now() }),
   });
   consumer.start();
   // The receive (a store write) happens up to aheadMs before the message is due.
@@ -95,8 +99,14 @@ test('aheadMs: a delayed message is leased before its time and held; the functio
   assert.ok(leasedAt < sentAt + 2000, `leased before its time (${leasedAt - sentAt} ms after the send)`);
   assert.equal(startedAt, 0, 'not started while it is not due');
   await until('the message to run', async () => (await store.getMessage(sent!.id))?.state === 'succeeded');
-  await consumer.stop();
   assert.ok(startedAt >= sentAt + 2000, `started at or after its due time (${startedAt - sentAt} ms after the send)`);
+  assert.deepEqual(holds.map((h) => h.dueAt), dueTimes, 'told once, of the held batch\'s due time');
+  assert.ok(holds[0]!.at < leasedAt + 100 && holds[0]!.at < holds[0]!.dueAt, 'told when the hold began, ahead of the due time');
+  // A message that is due when taken is not held, and nobody is told.
+  await store.send('ahead', [{ body: enc.encode('now'), track: true }]);
+  await until('the visible message to run', () => dueTimes.length === 2);
+  await consumer.stop();
+  assert.equal(holds.length, 1, 'no hold for a message due now');
 });
 
 test('a consumer that stops heartbeating loses the message; its late completion is fenced and the current attempt’s result stands', async () => {

@@ -48,6 +48,8 @@ export interface ConsumerOptions {
   random?: () => number;
   /** Fault injection: called with `after-invoke` once a batch ran, before its settlements are stored. */
   failpoint?: (name: string) => void;
+  /** Told when a batch taken ahead of its time is held until `dueAt` (epoch ms): work known to start then. */
+  onHold?: (dueAt: number) => void;
 }
 
 /**
@@ -214,6 +216,7 @@ export class QueueConsumer {
   async #process(batch: LeasedMessage[]): Promise<boolean> {
     const s = this.#s;
     const due = batch.reduce((t, m) => Math.max(t, m.dueAt), 0);
+    if (due > (this.#o.now ?? Date.now)()) this.#o.onHold?.(due);
     // Held, not slept through #sleep: a notify() must not start it early. Its lease runs from `due`. A loop:
     // a timer can fire a little before the wall clock reaches its time.
     for (let early = due - (this.#o.now ?? Date.now)(); early > 0; early = due - (this.#o.now ?? Date.now)()) {

@@ -43,6 +43,8 @@ export interface EventsServiceOptions {
   pollMs?: number;
   /** Fault injection for crash tests: called at named points (see NodeConfig.failpoints). */
   failpoint?: (name: string) => void;
+  /** Told when a consumer holds a batch taken ahead until `dueAt` (see ConsumerOptions.onHold). */
+  onHold?: (dueAt: number) => void;
 }
 
 export interface QueueView {
@@ -276,6 +278,7 @@ export class EventsService {
       ...(this.#o.log ? { log: this.#o.log } : {}),
       ...(this.#o.pollMs !== undefined ? { pollMs: this.#o.pollMs } : {}),
       ...(this.#o.failpoint ? { failpoint: this.#o.failpoint } : {}),
+      ...(this.#o.onHold ? { onHold: this.#o.onHold } : {}),
     });
     this.#consumers.set(key, consumer);
     consumer.start();

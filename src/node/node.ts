@@ -28,6 +28,7 @@ import { RoutingTable } from '../gateway/router.ts';
 import { createIngress, invokeHttp } from '../gateway/ingress.ts';
 import { FunctionService } from '../api/service.ts';
 import { EventsService } from '../events/service.ts';
+import { CollectAhead, minorCollector } from './collect-ahead.ts';
 import { ContinuumError } from '../core/errors.ts';
 import { buildApp } from '../api/app.ts';
 
@@ -173,8 +174,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   callFunction = serviceCaller(scheduler);
 
+  // Held cron fires tell when a burst starts; the node scavenges before it rather than in it.
+  const collect = minorCollector();
+  const collectAhead = collect ? new CollectAhead({ collect, aheadMs: NODE_DEFAULTS.collectAheadMs }) : null;
   const eventsService = new EventsService({
     queues: stores.queues,
+    ...(collectAhead ? { onHold: (dueAt: number) => collectAhead.expect(dueAt) } : {}),
     invoke: (fn, request, trigger, event) => scheduler.invoke(fn, request, trigger, event),
     log,
     ...(config.failpoints?.length
@@ -306,6 +311,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS + 1000);
         // All at once: app.close waits for in-flight HTTP requests, which end when the scheduler's grace does.
         await Promise.all([app.close(), eventsService.close(CLOSE_GRACE_MS), scheduler.close(CLOSE_GRACE_MS)]);
+        collectAhead?.stop();
         clearTimeout(force);
         await Promise.all([isolate.stop(), processTier.stop(), ...containerTiers.map((d) => d.stop())]);
         await sink.close();
