@@ -427,6 +427,13 @@ export function runQueueStoreContract(name: string, open: QueueStoreOpener): voi
         await rejectsWith(s.send('batch', [{ body: bytes('fresh') }, { body: bytes('other body'), idempotencyKey: 'k' }]), 'conflict');
         assert.equal((await s.stats('batch')).depth, 1, 'no refused batch stored anything');
         assert.deepEqual((await drain(s, 'batch')).map((m) => text(m.body)), ['keyed']);
+        // A refused batch withdraws the keys it reserved: they are free again.
+        await s.createQueue('batch-keys');
+        await s.send('batch-keys', [{ body: bytes('keyed'), idempotencyKey: 'k' }]);
+        await rejectsWith(s.send('batch-keys', [{ body: bytes('new'), idempotencyKey: 'k2' }, { body: bytes('other body'), idempotencyKey: 'k' }]), 'conflict');
+        const [again] = await s.send('batch-keys', [{ body: bytes('new'), idempotencyKey: 'k2' }]);
+        assert.equal(again?.duplicate, false);
+        assert.deepEqual((await drain(s, 'batch-keys')).map((m) => text(m.body)), ['keyed', 'new']);
 
         const full = await s.send('batch', tooMany.slice(1));
         assert.equal(full.length, Q.maxSendBatch);

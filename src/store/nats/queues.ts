@@ -190,13 +190,15 @@ export async function openNatsQueueStore(options: NatsQueueStoreOptions): Promis
   return NatsQueueStore.open(options);
 }
 
+type Bucket = 'meta' | 'idem' | 'track';
+const TEXT = new TextEncoder();
+
 export class NatsQueueStore implements QueueStore {
   readonly #nc: NatsConnection;
   readonly #r: Replies;
   readonly #jsm: JetStreamManager;
-  readonly #meta: KV;
-  readonly #idem: KV;
-  readonly #track: KV;
+  /** The KV buckets `<prefix>-<bucket>`: queue registry, epochs and cursors; idempotency keys; tracked messages. */
+  readonly #kv: Record<Bucket, KV>;
   readonly #p: string;
   readonly #replicas: number;
   readonly #queues = new Map<string, Queue>();
@@ -242,13 +244,11 @@ export class NatsQueueStore implements QueueStore {
     }
   }
 
-  private constructor(nc: NatsConnection, jsm: JetStreamManager, kv: { meta: KV; idem: KV; track: KV }, prefix: string, replicas: number) {
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, kv: Record<Bucket, KV>, prefix: string, replicas: number) {
     this.#nc = nc;
     this.#r = new Replies(nc, REQUEST_TIMEOUT_MS);
     this.#jsm = jsm;
-    this.#meta = kv.meta;
-    this.#idem = kv.idem;
-    this.#track = kv.track;
+    this.#kv = kv;
     this.#p = prefix;
     this.#replicas = replicas;
     nc.subscribe(`${prefix}.wake.*`, {
@@ -324,9 +324,9 @@ export class NatsQueueStore implements QueueStore {
     return guard(async () => {
       const createdAt = new Date().toISOString();
       try {
-        await this.#meta.create(`q.${name}`, JSON.stringify({ createdAt }));
+        await this.#kv.meta.create(`q.${name}`, JSON.stringify({ createdAt }));
       } catch (err) {
-        if (isLive(await this.#meta.get(`q.${name}`))) throw new ContinuumError('conflict', `queue ${name} already exists`);
+        if (isLive(await this.#kv.meta.get(`q.${name}`))) throw new ContinuumError('conflict', `queue ${name} already exists`);
         throw err;
       }
       const n = this.#names(name);
@@ -344,10 +344,10 @@ export class NatsQueueStore implements QueueStore {
           this.#jsm.consumers.add(n.stream, { durable_name: DELAY, filter_subject: `${n.subject}.d.*`, ...consumer }),
         ]);
         // A fresh epoch newer than any token of an earlier queue of this name.
-        const epoch = await this.#meta.put(`e.${name}`, '');
+        const epoch = await this.#kv.meta.put(`e.${name}`, '');
         this.#queues.set(name, { ...n, createdAt, epoch, ackWaitMs: ACK_WAIT_MS, delayStores: 0, delayQuietUntil: 0 });
       } catch (err) {
-        await this.#meta.delete(`q.${name}`).catch(() => {});
+        await this.#kv.meta.delete(`q.${name}`).catch(() => {});
         throw err;
       }
       return { name, createdAt };
@@ -357,7 +357,7 @@ export class NatsQueueStore implements QueueStore {
   async getQueue(name: string): Promise<QueueRecord | null> {
     assertQueueName(name);
     return guard(async () => {
-      const e = await this.#meta.get(`q.${name}`);
+      const e = await this.#kv.meta.get(`q.${name}`);
       if (!isLive(e)) return null;
       return { name, createdAt: (e.json() as { createdAt: string }).createdAt };
     });
@@ -366,7 +366,7 @@ export class NatsQueueStore implements QueueStore {
   async listQueues(): Promise<QueueRecord[]> {
     return guard(async () => {
       const names: string[] = [];
-      for await (const k of await this.#meta.keys('q.*')) names.push(k.slice(2));
+      for await (const k of await this.#kv.meta.keys('q.*')) names.push(k.slice(2));
       const records = await Promise.all(names.map((n) => this.getQueue(n)));
       return records.filter((r): r is QueueRecord => r !== null).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     });
@@ -375,10 +375,10 @@ export class NatsQueueStore implements QueueStore {
   async deleteQueue(name: string): Promise<boolean> {
     assertQueueName(name);
     return guard(async () => {
-      if (!isLive(await this.#meta.get(`q.${name}`))) return false;
+      if (!isLive(await this.#kv.meta.get(`q.${name}`))) return false;
       // The registry entry goes first: from then on the queue is gone for everyone, and a crash during the
       // cleanup leaves only data that the next createQueue of this name removes.
-      await this.#meta.delete(`q.${name}`);
+      await this.#kv.meta.delete(`q.${name}`);
       this.#forget(name);
       await this.#removeData(name);
       return true;
@@ -408,7 +408,7 @@ export class NatsQueueStore implements QueueStore {
     assertQueueName(name);
     const cached = this.#queues.get(name);
     if (cached) return cached;
-    const e = await this.#meta.get(`q.${name}`);
+    const e = await this.#kv.meta.get(`q.${name}`);
     if (!isLive(e)) throw notFound(name);
     const epoch = await this.#epoch(name);
     const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch, ackWaitMs: 0, delayStores: 0, delayQuietUntil: 0 };
@@ -452,7 +452,7 @@ export class NatsQueueStore implements QueueStore {
         if (!(isStreamNotFound(err) || isNoResponders(err))) throw err;
         // Another process may have deleted the queue; otherwise the backend is failing.
         this.#forget(name);
-        if (!isLive(await this.#meta.get(`q.${name}`))) throw notFound(name);
+        if (!isLive(await this.#kv.meta.get(`q.${name}`))) throw notFound(name);
         throw new ContinuumError('unavailable', `queue ${name}: the NATS backend is not serving it`, undefined, { cause: err });
       }
     });
@@ -562,7 +562,7 @@ export class NatsQueueStore implements QueueStore {
         if (!earlier) reserved.set(k, { id: uuidv7(now), digest: digests[i]!, fresh: true, pending: true, clash: false });
       }
       await Promise.all([...reserved].map(([k, r]) => this.#reserve(k, r)));
-      const withdraw = () => Promise.all([...reserved].filter(([, r]) => r.fresh).map(([k]) => this.#idem.delete(k).catch(() => {})));
+      const withdraw = () => Promise.all([...reserved].filter(([, r]) => r.fresh).map(([k]) => this.#kv.idem.delete(k).catch(() => {})));
       // Refuse the whole batch before storing anything; reservations this call made are withdrawn.
       const clash = [...reserved.values()].find((r) => r.clash);
       if (clash) {
@@ -622,9 +622,9 @@ export class NatsQueueStore implements QueueStore {
   /** Reserve `k` for `r`, or learn the reservation already there (then `r` takes its id). */
   async #reserve(k: string, r: Reservation): Promise<void> {
     try {
-      await this.#idem.create(k, JSON.stringify({ id: r.id, digest: r.digest, p: 1 } satisfies IdemRecord));
+      await this.#kvCreate('idem', k, JSON.stringify({ id: r.id, digest: r.digest, p: 1 } satisfies IdemRecord));
     } catch (err) {
-      const e = await this.#idem.get(k);
+      const e = await this.#kv.idem.get(k);
       if (!isLive(e)) throw err;
       const rec = e.json<IdemRecord>();
       r.id = rec.id;
@@ -646,7 +646,7 @@ export class NatsQueueStore implements QueueStore {
 
   /** Make a key's reservation final: its copy is stored (see send). */
   async #confirmKey(k: string, id: string, digest: string): Promise<void> {
-    await this.#idem.put(k, JSON.stringify({ id, digest } satisfies IdemRecord));
+    await this.#kvPut('idem', k, JSON.stringify({ id, digest } satisfies IdemRecord));
     this.#confirmed.add(k);
     if (this.#confirmed.size > CONFIRMED_CACHE) this.#confirmed.clear();
   }
@@ -713,7 +713,7 @@ export class NatsQueueStore implements QueueStore {
           const token = `${info.sseq}.${info.dseq}.${info.dc}.${epoch}.${nonce}`;
           if (info.dc > 1) {
             redelivered = true;
-            writes.push(this.#track.put(`m.${q.name}.${meta.id}.${info.sseq}`, token));
+            writes.push(this.#kvPut('track', `m.${q.name}.${meta.id}.${info.sseq}`, token));
           }
           const attempt = meta.att + info.dc;
           const lease: Lease = { queue: q.name, token, reply: m.reply!, sseq: info.sseq, meta, body: bytesOf(m.data), attempt, leaseUntil };
@@ -724,7 +724,7 @@ export class NatsQueueStore implements QueueStore {
         await Promise.all(writes);
         if (redelivered) {
           // After the markers: a settle that sees the new epoch finds the marker of every redelivery.
-          const rev = await this.#meta.put(`e.${q.name}`, '');
+          const rev = await this.#kvPut('meta', `e.${q.name}`, '');
           if (rev > q.epoch) q.epoch = rev;
         }
         if (this.#leases.size > LEASE_CACHE_SWEEP) this.#sweepLeases(now);
@@ -836,7 +836,7 @@ export class NatsQueueStore implements QueueStore {
     if (cached && t.epoch === epoch) return cached;
     if (!ID_RE.test(id)) return null;
     const [marker, stored] = await Promise.all([
-      t.epoch === epoch ? null : this.#track.get(`m.${q.name}.${id}.${t.sseq}`),
+      t.epoch === epoch ? null : this.#kv.track.get(`m.${q.name}.${id}.${t.sseq}`),
       this.#jsm.direct.getMessage(q.stream, { seq: t.sseq }),
     ]);
     if (t.epoch !== epoch) {
@@ -967,6 +967,36 @@ export class NatsQueueStore implements QueueStore {
     if (last >= 0) await this.#ackSync(replies[last]!);
   }
 
+  // ------------------------------------------------------------------ KV writes
+
+  /**
+   * A KV write as a plain publish on the bucket's subject through #r: the same stream write as the KV
+   * client's put, without the two Error objects with stack traces its js.publish builds per call (see
+   * replies.ts). Writes on the hot path go this way: a key's reservation and confirmation and a cron
+   * cursor per fire, a tracked message's status per state. `previousSeq` makes it a compare-and-set
+   * (0: only if the key has no entry). Resolves with the entry's revision.
+   */
+  async #kvPut(bucket: Bucket, key: string, value: string, previousSeq?: number): Promise<number> {
+    let h: MsgHdrs | undefined;
+    if (previousSeq !== undefined) {
+      h = natsHeaders();
+      h.set('Nats-Expected-Last-Subject-Sequence', String(previousSeq));
+    }
+    return (await this.#r.publish(`$KV.${this.#p}-${bucket}.${key}`, TEXT.encode(value), h)).seq;
+  }
+
+  /** Write `key` only if it has no live entry; fails (wrong last sequence) when it has one. */
+  async #kvCreate(bucket: Bucket, key: string, value: string): Promise<void> {
+    try {
+      await this.#kvPut(bucket, key, value, 0);
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+      // The key has an entry: a live one (the KV client fails the same way), or the tombstone of a deleted one,
+      // which the client replaces.
+      await this.#kv[bucket].create(key, value);
+    }
+  }
+
   // ------------------------------------------------------------------ tracked messages
 
   async #putStatus(q: Queue, meta: Meta, st: MessageState, att: number, extra: { lu?: number } = {}): Promise<void> {
@@ -974,7 +1004,7 @@ export class NatsQueueStore implements QueueStore {
     if (meta.key !== undefined) s.key = meta.key;
     if (meta.attrs) s.attrs = meta.attrs;
     if (meta.nb !== undefined) s.nb = meta.nb;
-    await this.#track.put(`s.${meta.id}`, JSON.stringify(s));
+    await this.#kvPut('track', `s.${meta.id}`, JSON.stringify(s));
   }
 
   /** First terminal outcome wins: `create` fails when one is already stored. */
@@ -986,16 +1016,16 @@ export class NatsQueueStore implements QueueStore {
     if (meta.key !== undefined) record.key = meta.key;
     if (meta.attrs) record.attrs = meta.attrs;
     try {
-      await this.#track.create(`o.${meta.id}`, JSON.stringify(record));
+      await this.#kvCreate('track', `o.${meta.id}`, JSON.stringify(record));
     } catch (err) {
-      if (!isLive(await this.#track.get(`o.${meta.id}`))) throw err;
+      if (!isLive(await this.#kv.track.get(`o.${meta.id}`))) throw err;
     }
   }
 
   async getMessage(id: string): Promise<MessageStatus | null> {
     if (typeof id !== 'string' || !ID_RE.test(id)) return null;
     return guard(async () => {
-      const [s, o] = await Promise.all([this.#track.get(`s.${id}`), this.#track.get(`o.${id}`)]);
+      const [s, o] = await Promise.all([this.#kv.track.get(`s.${id}`), this.#kv.track.get(`o.${id}`)]);
       const now = Date.now();
       if (isLive(o)) {
         const r = o.json() as Status & { o: StoredOutcome };
@@ -1089,7 +1119,7 @@ export class NatsQueueStore implements QueueStore {
         delete meta.nb;
         await this.#publishReady(q, m.data, `${meta.id}.r${m.seq}`, metaHeaders(meta));
         if (meta.track) {
-          await this.#track.delete(`o.${meta.id}`);
+          await this.#kv.track.delete(`o.${meta.id}`);
           await this.#putStatus(q, meta, 'ready', 0);
         }
         await this.#jsm.streams.deleteMessage(q.dlq, m.seq, false);
@@ -1113,7 +1143,7 @@ export class NatsQueueStore implements QueueStore {
   async getCursor(key: string): Promise<string | null> {
     const k = cursorKey(key);
     return guard(async () => {
-      const e = await this.#meta.get(k);
+      const e = await this.#kv.meta.get(k);
       return isLive(e) ? e.string() : null;
     });
   }
@@ -1123,15 +1153,15 @@ export class NatsQueueStore implements QueueStore {
     assertCursorValue(value);
     return guard(async () => {
       if (expected === undefined) {
-        await this.#meta.put(k, value);
+        await this.#kvPut('meta', k, value);
         return true;
       }
-      const e = await this.#meta.get(k);
+      const e = await this.#kv.meta.get(k);
       const current = isLive(e) ? e.string() : null;
       if (current !== expected) return false;
       try {
         // Compare-and-set on the revision read: a concurrent writer makes this fail.
-        await this.#meta.put(k, value, { previousSeq: e?.revision ?? 0 });
+        await this.#kvPut('meta', k, value, e?.revision ?? 0);
         return true;
       } catch (err) {
         if (isWrongLastSequence(err)) return false;

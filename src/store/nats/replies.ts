@@ -99,7 +99,7 @@ export class Replies {
   }
 
   /** Publish to a stream and wait for its acknowledgement (the write is stored once this resolves). */
-  async publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<PubAck> {
+  async publish(subject: string, data: Uint8Array, headers?: MsgHdrs): Promise<PubAck> {
     const reply = await this.request(subject, data, headers);
     const ack = reply.json<PubAck & { error?: { code: number; err_code: number; description: string } }>();
     if (ack.error) throw new JetStreamApiError(ack.error);
