@@ -44,7 +44,7 @@ test('compileCron refuses bad schedules and zones, naming the field', () => {
   }
 });
 
-test('next fire table: strictly after the instant, in the time zone', () => {
+test('next fire table: strictly after the instant, in the time zone, whatever the host\'s zone', () => {
   const rows: Array<[string, string, string, string, string | null]> = [
     ['every quarter hour', '*/15 * * * *', 'UTC', '2025-06-01T10:07:30.000Z', '2025-06-01T10:15:00.000Z'],
     ['strictly after a fire time', '*/15 * * * *', 'UTC', '2025-06-01T10:15:00.000Z', '2025-06-01T10:30:00.000Z'],
@@ -57,9 +57,21 @@ test('next fire table: strictly after the instant, in the time zone', () => {
     ['day of month OR day of week: the Friday comes first', '0 0 13 * 5', 'UTC', '2025-06-01T00:00:00.000Z', '2025-06-06T00:00:00.000Z'],
     ['last day of February in a leap year', '0 0 L 2 *', 'UTC', '2024-01-01T00:00:00.000Z', '2024-02-29T00:00:00.000Z'],
     ['weekdays skip the weekend', '0 9 * * MON-FRI', 'UTC', '2025-06-06T09:00:00.000Z', '2025-06-09T09:00:00.000Z'],
+    ['another name of UTC', '0 9 * * MON-FRI', 'Etc/GMT', '2025-06-06T09:00:00.000Z', '2025-06-09T09:00:00.000Z'],
+    ['London is not UTC in summer', '0 9 * * *', 'Europe/London', '2025-07-15T00:00:00.000Z', '2025-07-15T08:00:00.000Z'],
+    ['London is UTC in winter', '0 9 * * *', 'Europe/London', '2025-01-15T00:00:00.000Z', '2025-01-15T09:00:00.000Z'],
   ];
-  for (const [name, schedule, timezone, after, expected] of rows) {
-    assert.equal(iso(compileCron(schedule, timezone).next(at(after))), expected, name);
+  const hostZone = process.env.TZ;
+  try {
+    for (const host of ['UTC', 'America/New_York', 'Asia/Kolkata']) {
+      process.env.TZ = host; // Node applies it at once
+      for (const [name, schedule, timezone, after, expected] of rows) {
+        assert.equal(iso(compileCron(schedule, timezone).next(at(after))), expected, `${name} (host in ${host})`);
+      }
+    }
+  } finally {
+    if (hostZone === undefined) delete process.env.TZ;
+    else process.env.TZ = hostZone;
   }
 });
 
