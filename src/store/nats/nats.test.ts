@@ -123,6 +123,34 @@ if (skip) {
     });
 
 
+    test('only copies the store may publish again carry a Nats-Msg-Id: keyed sends and retries, not fresh unkeyed sends', async () => {
+      const prefix = freshPrefix();
+      const store = await openNatsQueueStore({ servers: server.url, prefix });
+      const nc = await connect({ servers: server.url });
+      try {
+        await store.createQueue('ids');
+        const text = new TextEncoder();
+        const [plain] = await store.send('ids', [{ body: text.encode('plain') }]);
+        const [keyed] = await store.send('ids', [{ body: text.encode('keyed'), idempotencyKey: 'K1' }]);
+        const jsm = await jetstream(nc).jetstreamManager();
+        const msgIdAt = async (seq: number) => {
+          const stored = await jsm.streams.getMessage(`${prefix}_q_ids`, { seq });
+          assert.ok(stored, `copy ${seq} is in the stream`);
+          return stored.header?.get('Nats-Msg-Id') ?? '';
+        };
+        assert.equal(await msgIdAt(1), '', 'a fresh unkeyed send');
+        assert.equal(await msgIdAt(2), `k.ids.${createHash('sha256').update('K1').digest('hex')}`, 'a keyed send');
+        const got = await store.receive('ids', 10, 30_000);
+        const first = got.find((m) => m.id === plain!.id)!;
+        assert.deepEqual(await store.settle('ids', [{ id: first.id, leaseToken: first.leaseToken, action: 'retry', error: 'again' }]), [true]);
+        assert.equal(await msgIdAt(3), `${plain!.id}.1`, "a retry's copy: the id and the sequence of the copy it replaces");
+        assert.equal(keyed?.duplicate, false);
+      } finally {
+        await nc.close();
+        await store.close();
+      }
+    });
+
     test('messages that reach a pull after it gave up are handed back at once, not after their ack wait', async () => {
       const own = await NatsTestServer.start();
       const store = await openNatsQueueStore({ servers: own.url, prefix: 'late' });
