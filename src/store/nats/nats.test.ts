@@ -142,7 +142,7 @@ if (skip) {
         assert.equal(await msgIdAt(2), `k.ids.${createHash('sha256').update('K1').digest('hex')}`, 'a keyed send');
         const got = await store.receive('ids', 10, 30_000);
         const first = got.find((m) => m.id === plain!.id)!;
-        assert.deepEqual(await store.settle('ids', [{ id: first.id, leaseToken: first.leaseToken, action: 'retry', error: 'again' }]), [true]);
+        assert.deepEqual(await store.settle('ids', [{ id: first.id, leaseToken: first.leaseToken, action: 'retry', delayMs: 0, error: 'again' }]), [true]);
         assert.equal(await msgIdAt(3), `${plain!.id}.1`, "a retry's copy: the id and the sequence of the copy it replaces");
         assert.equal(keyed?.duplicate, false);
       } finally {
