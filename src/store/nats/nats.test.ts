@@ -58,6 +58,18 @@ if (skip) {
   let n = 0;
   const freshPrefix = () => `t${process.pid}x${++n}`;
 
+  /** `count` stores opened at once on one prefix, like nodes starting together; none is left open if one fails. */
+  async function openTogether(prefix: string, count: number): Promise<QueueStore[]> {
+    const opened = await Promise.allSettled(Array.from({ length: count }, () => openNatsQueueStore({ servers: server.url, prefix })));
+    const stores = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const failed = opened.find((o) => o.status === 'rejected');
+    if (failed) {
+      await Promise.all(stores.map((st) => st.close()));
+      throw failed.reason;
+    }
+    return stores;
+  }
+
   runQueueStoreContract('nats', async () => {
     const prefix = freshPrefix();
     let queues = await openNatsQueueStore({ servers: server.url, prefix });
@@ -76,8 +88,7 @@ if (skip) {
 
   describe('NATS QueueStore specifics', () => {
     test("watch: a store is told of another process's sends (visible and delayed), and finds them at once", async () => {
-      const prefix = freshPrefix();
-      const [store, peer] = await Promise.all([openNatsQueueStore({ servers: server.url, prefix }), openNatsQueueStore({ servers: server.url, prefix })]);
+      const [store, peer] = (await openTogether(freshPrefix(), 2)) as [QueueStore, QueueStore];
       try {
         await store.createQueue('shared');
         assert.deepEqual(await peer.receive('shared', 10, ACK_WAIT_MS), [], 'the peer has looked once, at the delayed copies too');
@@ -102,6 +113,19 @@ if (skip) {
         assert.deepEqual(due.map((m) => new TextDecoder().decode(m.body)), ['soon'], 'due, and seen although the peer had found no delayed copy just before');
       } finally {
         await Promise.all([store.close(), peer.close()]);
+      }
+    });
+
+    test('stores opened at once on a fresh prefix (nodes starting together) all open: only one can create the buckets', async () => {
+      for (let round = 0; round < 20; round++) {
+        const stores = await openTogether(freshPrefix(), 8);
+        try {
+          await stores[0]!.createQueue('q');
+          await stores[1]!.send('q', [{ body: new TextEncoder().encode('x') }]);
+          assert.equal((await stores[3]!.stats('q')).depth, 1);
+        } finally {
+          await Promise.all(stores.map((st) => st.close()));
+        }
       }
     });
 

@@ -83,6 +83,7 @@ const PURGE_BATCH = 256;
  */
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
 const LEASE_CACHE_SWEEP = 10_000;
+const BUCKET_CREATE_ATTEMPTS = 5;
 /** Keys this process made final (see #keyFinalBeforeRemoval); cleared when it grows past this. */
 const CONFIRMED_CACHE = 10_000;
 /** Acked leftovers removed per queue load (see #inspect); a crash leaves about 100 ms worth. */
@@ -236,9 +237,9 @@ export class NatsQueueStore implements QueueStore {
       const kvm = new Kvm(js);
       const file = { storage: StorageType.File, replicas, history: 1 };
       const [meta, idem, track] = await Promise.all([
-        kvm.create(`${prefix}-meta`, file),
-        kvm.create(`${prefix}-idem`, { ...file, ttl: options.dedupeWindowMs ?? EVENT_DEFAULTS.queue.dedupeWindowMs }),
-        kvm.create(`${prefix}-track`, { ...file, ttl: options.outcomeRetentionMs ?? EVENT_DEFAULTS.queue.outcomeRetentionMs }),
+        createBucket(kvm, `${prefix}-meta`, file),
+        createBucket(kvm, `${prefix}-idem`, { ...file, ttl: options.dedupeWindowMs ?? EVENT_DEFAULTS.queue.dedupeWindowMs }),
+        createBucket(kvm, `${prefix}-track`, { ...file, ttl: options.outcomeRetentionMs ?? EVENT_DEFAULTS.queue.outcomeRetentionMs }),
       ]);
       return new NatsQueueStore(nc, jsm, { meta, idem, track }, prefix, replicas);
     } catch (err) {
@@ -1208,6 +1209,22 @@ const notFound = (name: string) => new ContinuumError('not_found', `queue ${name
 
 function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
+}
+
+/**
+ * Create a bucket, or open it when it exists with the same settings. Two processes creating it at the same
+ * moment (two nodes starting on a fresh prefix) can make nats-server 2.9 refuse one of them with "subjects
+ * overlap with an existing stream" while the other's stream is being set up; once it is, the create is a no-op.
+ */
+async function createBucket(kvm: Kvm, name: string, opts: Parameters<Kvm['create']>[1]): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kvm.create(name, opts);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === 10065) || attempt === BUCKET_CREATE_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+    }
+  }
 }
 
 function isWrongLastSequence(err: unknown): boolean {
