@@ -14,6 +14,7 @@
  * in its header) and acks the old one, so a message's state always travels with it.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
@@ -803,7 +804,7 @@ export class NatsQueueStore implements QueueStore {
     for (const pause of SIGNAL_PAUSES_MS) {
       const stored = this.#fresh.get(key);
       if (msgs.length > 0 || !stored || stored.unseen === 0 || Date.now() - stored.at > RECENT_STORE_MS) break;
-      await new Promise((resolve) => setTimeout(resolve, pause));
+      await sleep(pause);
       msgs = await this.#pull(q.stream, consumer, max);
     }
     const stored = this.#fresh.get(key);
@@ -1222,7 +1223,7 @@ async function createBucket(kvm: Kvm, name: string, opts: Parameters<Kvm['create
       return await kvm.create(name, opts);
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === 10065) || attempt === BUCKET_CREATE_ATTEMPTS) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+      await sleep(10 * attempt);
     }
   }
 }
