@@ -4,12 +4,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { natsDurability } from '../src/store/nats/queues.ts';
+import { natsSkipReason, NatsTestServer } from '../src/store/nats/testing.ts';
 
 const BIN = fileURLToPath(new URL('../bin/continuum.mjs', import.meta.url));
 
@@ -22,7 +24,7 @@ interface Run {
 let work: string;
 let dataDir: string;
 let node: ChildProcess | undefined;
-let nodeInfo: { url: string; apiUrl: string; tokenPath: string; ready: boolean };
+let nodeInfo: UpInfo;
 
 function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, CONTINUUM_DATA: dataDir, CI: 'true', CONTINUUM_CONTAINER_TIERS: '0', ...extra };
@@ -78,26 +80,40 @@ export default {
 };
 `;
 
-before(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'continuum-cli-e2e-'));
-  dataDir = path.join(work, 'data');
-  await writeFile(path.join(work, 'echo.ts'), ECHO_TS);
-  node = spawn(process.execPath, [BIN, 'up', '--port', '0', '--data-dir', dataDir, '--json'], { cwd: work, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+interface UpInfo {
+  url: string;
+  apiUrl: string;
+  tokenPath: string;
+  nats: string | null;
+  queueDurability: { powerLoss: boolean | null; detail: string };
+  ready: boolean;
+}
+
+/** `continuum up --json` with `args`: the process and its ready line. */
+async function startUp(args: string[]): Promise<{ child: ChildProcess; info: UpInfo }> {
+  const child = spawn(process.execPath, [BIN, 'up', '--port', '0', '--json', ...args], { cwd: work, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  node.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const lines = createInterface({ input: node.stdout! });
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const lines = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`continuum up did not become ready in 60s; stderr: ${stderr}`)), 60_000);
     lines.once('line', (line) => {
       clearTimeout(timer);
       resolve(line);
     });
-    node!.once('exit', (code) => {
+    child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`continuum up exited with ${code}; stderr: ${stderr}`));
     });
   });
-  nodeInfo = JSON.parse(first);
+  return { child, info: JSON.parse(first) as UpInfo };
+}
+
+before(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'continuum-cli-e2e-'));
+  dataDir = path.join(work, 'data');
+  await writeFile(path.join(work, 'echo.ts'), ECHO_TS);
+  ({ child: node, info: nodeInfo } = await startUp(['--data-dir', dataDir, '--require-power-safe']));
 });
 
 after(async () => {
@@ -117,6 +133,8 @@ describe('continuum CLI against a running node', () => {
     assert.equal(nodeInfo.tokenPath, path.join(dataDir, 'admin-token'));
     assert.equal(nodeInfo.ready, true);
     assert.match(await readFile(nodeInfo.tokenPath, 'utf8'), /\S/);
+    assert.equal(nodeInfo.nats, null);
+    assert.equal(nodeInfo.queueDurability.powerLoss, true, 'the embedded queue store syncs before it acknowledges (so --require-power-safe let it start)');
   });
 
   it('deploy a single file (name from the file name) returns the function and its version', async () => {
@@ -457,6 +475,30 @@ describe('queues and async invocations through the CLI', () => {
     assert.match(flag.error.message, /^--nats "http:\/\/127\.0\.0\.1:4222" is not a NATS server URL/);
     const env = await cliJson<{ error: { code: string; message: string } }>(['up', '--port', '0', '--data-dir', path.join(work, 'nats-data')], 1, { env: { CONTINUUM_NATS: 'nats://' } });
     assert.match(env.error.message, /^CONTINUUM_NATS "nats:\/\/" is not a NATS server URL/);
+  });
+
+  it('up with NATS says what an acknowledged message survives on that server (catalogue 42)', { skip: natsSkipReason() }, async () => {
+    const server = await NatsTestServer.start();
+    let up: ChildProcess | undefined;
+    try {
+      const started = await startUp(['--data-dir', path.join(work, 'nats-up-data'), '--nats', server.url]);
+      up = started.child;
+      const version = /v(\d+\.\d+\.\d+)/.exec(execFileSync(server.binary, ['--version'], { encoding: 'utf8' }))![1]!;
+      assert.equal(started.info.nats, server.url);
+      assert.deepEqual(started.info.queueDurability, natsDurability(version));
+      // Only a store known to survive a power loss passes --require-power-safe; a NATS server never is (the
+      // node started above with the embedded store passed it).
+      const refused = await cliJson<{ error: { code: string; message: string } }>(['up', '--port', '0', '--data-dir', path.join(work, 'nats-strict-data'), '--nats', server.url, '--require-power-safe'], 1);
+      assert.equal(refused.error.code, 'bad_request');
+      assert.equal(refused.error.message, `--require-power-safe: ${natsDurability(version).detail}`);
+    } finally {
+      if (up && up.exitCode === null && up.signalCode === null) {
+        const exited = new Promise((resolve) => up!.once('exit', resolve));
+        up.kill('SIGTERM');
+        await exited;
+      }
+      await server.close();
+    }
   });
 });
 

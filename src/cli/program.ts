@@ -20,6 +20,8 @@ export interface UpOptions extends CommonOptions {
   examples?: boolean;
   /** NATS server URL(s), comma-separated: queues and async invocations in JetStream. */
   nats?: string;
+  /** Refuse to start unless acknowledged queue writes are known to survive a power loss. */
+  requirePowerSafe?: boolean;
   /** OTLP/HTTP endpoint to export traces to. */
   otlpEndpoint?: string;
   /** Retention of invocation records and logs. */
@@ -235,6 +237,7 @@ Exit codes: 0 ok, 1 user error, 2 platform or network error.`);
     .option('--host <host>', 'address to listen on (default: 127.0.0.1)')
     .option('--examples', 'deploy the bundled examples')
     .option('--nats <url>', 'keep queues and async invocations in NATS JetStream at this URL (comma-separated for several; default: $CONTINUUM_NATS, else SQLite in the data dir)')
+    .option('--require-power-safe', 'refuse to start unless acknowledged queue messages are known to survive a power loss (the embedded store syncs each one; a NATS server must be known to)')
     .option('--otlp-endpoint <url>', 'export traces over OTLP/HTTP to this collector URL (/v1/traces is appended; default: $CONTINUUM_OTLP_ENDPOINT, else no tracing)')
     .option('--records-max-age <duration>', `keep invocation records and logs this long (default ${NODE_DEFAULTS.records.maxAgeMs / 86_400_000}d)`, durationMs)
     .option('--records-max-size <size>', `and at most this much of them on disk, e.g. 500MB, 2GiB (default ${NODE_DEFAULTS.records.maxBytes / 2 ** 30}GiB)`, parseSize)

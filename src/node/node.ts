@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { NODE_DEFAULTS } from '../core/defaults.ts';
 import type { InstanceServices, SandboxDriver } from '../core/driver.ts';
 import type { Tier } from '../core/types.ts';
+import type { QueueDurability } from '../store/contract.ts';
 import { openSqliteStores } from '../store/sqlite/index.ts';
 import { openNatsQueueStore } from '../store/nats/index.ts';
 import { IsolateDriver } from '../drivers/isolate/driver.ts';
@@ -80,6 +81,8 @@ export interface RunningNode {
   tokenPath: string;
   token: string;
   service: FunctionService;
+  /** What an acknowledged queue write survives on this node's queue store (told to the operator at start). */
+  queueDurability: QueueDurability;
   close(): Promise<void>;
 }
 
@@ -303,6 +306,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     tokenPath,
     token,
     service,
+    queueDurability: stores.queues.durability(),
     close: () =>
       (closing ??= (async () => {
         // Stop accepting; invocations in flight get a grace period, then their instances stop (answering

@@ -127,6 +127,18 @@ export interface QueueRecord {
   createdAt: string;
 }
 
+/**
+ * What an acknowledged queue write survives on a backend (reliability catalogue 42): every backend keeps it
+ * across a crash of the process; a power loss only if the write was synced to disk before the
+ * acknowledgement. Operators see this when a node starts.
+ */
+export interface QueueDurability {
+  /** Acknowledged writes survive a power loss: true, false, or null when the store cannot tell. */
+  powerLoss: boolean | null;
+  /** One sentence for the operator: why, and what would change it. */
+  detail: string;
+}
+
 export interface QueueStats {
   /** Messages not yet finished: ready + delayed + in flight. */
   depth: number;
@@ -293,5 +305,6 @@ export interface QueueStore {
   getCursor(key: string): Promise<string | null>;
   setCursor(key: string, value: string, expected?: string | null): Promise<boolean>;
 
+  durability(): QueueDurability;
   close(): Promise<void>;
 }

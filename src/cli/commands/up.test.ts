@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CliError } from '../errors.ts';
-import { natsFrom, otlpFrom, redactNats } from './up.ts';
+import { durabilityLine, natsFrom, otlpFrom, redactNats } from './up.ts';
 
 test('--nats wins over CONTINUUM_NATS; neither means the embedded store', () => {
   assert.equal(natsFrom('nats://a:4222', { CONTINUUM_NATS: 'nats://b:4222' }), 'nats://a:4222');
@@ -43,4 +43,10 @@ test('--otlp-endpoint wins over CONTINUUM_OTLP_ENDPOINT; headers come from CONTI
   bad('grpc://a:4317', {}, /^--otlp-endpoint "grpc:\/\/a:4317" is not an http\(s\) URL/);
   bad('', {}, /^--otlp-endpoint "" is not/);
   bad(undefined, { CONTINUUM_OTLP_ENDPOINT: 'http://a', CONTINUUM_OTLP_HEADERS: 'novalue' }, /CONTINUUM_OTLP_HEADERS must be name=value pairs/);
+});
+
+test('the banner states durability plainly when power loss is covered, and warns when it is not or cannot be known', () => {
+  assert.equal(durabilityLine({ powerLoss: true, detail: 'synced' }), 'synced');
+  assert.equal(durabilityLine({ powerLoss: false, detail: 'not synced' }), 'WARNING: not synced');
+  assert.equal(durabilityLine({ powerLoss: null, detail: 'unknown' }), 'WARNING: unknown');
 });

@@ -3,6 +3,7 @@ import { NODE_DEFAULTS } from '../../core/defaults.ts';
 import type { Context } from '../context.ts';
 import { CliError, EXIT_PLATFORM, EXIT_USER, userError } from '../errors.ts';
 import type { UpOptions } from '../program.ts';
+import type { RunningNode } from '../../node/node.ts';
 
 const CLOSE_TIMEOUT_MS = 15_000;
 
@@ -71,6 +72,11 @@ export function otlpFrom(flag: string | undefined, env: Record<string, string | 
   return { endpoint, headers };
 }
 
+/** The banner's durability line: a plain statement when power loss is covered, a warning otherwise. */
+export function durabilityLine(d: RunningNode['queueDurability']): string {
+  return d.powerLoss === true ? d.detail : `WARNING: ${d.detail}`;
+}
+
 export async function up(ctx: Context, opts: UpOptions, version: string): Promise<number> {
   const port = opts.port ?? portFromEnv(ctx.env.PORT) ?? NODE_DEFAULTS.port;
   const host = opts.host ?? NODE_DEFAULTS.host;
@@ -101,8 +107,22 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
     if (code === 'EACCES') throw userError(`not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`);
     throw err;
   }
+  if (opts.requirePowerSafe && node.queueDurability.powerLoss !== true) {
+    await node.close();
+    throw userError(`--require-power-safe: ${node.queueDurability.detail}`);
+  }
   const base = node.url.replace(/\/+$/, '');
-  const info = { url: base, consoleUrl: `${base}/`, apiUrl: `${base}/v1`, tokenPath: node.tokenPath, dataDir, nats: nats !== undefined ? redactNats(nats) : null, pid: process.pid, ready: true };
+  const info = {
+    url: base,
+    consoleUrl: `${base}/`,
+    apiUrl: `${base}/v1`,
+    tokenPath: node.tokenPath,
+    dataDir,
+    nats: nats !== undefined ? redactNats(nats) : null,
+    queueDurability: node.queueDurability,
+    pid: process.pid,
+    ready: true,
+  };
   if (ctx.out.json) ctx.out.jsonLine(info);
   else {
     ctx.out.text([
@@ -112,6 +132,7 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       `  admin token  ${node.tokenPath}`,
       `  data dir     ${dataDir}`,
       `  queues       ${info.nats !== null ? `NATS JetStream at ${info.nats}` : 'SQLite in the data dir'}`,
+      `  durability   ${durabilityLine(node.queueDurability)}`,
       `  traces       ${otlp ? `OTLP/HTTP to ${new URL(otlp.endpoint).origin}` : 'off (--otlp-endpoint)'}`,
       'Stop with Ctrl-C.',
     ].join('\n'));

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +12,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { contentDigest } from '../queue-rules.ts';
 import { flushOncePerTurn } from './flush.ts';
-import { openNatsQueueStore } from './queues.ts';
+import { natsDurability, openNatsQueueStore } from './queues.ts';
 import { natsSkipReason, NatsTestServer } from './testing.ts';
 
 /** Counts the client's socket writes (every flush ends in `transport.send`). */
@@ -42,6 +43,26 @@ async function publishAcrossMicrotasks(nc: NatsConnection, subject: string): Pro
 }
 
 const ACK_WAIT_MS = EVENT_DEFAULTS.queue.leaseMs;
+
+test('durability by server version: before 2.10 no power-loss safety; from 2.10 it depends on configuration a client cannot read', () => {
+  const table: Array<[string | undefined, boolean | null]> = [
+    ['2.9.10', false],
+    ['v2.9.25', false],
+    ['1.4.1', false],
+    ['2.10.0', null],
+    ['2.12.1', null],
+    ['3.0.0', null],
+    [undefined, null],
+    ['nightly', null],
+  ];
+  for (const [version, powerLoss] of table) {
+    const d = natsDurability(version);
+    assert.equal(d.powerLoss, powerLoss, String(version));
+    assert.match(d.detail, /sync_interval: always/, String(version));
+    if (version !== undefined) assert.ok(d.detail.includes(version), `${version}: the detail names the version`);
+  }
+});
+
 const skip = natsSkipReason();
 if (skip) {
   test('NATS QueueStore', { skip }, () => {});
@@ -87,6 +108,17 @@ if (skip) {
   });
 
   describe('NATS QueueStore specifics', () => {
+    test('durability is judged by the version of the server the store is connected to', async () => {
+      const version = /v(\d+\.\d+\.\d+)/.exec(execFileSync(server.binary, ['--version'], { encoding: 'utf8' }))?.[1];
+      assert.ok(version, 'nats-server --version names a version');
+      const store = await openNatsQueueStore({ servers: server.url, prefix: freshPrefix() });
+      try {
+        assert.deepEqual(store.durability(), natsDurability(version));
+      } finally {
+        await store.close();
+      }
+    });
+
     test("watch: a store is told of another process's sends (visible and delayed), and finds them at once", async () => {
       const [store, peer] = (await openTogether(freshPrefix(), 2)) as [QueueStore, QueueStore];
       try {

@@ -31,6 +31,7 @@ import type {
   MessageState,
   MessageStatus,
   NewMessage,
+  QueueDurability,
   QueueRecord,
   QueueStats,
   QueueStore,
@@ -1179,6 +1180,10 @@ export class NatsQueueStore implements QueueStore {
     });
   }
 
+  durability(): QueueDurability {
+    return natsDurability(this.#nc.info?.version);
+  }
+
   async close(): Promise<void> {
     this.#r.close();
     if (!this.#nc.isClosed()) await this.#nc.close();
@@ -1186,6 +1191,21 @@ export class NatsQueueStore implements QueueStore {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/**
+ * What an acknowledged publish survives, by the server's version. JetStream acknowledges once the write is in
+ * its file (a crash of nats-server or of the node keeps it) and syncs on an interval; syncing every write
+ * (`sync_interval: always`) exists from 2.10 on, and is server configuration a client cannot read.
+ */
+export function natsDurability(version: string | undefined): QueueDurability {
+  const m = /^v?(\d+)\.(\d+)\./.exec(version ?? '');
+  if (!m) return { powerLoss: null, detail: `nats-server of unknown version (${JSON.stringify(version ?? '')}): acknowledged messages survive a power loss only if it syncs every write (jetstream { sync_interval: always }, 2.10 or later)` };
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major < 2 || (major === 2 && minor < 10)) {
+    return { powerLoss: false, detail: `nats-server ${version} cannot sync every write (sync_interval: always needs 2.10 or later): acknowledged messages survive a crash of the node or of nats-server, not a power loss` };
+  }
+  return { powerLoss: null, detail: `nats-server ${version}: acknowledged messages survive a power loss only with jetstream { sync_interval: always } in its configuration, which a client cannot read` };
+}
 
 function guard<T>(fn: () => Promise<T>): Promise<T> {
   return fn().catch((err: unknown) => {

@@ -1,7 +1,9 @@
 /** The SQLite QueueStore against the backend-neutral contract suite. */
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { runQueueStoreContract } from '../queue-contract-suite.ts';
 import { SqliteQueueStore } from './queues.ts';
 
@@ -26,4 +28,17 @@ runQueueStoreContract('sqlite', async () => {
       await rm(dir, { recursive: true, force: true });
     },
   };
+});
+
+test('durability: acknowledged sends survive a power loss (powerloss.test.ts checks the sync before each acknowledgement)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'continuum-queues-'));
+  const store = SqliteQueueStore.open(join(dir, 'queues.db'));
+  try {
+    const d = store.durability();
+    assert.equal(d.powerLoss, true);
+    assert.match(d.detail, /synchronous=FULL/);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -20,6 +20,7 @@ import type {
   MessageState,
   MessageStatus,
   NewMessage,
+  QueueDurability,
   QueueRecord,
   QueueStats,
   QueueStore,
@@ -509,6 +510,10 @@ export class SqliteQueueStore implements QueueStore {
       this.#s.pruneIdem!.run(now - this.#dedupeWindowMs);
       this.#s.pruneOutcomes!.run(now - this.#outcomeRetentionMs);
     }).catch(() => {}); // pruning is retried at the next interval
+  }
+
+  durability(): QueueDurability {
+    return { powerLoss: true, detail: 'SQLite syncs every acknowledged send to disk before the acknowledgement (synchronous=FULL)' };
   }
 
   /** The underlying handle, for diagnostics. */
