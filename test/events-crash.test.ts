@@ -166,7 +166,7 @@ function runCrashSuite(backend: string, startNode: () => Promise<ProcessNode>, m
     test('kill -9 during a 10,000-message run: every acknowledged message executed or dead-lettered; duplicates bounded by what was in flight', queueRun('kill'));
     test('SIGTERM during a 10,000-message run (catalogue 49): consumers drain; no loss and no duplicates', queueRun('term'));
 
-    test('kill -9 during async invokes: every 202 executed; a retried idempotency key keeps its id', async () => {
+    test('kill -9 at three random points of 2,000 async invokes (catalogue 41): every 202 executed; a retried idempotency key keeps its id', async () => {
       const node = await startNode();
       assert.equal((await node.api('POST', '/v1/queues', { name: 'ledger' })).status, 201);
       const fn = `export default { async fetch(req, env) {
@@ -192,11 +192,17 @@ function runCrashSuite(backend: string, startNode: () => Promise<ProcessNode>, m
       const clients = Array.from({ length: 8 }, async () => {
         while (next < TOTAL) await invoke(next++);
       });
+      // Catalogue 41 kills at random points of the run; here three, each while eight clients are mid-request
+      // (some before their commit, some between it and the 202, some after). Printed, to replay a failure.
+      const killAt = Array.from({ length: 3 }, () => Math.floor(TOTAL * (0.1 + 0.8 * Math.random()))).sort((a, b) => a - b);
+      process.stderr.write(`[${backend}] async: kill -9 after ${killAt.join(', ')} acknowledged\n`);
       const killer = (async () => {
-        while (done < TOTAL / 2) await sleep(5);
-        await node.kill();
-        await midRun?.(node, 1);
-        await node.start();
+        for (const [i, at] of killAt.entries()) {
+          while (done < at) await sleep(5);
+          await node.kill();
+          await midRun?.(node, i + 1);
+          await node.start();
+        }
       })();
       await Promise.all([...clients, killer]);
       const deadline = Date.now() + 120_000;

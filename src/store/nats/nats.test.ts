@@ -295,6 +295,48 @@ if (skip) {
       }
     });
 
+    test('copies acked just before a server crash are not handed out again, though the crash lost their acks', async () => {
+      const own = await NatsTestServer.start();
+      let store: QueueStore | undefined;
+      try {
+        store = await openNatsQueueStore({ servers: own.url, prefix: 'lostacks' });
+        await store.createQueue('jobs');
+        await store.createQueue('other');
+        for (let i = 0; i < 3000; i += 100) await store.send('jobs', Array.from({ length: 100 }, (_, j) => ({ body: new TextEncoder().encode(`m${i + j}`) })));
+        await store.send('other', [{ body: new TextEncoder().encode('o') }]);
+        // Consumers at work (receive 10, ack them); the server is killed in the middle, while its latest acks
+        // are only in memory. An ack whose settle resolved is done: that message must never come again.
+        const acked = new Set<string>();
+        let crashed = false;
+        const loops = Array.from({ length: 4 }, async () => {
+          while (!crashed) {
+            const s = store!;
+            const batch = await s.receive('jobs', 10, ACK_WAIT_MS).catch(() => []);
+            if (batch.length === 0) continue;
+            const ok = await s.settle('jobs', batch.map((m) => ({ id: m.id, leaseToken: m.leaseToken, action: 'ack' as const }))).catch(() => []);
+            batch.forEach((m, i) => ok[i] && acked.add(m.id));
+          }
+        });
+        while (acked.size < 1000) await sleep(1);
+        crashed = true;
+        await own.crash();
+        await Promise.all(loops);
+        await store.close();
+        await own.start();
+
+        store = await openNatsQueueStore({ servers: own.url, prefix: 'lostacks' });
+        const again: LeasedMessage[] = [];
+        for (let batch = await store.receive('jobs', 100, ACK_WAIT_MS); batch.length > 0; batch = await store.receive('jobs', 100, ACK_WAIT_MS)) again.push(...batch);
+        const twice = again.filter((m) => acked.has(m.id));
+        assert.deepEqual(twice.map((m) => `${new TextDecoder().decode(m.body)} (attempt ${m.attempt})`), [], `${twice.length} of ${acked.size} acked messages came again`);
+        assert.ok(again.length + acked.size >= 3000, `every message not acked comes (${again.length} + ${acked.size} acked)`);
+        assert.equal((await store.receive('other', 10, ACK_WAIT_MS)).length, 1, "another queue's messages are untouched");
+      } finally {
+        await store?.close();
+        await own.close();
+      }
+    });
+
     test('a keyed send that crashed before its key was final is stored once by its retry: consumed copy, restarted server, or never stored', async () => {
       const own = await NatsTestServer.start();
       const body = (t: string) => new TextEncoder().encode(t);

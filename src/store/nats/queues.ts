@@ -8,6 +8,7 @@
  *   KV <p>-meta             q.<queue> registry, e.<queue> redelivery epoch, c.<key> cursors
  *   KV <p>-idem (TTL)       <queue>.<sha256(key)> → first message id and content digest (pending until stored)
  *   KV <p>-track (TTL)      s.<id> status, o.<id> outcome (first wins), m.<queue>.<id>.<seq> redelivery markers
+ *   stream  <P>_done        <p>.done.<queue>: the stream sequences each settle removed, kept past a server crash
  *   core subject <p>.wake.<queue>  "<sender> <visible> <delayed>" after every store: wakes every process's watchers
  *
  * A stored message is one copy on a subject: a retry publishes a new copy (with the attempt count and errors
@@ -15,7 +16,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
@@ -85,11 +86,19 @@ const PURGE_BATCH = 256;
  */
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60_000;
 const LEASE_CACHE_SWEEP = 10_000;
-const BUCKET_CREATE_ATTEMPTS = 5;
+const CREATE_ATTEMPTS = 5;
 /** Keys this process made final (see #keyFinalBeforeRemoval); cleared when it grows past this. */
 const CONFIRMED_CACHE = 10_000;
 /** Acked leftovers removed per queue load (see #inspect); a crash leaves about 100 ms worth. */
 const LEFTOVER_SCAN = 10_000;
+/**
+ * The done log (see #logDone): entries kept (the newest), and how far back from the newest one a store reads
+ * when it connects. nats-server 2.9 loses about the last 100 ms of a consumer's acks when it is killed.
+ */
+const DONE_LOG_MAX = 100_000;
+const DONE_LOST_WINDOW_MS = 5_000;
+/** Entries read from the done log's tail at most, whatever their age. */
+const DONE_TAIL_MAX = 20_000;
 const META_HEADER = 'Continuum-Meta';
 const DEAD_HEADER = 'Continuum-Dead';
 const PREFIX_RE = /^[a-z][a-z0-9]{0,31}$/;
@@ -172,6 +181,12 @@ interface Queue {
   delayStores: number;
   /** As far as this process knows, no delayed copy is due before this time, so #moveDue need not ask. */
   delayQuietUntil: number;
+  /**
+   * Copies (stream sequences) settled before the server's last crash whose acks it may have lost (see
+   * #logDone): acked again, never handed out, when they come back; forgotten at `doneUntil`.
+   */
+  done: Set<number>;
+  doneUntil: number;
 }
 
 interface Lease {
@@ -221,6 +236,8 @@ export class NatsQueueStore implements QueueStore {
    */
   readonly #fresh = new Map<string, { at: number; unseen: number }>();
   readonly #watchers = new QueueWatchers();
+  /** The done log's recent entries by queue, read once per connection (see #recentlyDone). */
+  #doneTail: Promise<Map<string, { createdAt: string; seqs: number[] }>> | null = null;
 
   static async open(options: NatsQueueStoreOptions): Promise<NatsQueueStore> {
     const prefix = options.prefix ?? 'continuum';
@@ -238,7 +255,19 @@ export class NatsQueueStore implements QueueStore {
       const jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT_MS });
       const kvm = new Kvm(js);
       const file = { storage: StorageType.File, replicas, history: 1 };
-      const [meta, idem, track] = await Promise.all([
+      const [, meta, idem, track] = await Promise.all([
+        retryOverlap(() =>
+          jsm.streams.add({
+            name: `${prefix}_done`,
+            subjects: [`${prefix}.done.*`],
+            retention: RetentionPolicy.Limits,
+            storage: StorageType.File,
+            num_replicas: replicas,
+            max_msgs: DONE_LOG_MAX,
+            discard: DiscardPolicy.Old,
+            allow_direct: true,
+          }),
+        ),
         createBucket(kvm, `${prefix}-meta`, file),
         createBucket(kvm, `${prefix}-idem`, { ...file, ttl: options.dedupeWindowMs ?? EVENT_DEFAULTS.queue.dedupeWindowMs }),
         createBucket(kvm, `${prefix}-track`, { ...file, ttl: options.outcomeRetentionMs ?? EVENT_DEFAULTS.queue.outcomeRetentionMs }),
@@ -269,6 +298,7 @@ export class NatsQueueStore implements QueueStore {
         // was away are lost: every watcher looks again.
         const names = [...this.#queues.keys()];
         this.#queues.clear();
+        this.#doneTail = null;
         for (const name of names) this.#watchers.tell(name);
       }
     })().catch(() => {});
@@ -315,7 +345,7 @@ export class NatsQueueStore implements QueueStore {
 
   // ------------------------------------------------------------------ queues
 
-  #names(name: string): Omit<Queue, 'createdAt' | 'epoch' | 'ackWaitMs' | 'delayStores' | 'delayQuietUntil'> {
+  #names(name: string): Omit<Queue, 'createdAt' | 'epoch' | 'ackWaitMs' | 'delayStores' | 'delayQuietUntil' | 'done' | 'doneUntil'> {
     return {
       name,
       stream: `${this.#p}_q_${name}`,
@@ -351,7 +381,7 @@ export class NatsQueueStore implements QueueStore {
         ]);
         // A fresh epoch newer than any token of an earlier queue of this name.
         const epoch = await this.#kv.meta.put(`e.${name}`, '');
-        this.#queues.set(name, { ...n, createdAt, epoch, ackWaitMs: ACK_WAIT_MS, delayStores: 0, delayQuietUntil: 0 });
+        this.#queues.set(name, { ...n, createdAt, epoch, ackWaitMs: ACK_WAIT_MS, delayStores: 0, delayQuietUntil: 0, done: new Set(), doneUntil: 0 });
       } catch (err) {
         await this.#kv.meta.delete(`q.${name}`).catch(() => {});
         throw err;
@@ -401,6 +431,7 @@ export class NatsQueueStore implements QueueStore {
       deleteStream(n.dlq),
       this.#jsm.streams.purge(`KV_${this.#p}-idem`, { filter: `$KV.${this.#p}-idem.${name}.>` }),
       this.#jsm.streams.purge(`KV_${this.#p}-track`, { filter: `$KV.${this.#p}-track.m.${name}.>` }),
+      this.#jsm.streams.purge(`${this.#p}_done`, { filter: `${this.#p}.done.${name}` }),
     ]);
   }
 
@@ -417,7 +448,7 @@ export class NatsQueueStore implements QueueStore {
     const e = await this.#kv.meta.get(`q.${name}`);
     if (!isLive(e)) throw notFound(name);
     const epoch = await this.#epoch(name);
-    const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch, ackWaitMs: 0, delayStores: 0, delayQuietUntil: 0 };
+    const q: Queue = { ...this.#names(name), createdAt: (e.json() as { createdAt: string }).createdAt, epoch, ackWaitMs: 0, delayStores: 0, delayQuietUntil: 0, done: new Set(), doneUntil: 0 };
     await this.#inspect(q).catch(() => {});
     this.#queues.set(name, q);
     return q;
@@ -430,12 +461,19 @@ export class NatsQueueStore implements QueueStore {
    * back in the stream, below their consumer's ack floor, and would never be delivered nor removed.
    */
   async #inspect(q: Queue): Promise<void> {
-    const [si, ready, delay] = await Promise.all([
+    const [si, ready, delay, tail] = await Promise.all([
       this.#jsm.streams.info(q.stream),
       this.#jsm.consumers.info(q.stream, READY),
       this.#jsm.consumers.info(q.stream, DELAY),
+      this.#recentlyDone(),
     ]);
     q.ackWaitMs = Math.round((ready.config.ack_wait ?? 0) / 1e6);
+    const done = tail.get(q.name);
+    if (done && done.createdAt === q.createdAt) {
+      q.done = new Set(done.seqs);
+      // A copy whose ack was lost comes back at once (the consumer forgot delivering it) or when its ack wait ends.
+      q.doneUntil = Date.now() + 2 * Math.max(q.ackWaitMs, ACK_WAIT_MS);
+    }
     for (const [filter, floor] of [[`${q.subject}${READY_SUFFIX}`, ready.ack_floor.stream_seq], [`${q.subject}.d.*`, delay.ack_floor.stream_seq]] as const) {
       const stale: number[] = [];
       for (let seq = si.state.first_seq; seq <= floor && stale.length < LEFTOVER_SCAN; ) {
@@ -446,6 +484,62 @@ export class NatsQueueStore implements QueueStore {
       }
       await Promise.all(stale.map((seq) => this.#jsm.streams.deleteMessage(q.stream, seq, false).catch(() => false)));
     }
+  }
+
+  /**
+   * The done log's entries of the last DONE_LOST_WINDOW_MS before its newest one, by queue: read backwards
+   * from the end, once per connection (a store that opens after a server crash, or reconnects across one).
+   */
+  #recentlyDone(): Promise<Map<string, { createdAt: string; seqs: number[] }>> {
+    this.#doneTail ??= (async () => {
+      const stream = `${this.#p}_done`;
+      const out = new Map<string, { createdAt: string; seqs: number[] }>();
+      const si = await this.#jsm.streams.info(stream);
+      let newest: number | null = null;
+      for (let seq = si.state.last_seq, read = 0; seq >= si.state.first_seq && seq > 0 && read < DONE_TAIL_MAX; seq--, read++) {
+        const m = await this.#jsm.direct.getMessage(stream, { seq });
+        if (!m) continue;
+        const at = m.time.getTime();
+        newest ??= at;
+        if (at < newest - DONE_LOST_WINDOW_MS) break;
+        const [createdAt = '', list = ''] = m.string().split(' ');
+        const queue = m.subject.slice(`${this.#p}.done.`.length);
+        const entry = out.get(queue);
+        // Newest first: an entry of an earlier queue of the same name is not this queue's.
+        if (entry && entry.createdAt !== createdAt) continue;
+        const seqs = list.split(',').map(Number).filter((n) => Number.isSafeInteger(n) && n > 0);
+        if (entry) entry.seqs.push(...seqs);
+        else out.set(queue, { createdAt, seqs });
+      }
+      return out;
+    })().catch(() => {
+      // Without it a lost ack means a second delivery, as before (at least once still holds); asked again on the next connection.
+      this.#doneTail = null;
+      return new Map();
+    });
+    return this.#doneTail;
+  }
+
+  /**
+   * Record that these copies of `q` were settled, before their acks can be lost: nats-server 2.9 writes a
+   * consumer's acks (and a work queue's removals) to disk lazily, so a crash loses the last ~100 ms of them,
+   * and with them the consumer's record of having delivered those copies: they come back as first
+   * deliveries, and ran twice. The log is a stream write (on disk before its acknowledgement), so a settle
+   * that resolved has either its acks or this entry; stores read its tail when they connect (#inspect).
+   */
+  async #logDone(q: Queue, seqs: number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.#r.publish(`${this.#p}.done.${q.name}`, TEXT.encode(`${q.createdAt} ${seqs.join(',')}`));
+  }
+
+  /** A copy settled before the server's last crash, come back: acked again, not handed out. */
+  #settledBefore(q: Queue, sseq: number): boolean {
+    if (q.done.size === 0) return false;
+    if (Date.now() > q.doneUntil) {
+      q.done.clear();
+      return false;
+    }
+    return q.done.has(sseq);
   }
 
   /** Run queue-scoped work with the registry check and error mapping; a vanished stream means a deleted queue. */
@@ -695,8 +789,8 @@ export class NatsQueueStore implements QueueStore {
       this.#serialize(q, async () => {
         // The epoch before the pull: a token may only claim "not redelivered since" from a point before its delivery.
         const epoch = q.epoch;
-        const [moved, first] = await Promise.all([this.#moveDue(q, aheadMs), this.#pullFresh(q, READY, max)]);
-        const msgs = moved > 0 && first.length < max ? first.concat(await this.#pullFresh(q, READY, max - first.length)) : first;
+        const [moved, first] = await Promise.all([this.#moveDue(q, aheadMs), this.#pullReady(q, max)]);
+        const msgs = moved > 0 && first.length < max ? first.concat(await this.#pullReady(q, max - first.length)) : first;
         const now = Date.now();
         // Told apart by their delivery sequence already; the random part keeps tokens of another server or
         // another queue of the same name from ever matching (random once per store, counted per receive).
@@ -764,6 +858,8 @@ export class NatsQueueStore implements QueueStore {
       const info = parseAckSubject(m.reply);
       if (!meta || !info) {
         this.#nc.publish(m.reply!, '+TERM');
+      } else if (this.#settledBefore(q, info.sseq)) {
+        this.#nc.publish(m.reply!, '+ACK');
       } else if (meta.nb !== undefined && meta.nb > horizon) {
         this.#nc.publish(m.reply!, nakDelay(meta.nb - horizon + 1));
         quietUntil = Math.min(quietUntil, now + meta.nb - horizon + 1);
@@ -778,10 +874,28 @@ export class NatsQueueStore implements QueueStore {
         const visible: Meta = nb !== undefined && nb > now ? meta : rest;
         await this.#publishReady(q, m.data, `${meta.id}.m${seq}`, metaHeaders(visible));
         await this.#keyFinalBeforeRemoval(q, meta, m.data);
-        await this.#ackSync(m.reply!);
       }),
     );
+    await Promise.all([this.#logDone(q, due.map((d) => d.seq)), ...due.map(({ m }) => this.#ackSync(m.reply!))]);
     return due.length;
+  }
+
+  /**
+   * Copies from `ready`, up to `max`, less those settled before a server crash that lost their acks (acked
+   * again here; see #logDone). When every copy a pull handed out was such a one, it pulls again: after a crash
+   * they come first, and an empty answer would send the consumer to sleep with a backlog waiting.
+   */
+  async #pullReady(q: Queue, max: number): Promise<Msg[]> {
+    for (;;) {
+      const msgs = await this.#pullFresh(q, READY, max);
+      const kept = msgs.filter((m) => {
+        const info = parseAckSubject(m.reply);
+        if (!info || !this.#settledBefore(q, info.sseq)) return true;
+        this.#nc.publish(m.reply!, '+ACK');
+        return false;
+      });
+      if (kept.length > 0 || msgs.length === 0) return kept;
+    }
   }
 
   /** A no-wait pull: whatever is available now, up to `batch`, without waiting for more. */
@@ -914,7 +1028,7 @@ export class NatsQueueStore implements QueueStore {
           }),
         );
         const done = removable.filter((l): l is Lease => l !== null);
-        await this.#ackAll(done.map((l) => l.reply));
+        await Promise.all([this.#ackAll(done.map((l) => l.reply)), this.#logDone(q, done.map((l) => l.sseq))]);
         for (const l of done) this.#leases.delete(l.token);
         const retried = settlements.filter((s, i) => removable[i] && s.action === 'retry');
         const delayed = retried.filter((s) => retryDelayMs(s) > 0).length;
@@ -1232,17 +1346,23 @@ function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
 }
 
+/** Create a bucket, or open it when it exists with the same settings. */
+function createBucket(kvm: Kvm, name: string, opts: Parameters<Kvm['create']>[1]): Promise<KV> {
+  return retryOverlap(() => kvm.create(name, opts));
+}
+
 /**
- * Create a bucket, or open it when it exists with the same settings. Two processes creating it at the same
- * moment (two nodes starting on a fresh prefix) can make nats-server 2.9 refuse one of them with "subjects
- * overlap with an existing stream" while the other's stream is being set up; once it is, the create is a no-op.
+ * Create a stream (a bucket's, or the done log) that may exist with the same settings (then a no-op). Two
+ * processes creating it at the same moment (nodes starting together on a fresh prefix) can make nats-server
+ * 2.9 refuse one of them with "subjects overlap with an existing stream" (10065) while the other's is being
+ * set up: retried.
  */
-async function createBucket(kvm: Kvm, name: string, opts: Parameters<Kvm['create']>[1]): Promise<KV> {
+async function retryOverlap<T>(create: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await kvm.create(name, opts);
+      return await create();
     } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === 10065) || attempt === BUCKET_CREATE_ATTEMPTS) throw err;
+      if (!(err instanceof JetStreamApiError && err.code === 10065) || attempt === CREATE_ATTEMPTS) throw err;
       await sleep(10 * attempt);
     }
   }
