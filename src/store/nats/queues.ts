@@ -15,7 +15,7 @@
  * in its header) and acks the old one, so a message's state always travels with it.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { JetStreamManager, PubAck, StoredMsg } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
@@ -236,6 +236,8 @@ export class NatsQueueStore implements QueueStore {
    */
   readonly #fresh = new Map<string, { at: number; unseen: number }>();
   readonly #watchers = new QueueWatchers();
+  /** Done-log entries being gathered in this turn, per queue (see #logDone). */
+  readonly #doneEntries = new Map<Queue, { seqs: number[]; written: Promise<void> }>();
   /** The done log's recent entries by queue, read once per connection (see #recentlyDone). */
   #doneTail: Promise<Map<string, { createdAt: string; seqs: number[] }>> | null = null;
 
@@ -527,9 +529,21 @@ export class NatsQueueStore implements QueueStore {
    * deliveries, and ran twice. The log is a stream write (on disk before its acknowledgement), so a settle
    * that resolved has either its acks or this entry; stores read its tail when they connect (#inspect).
    */
-  async #logDone(q: Queue, seqs: number[]): Promise<void> {
-    if (seqs.length === 0) return;
-    await this.#r.publish(`${this.#p}.done.${q.name}`, TEXT.encode(`${q.createdAt} ${seqs.join(',')}`));
+  #logDone(q: Queue, seqs: number[]): Promise<void> {
+    if (seqs.length === 0) return Promise.resolve();
+    // The settles of one event-loop turn share one entry (concurrent batches of a queue often end together).
+    let entry = this.#doneEntries.get(q);
+    if (!entry) {
+      const e = { seqs: [] as number[], written: Promise.resolve() };
+      e.written = nextTurn().then(async () => {
+        this.#doneEntries.delete(q);
+        await this.#r.publish(`${this.#p}.done.${q.name}`, TEXT.encode(`${q.createdAt} ${e.seqs.join(',')}`));
+      });
+      this.#doneEntries.set(q, e);
+      entry = e;
+    }
+    entry.seqs.push(...seqs);
+    return entry.written;
   }
 
   /** A copy settled before the server's last crash, come back: acked again, not handed out. */
