@@ -67,6 +67,8 @@ export interface NodeConfig {
   consoleDir?: string;
   /** Where diagnostics go (default: stderr). */
   log?: (line: string) => void;
+  /** Refuse to start (NotPowerSafeError) unless acknowledged queue writes are known to survive a power loss. */
+  requirePowerSafe?: boolean;
   /**
    * Run the container (runc) and gvisor (runsc) tiers. Their start-up imports the runtime image into
    * `<dataDir>/images` and probes the runtimes (gVisor's platforms), seconds of CPU: it runs in the
@@ -89,12 +91,25 @@ export interface RunningNode {
 const VERSION = '0.1.0';
 const CLOSE_GRACE_MS = 5_000;
 
+/** The queue store cannot promise that acknowledged writes survive a power loss; the message says why. */
+export class NotPowerSafeError extends ContinuumError {
+  constructor(detail: string) {
+    super('bad_request', detail);
+  }
+}
+
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const log = config.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const sqlite = await openSqliteStores(config.dataDir);
   // With NATS, queues, async invocations and cron cursors live in JetStream; the rest stays embedded.
   const stores = config.nats ? { ...sqlite, queues: await openNatsQueueStore({ servers: config.nats }) } : sqlite;
   if (config.nats) await sqlite.queues.close();
+  const queueDurability = stores.queues.durability();
+  if (config.requirePowerSafe && queueDurability.powerLoss !== true) {
+    // Before anything listens or runs: a refused node never serves.
+    for (const store of [stores.state, stores.records, stores.queues, stores.artifacts]) await store.close();
+    throw new NotPowerSafeError(queueDurability.detail);
+  }
   const { token, tokenPath } = await ensureAdminToken(config.dataDir);
   const nodeName = (await stores.state.getMeta('node-name')) ?? hostname();
 
@@ -306,7 +321,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     tokenPath,
     token,
     service,
-    queueDurability: stores.queues.durability(),
+    queueDurability,
     close: () =>
       (closing ??= (async () => {
         // Stop accepting; invocations in flight get a grace period, then their instances stop (answering

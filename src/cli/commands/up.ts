@@ -83,7 +83,7 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
   const nats = natsFrom(opts.nats, ctx.env);
   const otlp = otlpFrom(opts.otlpEndpoint, ctx.env);
   const dataDir = ctx.dataDir;
-  const { startNode } = await import('../../node/node.ts');
+  const { startNode, NotPowerSafeError } = await import('../../node/node.ts');
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
     // Fault-injection points for the crash tests (catalogue 50); never set in normal use.
@@ -98,18 +98,16 @@ export async function up(ctx: Context, opts: UpOptions, version: string): Promis
       ...(failpoints?.length ? { failpoints } : {}),
       // On unless CONTINUUM_CONTAINER_TIERS=0; their start-up (runtime image import, gVisor platform probe) runs in the background.
       containerTiers: ctx.env.CONTINUUM_CONTAINER_TIERS !== '0',
+      requirePowerSafe: opts.requirePowerSafe === true,
       records: { ...(opts.recordsMaxAge !== undefined ? { maxAgeMs: opts.recordsMaxAge } : {}), ...(opts.recordsMaxSize !== undefined ? { maxBytes: opts.recordsMaxSize } : {}) },
     });
   } catch (err) {
+    if (err instanceof NotPowerSafeError) throw userError(`--require-power-safe: ${err.message}`);
     const code = (err as { code?: unknown }).code;
     if (code === 'EADDRINUSE') throw userError(`${host}:${port} is already in use — is another node running? Pass --port or set PORT`);
     if (code === 'EADDRNOTAVAIL') throw userError(`cannot listen on ${host}: address not available on this machine`);
     if (code === 'EACCES') throw userError(`not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`);
     throw err;
-  }
-  if (opts.requirePowerSafe && node.queueDurability.powerLoss !== true) {
-    await node.close();
-    throw userError(`--require-power-safe: ${node.queueDurability.detail}`);
   }
   const base = node.url.replace(/\/+$/, '');
   const info = {
